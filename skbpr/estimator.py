@@ -1,0 +1,762 @@
+"""HybridBPR: a scikit-learn estimator for ranking from implicit feedback."""
+
+from __future__ import annotations
+
+import copy
+import numbers
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from skbpr.callbacks import CallbackList, ProgressBar
+from skbpr.losses import LOSSES, resolve_loss
+from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
+from skbpr.sampling import SAMPLERS, NegativeSampler
+from skbpr.training import OPTIMIZERS, Trainer, make_optimizer, resolve_device, torch_threads
+
+NEGATIVE_MODES = ("auto", *SAMPLERS)
+
+
+def _check_number(name: str, value: Any, *, low: float, integer: bool = False, strict: bool = True) -> None:
+    kind = numbers.Integral if integer else numbers.Real
+    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
+    ok = ok and (value > low if strict else value >= low)
+    if not ok:
+        what = "an integer" if integer else "a finite number"
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+class HybridBPR(BaseEstimator):
+    """Matrix factorisation with feature embeddings, trained on pairwise ranking losses.
+
+    ``score(u, i) = (Fu[u] @ U) . (Fi[i] @ V) + Fi[i] @ b``, where ``Fu`` and
+    ``Fi`` are user and item feature matrices (with identity columns, per
+    the feature modes), so users and items that share features with known
+    ones can be scored without interactions.
+
+    Parameters
+    ----------
+    n_components : int, default=64
+        Dimension of the latent space.
+    loss : {"bpr", "logistic", "hinge", "warp"} or callable, default="bpr"
+        Ranking loss. A callable ``(pos_scores, neg_scores) -> scalar tensor``
+        receives scores of shape ``(B,)`` and ``(B, n_negatives)``.
+    negatives : {"uniform", "implicit", "mixed", "auto"}, default="uniform"
+        Where negatives come from. ``uniform``: items the user has no
+        training positive for; ``implicit``: the user's implicit negatives
+        (``Rneg``), uniform for users without any; ``mixed``: implicit with
+        probability ``implicit_ratio``, else uniform; ``auto``: ``mixed``
+        when implicit negatives are given, else ``uniform``. The default is
+        ``uniform`` even when ``Rneg`` is given: implicit negatives teach the
+        model to order the items a user looked at, not to push down the
+        unseen catalogue that full-catalogue ranking is judged on, and on
+        MovieLens they lowered NDCG@10 (``benchmarks/movielens.py``). Where
+        exposure logs carry signal, search ``negatives`` and
+        ``implicit_ratio`` as hyperparameters.
+    implicit_ratio : float, default=0.5
+        Share of implicit draws in ``mixed`` mode.
+    n_negatives : int, default=1
+        Negatives drawn per positive for ``bpr``, ``logistic``, ``hinge`` and
+        callables (their losses average over them).
+    max_sampled : int, default=10
+        WARP: the most candidates drawn per positive in search of one that
+        violates the margin.
+    sigma : float, default=1.0
+        BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``.
+    margin : float, default=1.0
+        Margin of the ``hinge`` and ``warp`` losses.
+    user_features_mode, item_features_mode : {"identity", "features", "both"}, default="both"
+        ``identity``: one embedding per user (item), features ignored;
+        ``features``: the given features alone; ``both``: features plus an
+        identity column per row. Without given features, identity is used.
+    optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
+        Sparse-row optimiser: only the rows a batch touched are updated.
+    learning_rate : float, default=0.1
+        Step size of the optimiser (for a loss averaged over the batch).
+    alpha : float, default=0.01
+        L2 penalty on the representations a batch uses (per occurrence).
+    init_std : float, default=0.1
+        Standard deviation of the initial embeddings.
+    epochs : int, default=50
+        Passes over the training positives.
+    batch_size : int, default=1024
+        Positives per optimisation step.
+    eval_metric : str, default="ndcg@10"
+        Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
+    eval_every : int, default=1
+        Evaluate on the validation data every this many epochs.
+    patience : int or None, default=None
+        Stop after this many evaluations without improvement and restore the
+        best weights; ``None`` trains all epochs.
+    validation_fraction : float or None, default=None
+        Hold out this share of each user's positives for early stopping when
+        ``fit`` gets no ``eval_set``.
+    random_state : int, RandomState or None, default=None
+        Seed of initialisation, shuffling and sampling; a fixed seed gives
+        identical weights on CPU.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Torch device; ``auto`` picks CUDA when available.
+    n_threads : int or None, default=None
+        Torch intra-op threads during ``fit`` and scoring (``None``: torch's
+        current setting).
+    callbacks : list or None, default=None
+        :class:`skbpr.callbacks.Callback` objects or functions
+        ``f(estimator, epoch, logs)``.
+    verbose : bool, default=False
+        Show a progress bar over epochs.
+    warm_start : bool, default=False
+        Continue from the current weights when refitting on data of the
+        same shape.
+
+    Attributes
+    ----------
+    model_ : HybridFactorization
+        The torch module holding the weights.
+    user_embeddings_, item_embeddings_, item_biases_ : ndarray
+        Learned feature embeddings (rows: features, identity columns last).
+    history_ : list of dict
+        Per epoch: ``epoch``, mean training ``loss`` and validation metrics.
+    train_positives_ : scipy.sparse.csr_matrix
+        Training positives, removed from rankings by ``recommend`` and the
+        scorers.
+    n_users_, n_items_ : int
+        Size of the id space seen in ``fit``.
+    negatives_ : str
+        The sampling mode ``auto`` resolved to.
+    device_ : torch.device
+        Where the model lives.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 64,
+        *,
+        loss: str | Callable = "bpr",
+        negatives: str = "uniform",
+        implicit_ratio: float = 0.5,
+        n_negatives: int = 1,
+        max_sampled: int = 10,
+        sigma: float = 1.0,
+        margin: float = 1.0,
+        user_features_mode: str = "both",
+        item_features_mode: str = "both",
+        optimizer: str = "adagrad",
+        learning_rate: float = 0.1,
+        alpha: float = 0.01,
+        init_std: float = 0.1,
+        epochs: int = 50,
+        batch_size: int = 1024,
+        eval_metric: str = "ndcg@10",
+        eval_every: int = 1,
+        patience: int | None = None,
+        validation_fraction: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "auto",
+        n_threads: int | None = None,
+        callbacks: list | None = None,
+        verbose: bool = False,
+        warm_start: bool = False,
+    ) -> None:
+        self.n_components = n_components
+        self.loss = loss
+        self.negatives = negatives
+        self.implicit_ratio = implicit_ratio
+        self.n_negatives = n_negatives
+        self.max_sampled = max_sampled
+        self.sigma = sigma
+        self.margin = margin
+        self.user_features_mode = user_features_mode
+        self.item_features_mode = item_features_mode
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.init_std = init_std
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.eval_metric = eval_metric
+        self.eval_every = eval_every
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.callbacks = callbacks
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ checks
+    def _validate_params(self) -> None:
+        _check_number("n_components", self.n_components, low=0, integer=True)
+        if not callable(self.loss):
+            _check_choice("loss", self.loss, LOSSES)
+        _check_choice("negatives", self.negatives, NEGATIVE_MODES)
+        _check_number("implicit_ratio", self.implicit_ratio, low=0, strict=False)
+        if self.implicit_ratio > 1:
+            raise ValueError(f"implicit_ratio must be in [0, 1], got {self.implicit_ratio!r}")
+        _check_number("n_negatives", self.n_negatives, low=0, integer=True)
+        _check_number("max_sampled", self.max_sampled, low=0, integer=True)
+        _check_number("sigma", self.sigma, low=0)
+        _check_number("margin", self.margin, low=0, strict=False)
+        _check_choice("user_features_mode", self.user_features_mode, FEATURE_MODES)
+        _check_choice("item_features_mode", self.item_features_mode, FEATURE_MODES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_number("learning_rate", self.learning_rate, low=0)
+        _check_number("alpha", self.alpha, low=0, strict=False)
+        _check_number("init_std", self.init_std, low=0, strict=False)
+        _check_number("epochs", self.epochs, low=0, integer=True)
+        _check_number("batch_size", self.batch_size, low=0, integer=True)
+        _check_number("eval_every", self.eval_every, low=0, integer=True)
+        if self.patience is not None:
+            _check_number("patience", self.patience, low=0, integer=True)
+        if self.validation_fraction is not None:
+            _check_number("validation_fraction", self.validation_fraction, low=0)
+            if self.validation_fraction >= 1:
+                raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
+        if self.n_threads is not None:
+            _check_number("n_threads", self.n_threads, low=0, integer=True)
+        if not isinstance(self.eval_metric, str):
+            raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")
+
+    # --------------------------------------------------------------------- fit
+    def fit(
+        self,
+        X: Any,
+        Rneg: Any = None,
+        *,
+        user_features: Any = None,
+        item_features: Any = None,
+        eval_set: Any = None,
+    ) -> HybridBPR:
+        """Learn embeddings from positive (and implicit negative) interactions.
+
+        Parameters
+        ----------
+        X : Interactions or sparse matrix or array of shape (n_users, n_items)
+            An :class:`skbpr.interactions.Interactions` container, or the
+            positives ``Rpos`` (nonzero = interaction).
+        Rneg : sparse matrix or array of shape (n_users, n_items), optional
+            Implicit negatives (shown or watched, not engaged). Entries that
+            are also positives are dropped, with a warning.
+        user_features : sparse matrix or array of shape (n_users, n_user_features), optional
+            Nonnegative user feature weights.
+        item_features : sparse matrix or array of shape (n_items, n_item_features), optional
+            Nonnegative item feature weights.
+        eval_set : Interactions, optional
+            Held-out positives (same id space) for early stopping.
+
+        Returns
+        -------
+        self : HybridBPR
+        """
+        data = self._as_interactions(X, Rneg, user_features, item_features)
+        self._validate_params()
+        eval_data = self._check_eval_set(eval_set, data)
+        device = resolve_device(self.device)
+        if eval_data is None and self.validation_fraction is not None:
+            from skbpr.model_selection import train_test_split
+
+            data, eval_data = train_test_split(
+                data,
+                test_size=self.validation_fraction,
+                random_state=check_random_state(self.random_state).randint(2**31),
+            )
+        with torch_threads(self.n_threads):
+            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start)
+        return self
+
+    def partial_fit(
+        self, X: Any, Rneg: Any = None, *, user_features: Any = None, item_features: Any = None
+    ) -> HybridBPR:
+        """Train one more epoch from the current weights (initialises them if unfitted)."""
+        data = self._as_interactions(X, Rneg, user_features, item_features)
+        self._validate_params()
+        with torch_threads(self.n_threads):
+            self._fit(data, None, resolve_device(self.device), 1, reset=False)
+        return self
+
+    def _as_interactions(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> Any:
+        from skbpr.interactions import Interactions
+
+        if isinstance(X, Interactions):
+            given = {"Rneg": Rneg, "user_features": user_features, "item_features": item_features}
+            extra = [k for k, v in given.items() if v is not None]
+            if extra:
+                raise ValueError(
+                    f"{', '.join(extra)} must be None when X is an Interactions container (it carries them)"
+                )
+            return X
+        if X is None:
+            raise ValueError("X (Rpos) must be an Interactions container or a users x items matrix, got None")
+        return Interactions.from_matrices(X, Rneg, user_features=user_features, item_features=item_features)
+
+    def _check_eval_set(self, eval_set: Any, data: Any) -> Any:
+        if eval_set is None:
+            return None
+        from skbpr.interactions import Interactions
+
+        if not isinstance(eval_set, Interactions):
+            raise TypeError(f"eval_set must be an Interactions container, got {type(eval_set).__name__}")
+        if (eval_set.n_users, eval_set.n_items) != (data.n_users, data.n_items):
+            raise ValueError(
+                f"eval_set has {eval_set.n_users} users x {eval_set.n_items} items, "
+                f"the training data {data.n_users} x {data.n_items}: they must share one id space"
+            )
+        return eval_set
+
+    def _compatible(self, data: Any) -> bool:
+        return (
+            hasattr(self, "model_")
+            and (self.n_users_, self.n_items_) == (data.n_users, data.n_items)
+            and self._feature_signature(data) == self._feature_signature_
+            and self.model_.n_components == self.n_components
+        )
+
+    def _feature_signature(self, data: Any) -> tuple:
+        uf, itf = data.user_features, data.item_features
+        return (
+            None if uf is None else uf.shape[1],
+            None if itf is None else itf.shape[1],
+            self.user_features_mode,
+            self.item_features_mode,
+        )
+
+    def _fit(self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool) -> None:
+        positives = data.positives
+        negatives = data.negatives
+        mode = self.negatives
+        if mode == "auto":
+            mode = "mixed" if negatives is not None and negatives.nnz else "uniform"
+        user_matrix = build_feature_matrix(data.user_features, data.n_users, self.user_features_mode)
+        item_matrix = build_feature_matrix(data.item_features, data.n_items, self.item_features_mode)
+        user_map = FeatureMap(user_matrix, data.n_users, device)
+        item_map = FeatureMap(item_matrix, data.n_items, device)
+        self._check_feature_rows(user_matrix, "user_features", "user_features_mode")
+        self._check_feature_rows(item_matrix, "item_features", "item_features_mode")
+        sampler = NegativeSampler(positives, negatives, mode=mode, implicit_ratio=self.implicit_ratio, device=device)
+        coo = positives.tocoo()
+        users = torch.as_tensor(coo.row.astype(np.int64), device=device)
+        items = torch.as_tensor(coo.col.astype(np.int64), device=device)
+        full = sampler.users_without_candidates
+        if full.size:
+            keep = ~np.isin(coo.row, full)
+            warnings.warn(
+                f"{full.size} users have every item as a positive and no possible negative; "
+                "their positives are skipped in training",
+                UserWarning,
+                stacklevel=3,
+            )
+            users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
+
+        fresh = reset or not self._compatible(data)
+        if fresh:
+            self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            init = torch.Generator().manual_seed(self._seed)
+            model = HybridFactorization(
+                user_map.n_features, item_map.n_features, self.n_components, init_std=self.init_std, generator=init
+            )
+            self.history_ = []
+            self._optimizer_state = (None, None)
+        else:
+            model = self.model_
+        model = model.to(device)
+        loss_fn, grad_fn = resolve_loss(self.loss, sigma=self.sigma, margin=self.margin, n_items=data.n_items)
+        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate)
+        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate)
+        opt_u.load_state(self._optimizer_state[0])
+        opt_i.load_state(self._optimizer_state[1])
+        trainer = Trainer(
+            model=model,
+            user_map=user_map,
+            item_map=item_map,
+            sampler=sampler,
+            users=users,
+            items=items,
+            grad_fn=grad_fn,
+            user_optimizer=opt_u,
+            item_optimizer=opt_i,
+            alpha=float(self.alpha),
+            batch_size=int(self.batch_size),
+            n_negatives=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
+        )
+        self.model_ = model
+        self._user_map, self._item_map = user_map, item_map
+        self._feature_signature_ = self._feature_signature(data)
+        self.n_users_, self.n_items_ = data.n_users, data.n_items
+        self.n_user_features_in_ = 0 if data.user_features is None else data.user_features.shape[1]
+        self.n_item_features_in_ = 0 if data.item_features is None else data.item_features.shape[1]
+        self.train_positives_ = positives
+        self.negatives_ = mode
+        self.device_ = device
+        self._run_epochs(trainer, epochs, data, eval_data)
+        self._optimizer_state = (opt_u.state, opt_i.state)
+
+    def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
+        if matrix is None:
+            return
+        empty = np.flatnonzero(np.diff(matrix.indptr) == 0)
+        if empty.size:
+            raise ValueError(
+                f"{name} has {empty.size} rows with no feature at all (first: {empty[:5].tolist()}) "
+                f"and {mode_name}='features' adds no identity column; use {mode_name}='both'"
+            )
+
+    def _run_epochs(self, trainer: Trainer, epochs: int, data: Any, eval_data: Any) -> None:
+        callbacks = list(self.callbacks or [])
+        if self.verbose:
+            callbacks.append(ProgressBar(total=epochs))
+        callbacks = CallbackList(callbacks)
+        callbacks.on_fit_begin(self, {"epochs": epochs, **self._data_summary(data)})
+        start = len(self.history_)
+        best_value, best_state, waited = -np.inf, None, 0
+        stopped_early = False
+        for offset in range(epochs):
+            epoch = start + offset + 1
+            generator = torch.Generator(device=self.device_).manual_seed(self._seed + 7919 * epoch)
+            snapshot = self._weights()
+            try:
+                loss = trainer.epoch(generator)
+            except KeyboardInterrupt:
+                self._restore(snapshot)
+                self.history_.append({"epoch": epoch, "interrupted": True})
+                callbacks.on_fit_end(self, {"interrupted": True})
+                raise
+            if not np.isfinite(loss):
+                self._restore(snapshot)
+                raise FloatingPointError(
+                    f"training loss became {loss} at epoch {epoch}; the weights of epoch {epoch - 1} were kept. "
+                    f"Try a smaller learning_rate (now {self.learning_rate!r})"
+                )
+            logs: dict[str, float] = {"epoch": epoch, "loss": loss}
+            if eval_data is not None and (offset + 1) % self.eval_every == 0:
+                logs.update({f"val_{k}": v for k, v in self._evaluate(eval_data).items()})
+                value = logs[f"val_{self.eval_metric}"]
+                if value > best_value:
+                    best_value, best_state, waited = value, (epoch, self._weights()), 0
+                    self.best_epoch_ = epoch
+                else:
+                    waited += 1
+            self.history_.append(logs)
+            stop = callbacks.on_epoch_end(self, epoch, dict(logs))
+            if self.patience is not None and eval_data is not None and waited >= self.patience:
+                stopped_early = True
+            if stop or stopped_early:
+                break
+        if best_state is not None and self.patience is not None:
+            self._restore(best_state[1])
+        callbacks.on_fit_end(self, {"stopped_early": stopped_early, "epochs_run": len(self.history_) - start})
+
+    def _evaluate(self, eval_data: Any) -> dict[str, float]:
+        from skbpr.metrics import evaluate
+
+        metrics = {self.eval_metric, "ndcg@10", "auc"}
+        return evaluate(self, eval_data, metrics=sorted(metrics))
+
+    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model_.user_weight.data.clone(), self.model_.item_weight.data.clone()
+
+    def _restore(self, weights: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.model_.user_weight.data.copy_(weights[0])
+        self.model_.item_weight.data.copy_(weights[1])
+
+    @staticmethod
+    def _data_summary(data: Any) -> dict[str, int]:
+        return {
+            "n_users": data.n_users,
+            "n_items": data.n_items,
+            "n_positives": data.positives.nnz,
+            "n_negatives": 0 if data.negatives is None else data.negatives.nnz,
+            "n_user_features": 0 if data.user_features is None else data.user_features.shape[1],
+            "n_item_features": 0 if data.item_features is None else data.item_features.shape[1],
+        }
+
+    # ------------------------------------------------------------ embeddings
+    @property
+    def user_embeddings_(self) -> np.ndarray:
+        """User feature embeddings ``U``, shape ``(n_user_feature_rows, n_components)``."""
+        check_is_fitted(self, "model_")
+        return self.model_.user_weight.detach().cpu().numpy().copy()
+
+    @property
+    def item_embeddings_(self) -> np.ndarray:
+        """Item feature embeddings ``V``, shape ``(n_item_feature_rows, n_components)``."""
+        check_is_fitted(self, "model_")
+        return self.model_.item_weight[:, :-1].detach().cpu().numpy().copy()
+
+    @property
+    def item_biases_(self) -> np.ndarray:
+        """Item feature biases ``b``, shape ``(n_item_feature_rows,)``."""
+        check_is_fitted(self, "model_")
+        return self.model_.item_weight[:, -1].detach().cpu().numpy().copy()
+
+    def _cold_map(self, features: Any, side: str) -> FeatureMap:
+        """A feature map for new rows given in the raw feature space of ``side``."""
+        n_in = self.n_user_features_in_ if side == "user" else self.n_item_features_in_
+        mode = self.user_features_mode if side == "user" else self.item_features_mode
+        name = f"{side}_features"
+        if n_in == 0 or mode == "identity":
+            raise ValueError(
+                f"{name} cannot score new {side}s: the model was fitted with "
+                + (f"no {name}" if n_in == 0 else f"{side}_features_mode='identity'")
+            )
+        from skbpr.interactions import _as_csr
+
+        matrix = _as_csr(features, name)
+        if matrix.shape[1] != n_in:
+            raise ValueError(f"{name} must have {n_in} columns (the features seen in fit), got shape {matrix.shape}")
+        if mode == "both":  # new rows have no identity column of their own
+            matrix = sp.hstack(
+                [matrix, sp.csr_matrix((matrix.shape[0], self._n_rows(side)), dtype=np.float32)], format="csr"
+            )
+        return FeatureMap(matrix, matrix.shape[0], self.device_)
+
+    def _n_rows(self, side: str) -> int:
+        return self.n_users_ if side == "user" else self.n_items_
+
+    def _vectors(self, side: str, rows: np.ndarray | None = None, features: Any = None) -> torch.Tensor:
+        """Representations on the device: known ``rows`` or new ``features`` rows."""
+        check_is_fitted(self, "model_")
+        if features is not None:
+            fmap = self._cold_map(features, side)
+            idx = torch.arange(fmap.n_rows, device=self.device_)
+        else:
+            fmap = self._user_map if side == "user" else self._item_map
+            idx = (
+                torch.arange(fmap.n_rows, device=self.device_)
+                if rows is None
+                else torch.as_tensor(rows, device=self.device_)
+            )
+        table = self.model_.user_weight if side == "user" else self.model_.item_weight
+        with torch.no_grad():
+            return fmap.gather(table.data, idx)
+
+    def user_representations(self, user_features: Any = None) -> np.ndarray:
+        """User vectors ``Fu @ U``: known users, or new users from feature rows.
+
+        Parameters
+        ----------
+        user_features : matrix of shape (n, n_user_features), optional
+            Feature rows of (possibly new) users in the feature space given to
+            ``fit``; ``None`` returns all known users.
+        """
+        return self._vectors("user", features=user_features).cpu().numpy()
+
+    def item_representations(self, item_features: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Item vectors ``Fi @ V`` and biases ``Fi @ b``: known items or new feature rows."""
+        vec = self._vectors("item", features=item_features).cpu().numpy()
+        return vec[:, :-1], vec[:, -1]
+
+    # ---------------------------------------------------------------- serving
+    def _check_ids(self, ids: Any, name: str, n: int) -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array of indices, got shape {arr.shape}")
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0)):
+                raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+        arr = arr.astype(np.int64)
+        bad = arr[(arr < 0) | (arr >= n)]
+        if bad.size:
+            raise ValueError(f"{name} must be indices in [0, {n}), got {bad[:5].tolist()}")
+        return arr
+
+    def _user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for ``users`` (a LongTensor on ``device_``)."""
+        with torch.no_grad():
+            u = self._user_map.gather(self.model_.user_weight.data, users)
+            return HybridFactorization.scores(u, self._all_items())
+
+    def _all_items(self) -> torch.Tensor:
+        return self._vectors("item")
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Scores of user-item pairs.
+
+        Parameters
+        ----------
+        X : array of shape (n_pairs, 2)
+            Rows of ``(user_index, item_index)``.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_pairs,)
+        """
+        check_is_fitted(self, "model_")
+        pairs = np.asarray(X)
+        if pairs.ndim != 2 or pairs.shape[1] != 2:
+            raise ValueError(f"X must have shape (n_pairs, 2) of (user, item) indices, got shape {pairs.shape}")
+        users = self._check_ids(pairs[:, 0], "X[:, 0] (users)", self.n_users_)
+        items = self._check_ids(pairs[:, 1], "X[:, 1] (items)", self.n_items_)
+        with torch.no_grad():
+            scores = self.model_(
+                self._user_map,
+                self._item_map,
+                torch.as_tensor(users, device=self.device_),
+                torch.as_tensor(items, device=self.device_),
+            )
+        return scores.cpu().numpy()
+
+    def recommend(
+        self,
+        users: Any = None,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Any = None,
+        user_features: Any = None,
+        item_features: Any = None,
+        batch_size: int = 4096,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for each user, best first.
+
+        Parameters
+        ----------
+        users : array of int, optional
+            Indices of known users. Leave ``None`` and pass ``user_features``
+            to recommend for new users from their feature rows.
+        k : int, default=10
+            Items per user.
+        exclude_seen : bool, default=True
+            Remove each known user's training positives from the ranking.
+        items : array of int, optional
+            Rank only these candidate items (returned ids are item indices).
+        user_features : matrix of shape (n_new_users, n_user_features), optional
+            Cold-start users' features.
+        item_features : matrix of shape (n_new_items, n_item_features), optional
+            Rank a new catalogue scored from its features instead of the
+            known items; returned ids index its rows.
+        batch_size : int, default=4096
+            Users scored per matrix product, bounding memory.
+
+        Returns
+        -------
+        item_ids : ndarray of shape (n_users, k)
+            Ids of the recommended items; ``-1`` where fewer than ``k``
+            candidates remain.
+        scores : ndarray of shape (n_users, k)
+            Their scores (``-inf`` where the id is ``-1``).
+        """
+        check_is_fitted(self, "model_")
+        if (users is None) == (user_features is None):
+            raise ValueError("recommend needs exactly one of users (known indices) or user_features (new users)")
+        if items is not None and item_features is not None:
+            raise ValueError("items and item_features cannot both be given")
+        _check_number("batch_size", batch_size, low=0, integer=True)
+        known = user_features is None
+        user_idx = self._check_ids(users, "users", self.n_users_) if known else None
+        new_items = item_features is not None
+        item_vecs = self._vectors("item", features=item_features)
+        candidates = None
+        if items is not None:
+            candidates = self._check_ids(items, "items", self.n_items_)
+            item_vecs = item_vecs.index_select(0, torch.as_tensor(candidates, device=self.device_))
+        n_cand = item_vecs.shape[0]
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 0 < k <= n_cand:
+            raise ValueError(f"k must be an integer in [1, {n_cand}] (the number of candidate items), got {k!r}")
+        user_vecs = None if known else self._vectors("user", features=user_features)
+        n = user_idx.size if known else user_vecs.shape[0]
+        mask_seen = exclude_seen and known and not new_items
+        position = None
+        if mask_seen and candidates is not None:
+            position = np.full(self.n_items_, -1, dtype=np.int64)
+            position[candidates] = np.arange(candidates.size)
+        out_ids = np.empty((n, k), dtype=np.int64)
+        out_scores = np.empty((n, k), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                if known:
+                    rows = torch.as_tensor(user_idx[start:stop], device=self.device_)
+                    u = self._user_map.gather(self.model_.user_weight.data, rows)
+                else:
+                    u = user_vecs[start:stop]
+                scores = HybridFactorization.scores(u, item_vecs)
+                if mask_seen:
+                    self._mask_seen(scores, user_idx[start:stop], position)
+                top_scores, top = torch.topk(scores, k, dim=1)
+                top_ids = top.cpu().numpy()
+                if candidates is not None:
+                    top_ids = candidates[top_ids]
+                top_scores = top_scores.cpu().numpy()
+                top_ids[np.isneginf(top_scores)] = -1
+                out_ids[start:stop], out_scores[start:stop] = top_ids, top_scores
+        return out_ids, out_scores
+
+    def _mask_seen(self, scores: torch.Tensor, users: np.ndarray, position: np.ndarray | None) -> None:
+        seen = self.train_positives_[users].tocoo()
+        rows, cols = seen.row, seen.col
+        if position is not None:
+            cols = position[cols]
+            rows, cols = rows[cols >= 0], cols[cols >= 0]
+        scores[torch.as_tensor(rows, device=scores.device), torch.as_tensor(cols, device=scores.device)] = -torch.inf
+
+    def similar_items(self, items: Any, k: int = 10, *, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to each of ``items`` (cosine of item vectors, itself excluded).
+
+        Returns
+        -------
+        item_ids, scores : ndarrays of shape (len(items), k)
+        """
+        check_is_fitted(self, "model_")
+        idx = self._check_ids(items, "items", self.n_items_)
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 0 < k < self.n_items_:
+            raise ValueError(f"k must be an integer in [1, {self.n_items_ - 1}], got {k!r}")
+        vecs = torch.nn.functional.normalize(self._all_items()[:, :-1], dim=1)
+        ids = np.empty((idx.size, k), dtype=np.int64)
+        sims = np.empty((idx.size, k), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, idx.size, batch_size):
+                rows = torch.as_tensor(idx[start : start + batch_size], device=self.device_)
+                cos = vecs.index_select(0, rows) @ vecs.T
+                cos[torch.arange(rows.numel(), device=self.device_), rows] = -torch.inf
+                top_s, top_i = torch.topk(cos, k, dim=1)
+                ids[start : start + batch_size] = top_i.cpu().numpy()
+                sims[start : start + batch_size] = top_s.cpu().numpy()
+        return ids, sims
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """NDCG@10 of the held-out positives in ``X``, training positives excluded."""
+        from skbpr.metrics import ndcg_at_k
+
+        return ndcg_at_k(self, X, k=10)
+
+    # ------------------------------------------------------------ persistence
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if "device_" in state and state["device_"].type != "cpu":
+            state = copy.deepcopy(state)
+            _move_state(state, torch.device("cpu"))
+            state["_saved_device"] = str(self.device_)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        saved = state.pop("_saved_device", None)
+        self.__dict__.update(state)
+        if saved is not None and torch.cuda.is_available():
+            _move_state(self.__dict__, torch.device(saved))
+
+
+def _move_state(state: dict[str, Any], device: torch.device) -> None:
+    """Move a fitted estimator's torch state to ``device`` in place."""
+    state["model_"] = state["model_"].to(device)
+    for key in ("_user_map", "_item_map"):
+        state[key].to(device)
+    state["_optimizer_state"] = tuple(
+        None if s is None else {k: v.to(device) if v.dim() else v for k, v in s.items()}
+        for s in state["_optimizer_state"]
+    )
+    state["device_"] = device

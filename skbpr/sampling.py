@@ -1,0 +1,107 @@
+"""Negative samplers, vectorised over whole batches of users.
+
+``uniform``
+    Exact uniform draws among the items a user has no training positive for.
+    No rejection loop: the ``r``-th non-positive item of a user is found with
+    one ``searchsorted`` over the user's sorted positives.
+``implicit``
+    Uniform draws from the user's implicit negatives (``Rneg`` row); users
+    without any fall back to ``uniform``.
+``mixed``
+    Implicit with probability ``implicit_ratio`` (for users who have implicit
+    negatives), uniform otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+SAMPLERS = ("uniform", "implicit", "mixed")
+
+
+def _csr_tensors(matrix: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    indptr = torch.as_tensor(matrix.indptr.astype(np.int64), device=device)
+    indices = torch.as_tensor(matrix.indices.astype(np.int64), device=device)
+    return indptr, indices
+
+
+class NegativeSampler:
+    """Draw negatives for batches of users.
+
+    Parameters
+    ----------
+    positives : scipy.sparse.csr_matrix
+        Training positives, users x items, canonical (sorted indices, no
+        duplicates).
+    negatives : scipy.sparse.csr_matrix or None
+        Implicit negatives, same shape, disjoint from ``positives``.
+    mode : {"uniform", "implicit", "mixed"}
+        Sampling strategy.
+    implicit_ratio : float
+        Probability of an implicit draw in ``mixed`` mode.
+    device : torch.device
+        Where the index arrays live and the draws happen.
+    """
+
+    def __init__(
+        self,
+        positives: sp.csr_matrix,
+        negatives: sp.csr_matrix | None = None,
+        *,
+        mode: str = "uniform",
+        implicit_ratio: float = 0.5,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if mode not in SAMPLERS:
+            raise ValueError(f"negatives must be one of {SAMPLERS}, got {mode!r}")
+        self.mode = mode
+        self.implicit_ratio = float(implicit_ratio)
+        self.device = torch.device(device)
+        self.n_users, self.n_items = positives.shape
+        self._stride = self.n_items + 1
+        indptr, indices = _csr_tensors(positives, self.device)
+        self._pos_indptr = indptr
+        counts = indptr[1:] - indptr[:-1]
+        self._n_candidates = self.n_items - counts
+        # key of the k-th positive of user u: u * stride + (item - k), nondecreasing.
+        rows = torch.repeat_interleave(torch.arange(self.n_users, device=self.device), counts)
+        local = torch.arange(indices.numel(), device=self.device) - indptr[:-1].repeat_interleave(counts)
+        self._keys = rows * self._stride + (indices - local)
+        self._neg = None
+        if mode != "uniform" and negatives is not None and negatives.nnz:
+            neg_indptr, neg_indices = _csr_tensors(negatives, self.device)
+            self._neg = (neg_indptr[:-1], neg_indptr[1:] - neg_indptr[:-1], neg_indices)
+
+    @property
+    def users_without_candidates(self) -> np.ndarray:
+        """Users whose every item is a positive: no negative can be drawn."""
+        return torch.nonzero(self._n_candidates == 0).flatten().cpu().numpy()
+
+    def uniform(self, users: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Exact uniform non-positive items, shape ``(len(users), n)``."""
+        cand = self._n_candidates.index_select(0, users)
+        draw = torch.rand((users.numel(), n), generator=generator, device=self.device)
+        r = (draw * cand[:, None]).long().clamp_(max=(cand[:, None] - 1).clamp(min=0))
+        start = self._pos_indptr.index_select(0, users)[:, None]
+        probe = users[:, None] * self._stride + r
+        below = torch.searchsorted(self._keys, probe, right=True) - start
+        return r + below
+
+    def sample(self, users: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Draw ``n`` negatives per user, shape ``(len(users), n)``."""
+        items = self.uniform(users, n, generator)
+        if self._neg is None:
+            return items
+        starts, counts, neg_items = self._neg
+        cnt = counts.index_select(0, users)[:, None].expand(-1, n)
+        draw = torch.rand((users.numel(), n), generator=generator, device=self.device)
+        use = cnt > 0
+        if self.mode == "mixed":
+            coin = torch.rand((users.numel(), n), generator=generator, device=self.device)
+            use = use & (coin < self.implicit_ratio)
+        offset = (draw * cnt).long().clamp_(max=(cnt - 1).clamp(min=0))
+        pick = (starts.index_select(0, users)[:, None] + offset).clamp_(max=neg_items.numel() - 1)
+        implicit = neg_items.index_select(0, pick.flatten()).view_as(pick)
+        return torch.where(use, implicit, items)
