@@ -1,0 +1,267 @@
+"""The MovieLens benchmark protocol, skbpr and its peers side by side.
+
+Protocol: ratings >= 4 are positives, lower ratings implicit negatives; each
+user's positives are split 80/20 at random (a user with fewer than two keeps
+all in train); every item is scored for every test user, the user's training
+positives removed; precision@10, recall@10, NDCG@10 and full-catalogue AUC
+are averaged over test users. Fit time is wall seconds of training only and
+throughput is training positives processed per second (each with its
+negatives). Every system runs in this one process with the same thread count.
+
+Examples
+--------
+python benchmarks/movielens.py                       # ml-100k, all configurations, 3 seeds
+python benchmarks/movielens.py --configs bpr warp --seeds 0
+python benchmarks/movielens.py --dataset synthetic   # no download, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from skbpr import HybridBPR, PopularityRecommender, __version__
+from skbpr.metrics import evaluate, evaluate_scores
+from skbpr.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
+METRICS = ["precision@10", "recall@10", "ndcg@10", "auc"]
+
+# name -> HybridBPR parameters (besides n_components and random_state) and the data variant
+SKBPR_CONFIGS: dict[str, dict] = {
+    "bpr": {"loss": "bpr"},
+    "logistic": {"loss": "logistic"},
+    "hinge": {"loss": "hinge"},
+    "warp": {"loss": "warp"},
+    "bpr+implicit": {"loss": "bpr", "negatives": "implicit"},
+    "bpr+mixed": {"loss": "bpr", "negatives": "mixed"},
+    "bpr+mixed0.1": {"loss": "bpr", "negatives": "mixed", "implicit_ratio": 0.1},
+    "bpr+genres": {"loss": "bpr", "item_features_mode": "features"},
+    "bpr+genres+id": {"loss": "bpr", "item_features_mode": "both"},
+    "warp+genres+id": {"loss": "warp", "item_features_mode": "both"},
+}
+PEERS = ("popularity", "implicit-bpr", "cornac-bpr", "lightfm-bpr", "lightfm-warp")
+
+
+def load(dataset: str, data_home: Path, seed: int):
+    """The data set as an Interactions container with genres and demographics."""
+    if dataset == "synthetic":
+        from skbpr.datasets import make_interactions
+
+        return make_interactions(600, 300, 15000, exposure_signal=3.0, popularity_skew=0.5, random_state=seed)
+    from skbpr.datasets import load_movielens
+
+    return load_movielens(dataset, data_home=data_home, download=False)
+
+
+def fit_skbpr(params: dict, train, seed: int, args) -> tuple[object, float, int]:
+    """Fit HybridBPR; identity features unless the configuration asks for genres."""
+    params = {"user_features_mode": "identity", "item_features_mode": "identity", **params}
+    model = HybridBPR(n_components=args.factors, random_state=seed, n_threads=args.threads, **params)
+    if args.epochs is not None:
+        model.set_params(epochs=args.epochs)
+    start = time.perf_counter()
+    model.fit(train)
+    return model, time.perf_counter() - start, model.epochs
+
+
+def _factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray | None = None) -> Callable:
+    users_t = torch.as_tensor(np.ascontiguousarray(user_factors, dtype=np.float32))
+    items_t = torch.as_tensor(np.ascontiguousarray(item_factors, dtype=np.float32))
+    bias_t = None if item_bias is None else torch.as_tensor(np.asarray(item_bias, dtype=np.float32))
+
+    def score(users: torch.Tensor) -> torch.Tensor:
+        s = users_t.index_select(0, users) @ items_t.T
+        return s if bias_t is None else s + bias_t
+
+    return score
+
+
+def fit_peer(name: str, train, seed: int, args) -> tuple[Callable, float, int] | None:
+    """Fit a peer library when it is importable; ``None`` otherwise."""
+    positives = train.positives
+    if name == "implicit-bpr" and importlib.util.find_spec("implicit"):
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        epochs = 100
+        model = BayesianPersonalizedRanking(
+            factors=args.factors, learning_rate=0.01, regularization=0.01, iterations=epochs,
+            num_threads=args.threads, random_state=seed,
+        )  # fmt: skip
+        start = time.perf_counter()
+        model.fit(positives, show_progress=False)
+        return _factor_scores(model.user_factors, model.item_factors), time.perf_counter() - start, epochs
+    if name == "cornac-bpr" and importlib.util.find_spec("cornac"):
+        import cornac
+
+        epochs = 400
+        coo = positives.tocoo()
+        triplets = list(zip(coo.row.tolist(), coo.col.tolist(), [1.0] * coo.nnz, strict=True))
+        data = cornac.data.Dataset.build(triplets, seed=seed)
+        model = cornac.models.BPR(
+            k=args.factors, max_iter=epochs, learning_rate=0.01, lambda_reg=0.01, seed=seed, verbose=False
+        )
+        start = time.perf_counter()
+        model.fit(data)
+        seconds = time.perf_counter() - start
+        # cornac indexes the users and items it saw; unseen items rank last.
+        n_users, n_items = positives.shape
+        u = np.zeros((n_users, args.factors), dtype=np.float32)
+        v = np.zeros((n_items, args.factors), dtype=np.float32)
+        b = np.full(n_items, -1e9, dtype=np.float32)
+        uid = np.array(list(data.uid_map.keys()))
+        uix = np.array(list(data.uid_map.values()))
+        iid = np.array(list(data.iid_map.keys()))
+        iix = np.array(list(data.iid_map.values()))
+        u[uid] = model.u_factors[uix]
+        v[iid] = model.i_factors[iix]
+        b[iid] = model.i_biases[iix]
+        return _factor_scores(u, v, b), seconds, epochs
+    if name.startswith("lightfm") and importlib.util.find_spec("lightfm"):
+        from lightfm import LightFM
+
+        epochs = 100
+        model = LightFM(no_components=args.factors, loss=name.split("-")[1], learning_rate=0.01, random_state=seed)
+        start = time.perf_counter()
+        model.fit(positives.tocoo(), epochs=epochs, num_threads=args.threads)
+        seconds = time.perf_counter() - start
+        return _factor_scores(model.user_embeddings, model.item_embeddings, model.item_biases), seconds, epochs
+    return None
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    """Every requested system on every seed; one row per (system, seed)."""
+    torch.set_num_threads(args.threads)
+    rows = []
+    for seed in args.seeds:
+        data = load(args.dataset, args.data_home, seed)
+        train, test = train_test_split(data, test_size=0.2, random_state=seed)
+        for name in args.configs:
+            if name in SKBPR_CONFIGS:
+                model, seconds, epochs = fit_skbpr(dict(SKBPR_CONFIGS[name]), train, seed, args)
+                scores = evaluate(model, test, metrics=METRICS)
+                system = f"skbpr {name}"
+            elif name == "popularity":
+                start = time.perf_counter()
+                model = PopularityRecommender().fit(train)
+                seconds, epochs = time.perf_counter() - start, 0
+                scores = evaluate(model, test, metrics=METRICS)
+                system = name
+            else:
+                fitted = fit_peer(name, train, seed, args)
+                if fitted is None:
+                    print(f"# {name}: not importable, skipped", file=sys.stderr)
+                    continue
+                score_fn, seconds, epochs = fitted
+                scores = evaluate_scores(score_fn, test.positives, exclude=train.positives, metrics=METRICS)
+                system = name
+            row = {
+                "system": system,
+                "seed": seed,
+                **scores,
+                "fit_s": seconds,
+                "samples_per_s": train.n_positives * epochs / seconds if epochs and seconds > 0 else None,
+            }
+            rows.append(row)
+            print(
+                f"{system:>24} seed {seed}: "
+                + " ".join(f"{m} {row[m]:.4f}" for m in METRICS)
+                + f" fit {seconds:.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return rows
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """Mean and standard deviation over seeds per system, in first-seen order."""
+    out = []
+    for system in dict.fromkeys(r["system"] for r in rows):
+        group = [r for r in rows if r["system"] == system]
+        entry = {"system": system, "n_seeds": len(group)}
+        for key in [*METRICS, "fit_s", "samples_per_s"]:
+            values = np.array([r[key] for r in group if r[key] is not None], dtype=float)
+            entry[key] = float(values.mean()) if values.size else None
+            entry[f"{key}_std"] = float(values.std()) if values.size else None
+        out.append(entry)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    """The summary as a markdown table (mean ± std over seeds)."""
+    head = "| system | P@10 | R@10 | NDCG@10 | AUC | fit s | samples/s |"
+    lines = [head, "|" + "---|" * 7]
+    for e in summary:
+        cells = [f"{e[m]:.3f} ± {e[m + '_std']:.3f}" for m in METRICS]
+        sps = "" if e["samples_per_s"] is None else f"{e['samples_per_s'] / 1e6:.2f} M"
+        lines.append(f"| {e['system']} | " + " | ".join(cells) + f" | {e['fit_s']:.2f} | {sps} |")
+    return "\n".join(lines)
+
+
+def plot(summary: list[dict], path: Path) -> None:
+    """A horizontal bar chart of NDCG@10 by system with the spread over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(summary) + 1.2))
+    names = [e["system"] for e in summary]
+    ax.barh(names, [e["ndcg@10"] for e in summary], xerr=[e["ndcg@10_std"] for e in summary], color="tab:blue")
+    ax.invert_yaxis()
+    ax.set_xlabel("NDCG@10 (mean ± std over seeds)")
+    ax.set_title("MovieLens protocol: NDCG@10 by system")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-100k", help="ml-100k, ml-1m, ... or 'synthetic'")
+    parser.add_argument("--data-home", type=Path, default=DEFAULT_DATA_HOME)
+    parser.add_argument("--configs", nargs="+", default=[*SKBPR_CONFIGS, *PEERS])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--factors", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=None, help="override HybridBPR's default epochs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "movielens.json")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of NDCG@10 by system (needs matplotlib)")
+    args = parser.parse_args(argv)
+    unknown = [c for c in args.configs if c not in SKBPR_CONFIGS and c not in PEERS]
+    if unknown:
+        parser.error(f"unknown --configs {unknown}; choose from {[*SKBPR_CONFIGS, *PEERS]}")
+    rows = run(args)
+    summary = summarise(rows)
+    table = markdown(summary)
+    print(table)
+    result = {
+        "dataset": args.dataset,
+        "seeds": args.seeds,
+        "factors": args.factors,
+        "threads": args.threads,
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "skbpr": __version__,
+        "rows": rows,
+        "summary": summary,
+        "markdown": table,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    if args.plot is not None:
+        plot(summary, args.plot)
+    return result
+
+
+if __name__ == "__main__":
+    main()

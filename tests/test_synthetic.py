@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+from skbpr.datasets import make_interactions
+from skbpr.datasets.synthetic import _generate
+from skbpr.interactions import Interactions
+
+
+@pytest.fixture(scope="module")
+def data() -> Interactions:
+    return make_interactions(1000, 500, 20000, random_state=0)
+
+
+def _top_share(counts: np.ndarray, fraction: float = 0.1) -> float:
+    counts = np.sort(counts)[::-1]
+    return counts[: max(1, int(fraction * counts.size))].sum() / counts.sum()
+
+
+def _gap_ratio(matrix: np.ndarray, feature: np.ndarray, rng: np.random.Generator) -> float:
+    """How far apart the mean residual profiles of the two groups are,
+    relative to random groups of the same sizes (about 1 for noise)."""
+    residual = matrix - matrix.mean(axis=0)
+
+    def gap(mask: np.ndarray) -> float:
+        return float(np.linalg.norm(residual[mask].mean(axis=0) - residual[~mask].mean(axis=0)))
+
+    return gap(feature) / np.mean([gap(rng.permutation(feature)) for _ in range(20)])
+
+
+def test_shapes_and_names(data: Interactions) -> None:
+    assert (data.n_users, data.n_items) == (1000, 500)
+    assert abs(data.n_positives - 20000) < 0.05 * 20000
+    assert data.n_negatives > 0
+    assert data.user_features.shape == (1000, 10)
+    assert data.item_features.shape == (500, 10)
+    assert list(data.user_feature_names[:2]) == ["user_feature_0", "user_feature_1"]
+    assert list(data.item_feature_names[-1:]) == ["item_feature_9"]
+    assert set(np.unique(data.user_features.data)) == {1.0}
+
+
+@pytest.mark.parametrize("shape", [(100, 50, 500), (300, 200, 3000), (5000, 2000, 100000), (1000, 1000, 100000)])
+def test_target_positive_count(shape: tuple[int, int, int]) -> None:
+    positives = _generate(*shape, random_state=3)["positives"]
+    assert positives.shape == shape[:2]
+    assert abs(positives.nnz - shape[2]) <= 0.1 * shape[2]
+
+
+def test_negatives_disjoint_from_positives() -> None:
+    arrays = _generate(2000, 800, 40000, negative_rate=1.0, random_state=1)
+    pos, neg = arrays["positives"], arrays["negatives"]
+    assert neg.nnz > 0.2 * pos.nnz
+    assert pos.multiply(neg).nnz == 0
+    for matrix in (pos, neg):  # rows sorted, no duplicates
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        same_row = rows[1:] == rows[:-1]
+        assert (np.diff(matrix.indices)[same_row] > 0).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overlap would warn "positives win"
+        make_interactions(2000, 800, 40000, negative_rate=1.0, random_state=1)
+
+
+def test_negative_rate_zero_gives_no_negatives() -> None:
+    assert make_interactions(200, 100, 1000, negative_rate=0.0, random_state=0).n_negatives == 0
+
+
+def test_deterministic_under_random_state() -> None:
+    a = make_interactions(300, 120, 3000, random_state=7)
+    b = make_interactions(300, 120, 3000, random_state=7)
+    c = make_interactions(300, 120, 3000, random_state=8)
+    assert a.equals(b)
+    assert not a.equals(c)
+    d = make_interactions(300, 120, 3000, random_state=np.random.RandomState(7))
+    e = make_interactions(300, 120, 3000, random_state=np.random.RandomState(7))
+    assert d.equals(e)
+    f = make_interactions(300, 120, 3000, random_state=np.random.default_rng(7))
+    assert f.n_positives > 0
+
+
+def test_popularity_skew() -> None:
+    skewed = _generate(2000, 1000, 40000, popularity_skew=1.2, random_state=0)["positives"]
+    flat = _generate(2000, 1000, 40000, popularity_skew=0.0, random_state=0)["positives"]
+    skewed_share = _top_share(np.asarray(skewed.sum(axis=0)).ravel())
+    flat_share = _top_share(np.asarray(flat.sum(axis=0)).ravel())
+    assert skewed_share > 0.45
+    assert flat_share < 0.25
+    # negatives are exposures too: they lean towards popular items
+    negatives = _generate(2000, 1000, 40000, popularity_skew=1.2, random_state=0)["negatives"]
+    flat_neg = _generate(2000, 1000, 40000, popularity_skew=0.0, random_state=0)["negatives"]
+    assert _top_share(np.asarray(negatives.sum(axis=0)).ravel()) > 1.2 * _top_share(
+        np.asarray(flat_neg.sum(axis=0)).ravel()
+    )
+
+
+def _pair_gap(matrix: np.ndarray, features: np.ndarray) -> float:
+    """Mean residual cosine of rows agreeing on all ``features`` columns minus
+    that of rows agreeing on at most one."""
+    residual = matrix - matrix.mean(axis=0)
+    norms = np.linalg.norm(residual, axis=1) + 1e-12
+    cosine = (residual @ residual.T) / np.outer(norms, norms)
+    upper = np.triu_indices(matrix.shape[0], 1)
+    agree = (features[:, None, :] == features[None, :, :]).sum(axis=2)[upper]
+    cosine = cosine[upper]
+    return float(cosine[agree == features.shape[1]].mean() - cosine[agree <= 1].mean())
+
+
+def test_informative_user_features_shape_the_positives(data: Interactions) -> None:
+    pos = data.positives.toarray()
+    rng = np.random.default_rng(0)
+    feats = data.user_features.toarray().astype(bool)
+    gaps = [_gap_ratio(pos, feats[:, j], rng) for j in range(10)]
+    # columns 0-3 are informative, 4-9 pure noise
+    assert min(gaps[:4]) > 1.5 * max(gaps[4:])
+    assert max(gaps[4:]) < 1.5
+
+
+@pytest.mark.parametrize("side", ["user", "item"])
+def test_rows_sharing_informative_features_share_positives(data: Interactions, side: str) -> None:
+    pos = data.positives.toarray()
+    matrix, feats = (pos, data.user_features) if side == "user" else (pos.T, data.item_features)
+    feats = feats.toarray()
+    informative = _pair_gap(matrix, feats[:, :4])
+    noise = _pair_gap(matrix, feats[:, 4:8])
+    assert informative > 0.01
+    assert informative > 3 * abs(noise)
+
+
+def test_feature_counts() -> None:
+    data = make_interactions(
+        200, 100, 1000, n_user_features=0, n_item_features=3, n_informative_features=5, random_state=0
+    )
+    assert data.user_features is None and data.user_feature_names is None
+    assert data.item_features.shape == (100, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n_users": 0}, "n_users"),
+        ({"n_items": 2.5}, "n_items"),
+        ({"n_interactions": -1}, "n_interactions"),
+        ({"n_users": 10, "n_items": 10, "n_interactions": 50}, "n_interactions"),
+        ({"n_components": 0}, "n_components"),
+        ({"n_user_features": -1}, "n_user_features"),
+        ({"popularity_skew": -0.1}, "popularity_skew"),
+        ({"negative_rate": 1.5}, "negative_rate"),
+        ({"noise": "high"}, "noise"),
+        ({"exposure_signal": True}, "exposure_signal"),
+        ({"random_state": "seed"}, "random_state"),
+    ],
+)
+def test_invalid_arguments(kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        make_interactions(**kwargs)
+
+
+def test_small_case_is_fast() -> None:
+    start = time.perf_counter()
+    data = make_interactions(5000, 2000, 100000, random_state=0)
+    elapsed = time.perf_counter() - start
+    assert data.n_positives > 90000
+    assert elapsed < 5.0, f"5000 x 2000 with 100k positives took {elapsed:.2f} s"
