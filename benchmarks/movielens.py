@@ -174,9 +174,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             }
             rows.append(row)
             print(
-                f"{system:>24} seed {seed}: "
-                + " ".join(f"{m} {row[m]:.4f}" for m in METRICS)
-                + f" fit {seconds:.2f}s",
+                f"{system:>24} seed {seed}: " + " ".join(f"{m} {row[m]:.4f}" for m in METRICS) + f" fit {seconds:.2f}s",
                 file=sys.stderr,
                 flush=True,
             )

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     start = time.perf_counter()
     baseline = PopularityRecommender().fit(train)
-    rows.append({"model": "popularity", **evaluate(baseline, test, metrics=METRICS), "fit s": time.perf_counter() - start})
+    rows.append(
+        {"model": "popularity", **evaluate(baseline, test, metrics=METRICS), "fit s": time.perf_counter() - start}
+    )
     for loss in ("bpr", "logistic", "hinge", "warp"):
         start = time.perf_counter()
         model = HybridBPR(n_components=32, loss=loss, epochs=args.epochs, random_state=args.seed).fit(train)
