@@ -112,7 +112,7 @@ class HybridBPR(BaseEstimator):
     n_threads : int or None, default=None
         Torch intra-op threads during ``fit`` and scoring (``None``: torch's
         current setting).
-    callbacks : list or None, default=None
+    callbacks : Callback, callable, list of them or None, default=None
         :class:`skbpr.callbacks.Callback` objects or functions
         ``f(estimator, epoch, logs)``.
     verbose : bool, default=False
@@ -229,6 +229,13 @@ class HybridBPR(BaseEstimator):
             _check_number("n_threads", self.n_threads, low=0, integer=True)
         if not isinstance(self.eval_metric, str):
             raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")
+        from skbpr.metrics import _parse_metric
+
+        try:
+            _parse_metric(self.eval_metric)
+        except ValueError as exc:
+            raise ValueError(f"eval_metric: {exc}") from exc
+        CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
 
     # --------------------------------------------------------------------- fit
     def fit(
@@ -414,13 +421,13 @@ class HybridBPR(BaseEstimator):
             )
 
     def _run_epochs(self, trainer: Trainer, epochs: int, data: Any, eval_data: Any) -> None:
-        callbacks = list(self.callbacks or [])
+        callbacks = CallbackList(self.callbacks)
         if self.verbose:
-            callbacks.append(ProgressBar(total=epochs))
-        callbacks = CallbackList(callbacks)
+            callbacks.callbacks.append(ProgressBar(total=epochs))
         callbacks.on_fit_begin(self, {"epochs": epochs, **self._data_summary(data)})
         start = len(self.history_)
         best_value, best_state, waited = -np.inf, None, 0
+        self.best_epoch_ = None
         stopped_early = False
         for offset in range(epochs):
             epoch = start + offset + 1
