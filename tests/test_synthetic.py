@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
@@ -158,12 +157,9 @@ def test_invalid_arguments(kwargs: dict, name: str) -> None:
         make_interactions(**kwargs)
 
 
-def test_small_case_is_fast() -> None:
-    start = time.perf_counter()
+def test_target_count_is_reached_on_a_larger_case() -> None:
     data = make_interactions(5000, 2000, 100000, random_state=0)
-    elapsed = time.perf_counter() - start
-    assert data.n_positives > 90000
-    assert elapsed < 5.0, f"5000 x 2000 with 100k positives took {elapsed:.2f} s"
+    assert 90000 < data.n_positives < 110000
 
 
 # ---------------------------------------------------------------- planted structure, end to end
