@@ -43,6 +43,7 @@ SKBPR_CONFIGS: dict[str, dict] = {
     "logistic": {"loss": "logistic"},
     "hinge": {"loss": "hinge"},
     "warp": {"loss": "warp"},
+    "warp lr0.03 a0.1": {"loss": "warp", "learning_rate": 0.03, "alpha": 0.1},
     "bpr+implicit": {"loss": "bpr", "negatives": "implicit"},
     "bpr+mixed": {"loss": "bpr", "negatives": "mixed"},
     "bpr+mixed0.1": {"loss": "bpr", "negatives": "mixed", "implicit_ratio": 0.1},
