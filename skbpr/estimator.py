@@ -92,7 +92,7 @@ class HybridBPR(BaseEstimator):
         Standard deviation of the initial embeddings.
     epochs : int, default=50
         Passes over the training positives.
-    batch_size : int, default=1024
+    batch_size : int, default=4096
         Positives per optimisation step.
     eval_metric : str, default="ndcg@10"
         Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
@@ -158,7 +158,7 @@ class HybridBPR(BaseEstimator):
         alpha: float = 0.01,
         init_std: float = 0.1,
         epochs: int = 50,
-        batch_size: int = 1024,
+        batch_size: int = 4096,
         eval_metric: str = "ndcg@10",
         eval_every: int = 1,
         patience: int | None = None,

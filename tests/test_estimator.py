@@ -241,11 +241,11 @@ def test_recommend_excludes_seen_and_is_sorted(fitted, small_train):
     assert np.all(np.diff(scores, axis=1) <= 0)
     # the scores are the model's, and nothing unseen scores higher than the k-th
     np.testing.assert_allclose(
-        scores, fitted.predict(np.c_[np.repeat(users, 8), ids.ravel()]).reshape(30, 8), rtol=1e-5
+        scores, fitted.predict(np.c_[np.repeat(users, 8), ids.ravel()]).reshape(30, 8), rtol=1e-5, atol=1e-6
     )
     full = fitted.predict(np.array([[u, i] for u in users for i in range(25)])).reshape(30, 25)
     full[seen] = -np.inf
-    np.testing.assert_allclose(np.sort(full, axis=1)[:, ::-1][:, :8], scores, rtol=1e-5)
+    np.testing.assert_allclose(np.sort(full, axis=1)[:, ::-1][:, :8], scores, rtol=1e-5, atol=1e-6)
 
 
 def test_recommend_without_exclusion_is_full_ranking(fitted):
@@ -253,7 +253,7 @@ def test_recommend_without_exclusion_is_full_ranking(fitted):
     full = fitted.predict(np.array([[u, i] for u in (2, 5) for i in range(25)])).reshape(2, 25)
     for row in range(2):
         assert sorted(ids[row].tolist()) == list(range(25))
-        np.testing.assert_allclose(full[row, ids[row]], scores[row], rtol=1e-5)
+        np.testing.assert_allclose(full[row, ids[row]], scores[row], rtol=1e-5, atol=1e-6)
 
 
 def test_recommend_items_subset(fitted, small_train):
