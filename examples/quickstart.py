@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         seconds = time.perf_counter() - start
         rows.append({"model": f"HybridBPR({loss})", **evaluate(model, test, metrics=METRICS), "fit s": seconds})
     header = ["model", *METRICS, "fit s"]
-    print(" | ".join(f"{h:>16}" for h in header))
+    print(" | ".join(f"{h:>20}" for h in header))
     for row in rows:
-        print(" | ".join(f"{row[h]:>16.4f}" if isinstance(row[h], float) else f"{row[h]:>16}" for h in header))
+        print(" | ".join(f"{row[h]:>20.4f}" if isinstance(row[h], float) else f"{row[h]:>20}" for h in header))
     return rows
 
 
