@@ -172,3 +172,27 @@ def test_uniform_never_returns_positives(dense, n, seed):
     assert draws.shape == (users.size, n)
     assert draws.min() >= 0 and draws.max() < n_items
     assert not dense[users[:, None], draws].any()
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(
+    cells=st.integers(1, 6).flatmap(
+        lambda n_users: st.integers(2, 10).flatmap(
+            lambda n_items: hnp.arrays(np.int8, (n_users, n_items), elements=st.integers(0, 2))
+        )
+    ),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_implicit_draws_only_rneg_items_or_uniform_non_positives(cells, seed):
+    """0 = unseen, 1 = positive, 2 = implicit negative: implicit mode draws Rneg where a user has any."""
+    positive, negative = cells == 1, cells == 2
+    n_users, n_items = cells.shape
+    sampler = NegativeSampler(_csr(positive), _csr(negative), mode="implicit")
+    users = np.setdiff1d(np.arange(n_users), sampler.users_without_candidates)
+    if users.size == 0:
+        return
+    users = np.repeat(users, 4)
+    draws = sampler.sample(torch.as_tensor(users), 3, torch.Generator().manual_seed(seed)).numpy()
+    has_rneg = negative[users].any(axis=1)
+    assert negative[users[has_rneg][:, None], draws[has_rneg]].all()
+    assert not positive[users[:, None], draws].any()
