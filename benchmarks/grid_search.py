@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -35,15 +36,29 @@ DEFAULT_GRID = {"loss": ["bpr", "warp"], "item_features_mode": ["identity", "bot
 def markdown(search: GridSearchCV) -> str:
     """One row per candidate: mean ± std over folds of each metric, and mean fit seconds."""
     res = search.cv_results_
-    keys = list(search.param_grid)
+    keys = list(dict.fromkeys(k for params in res["params"] for k in params))  # a grid or a list of grids
     head = "| " + " | ".join(keys + METRICS + ["fit s", "rank"]) + " |"
     lines = [head, "|" + "---|" * (len(keys) + len(METRICS) + 2)]
     for i, params in enumerate(res["params"]):
-        cells = [str(params[k]) for k in keys]
+        cells = [str(params.get(k, "")) for k in keys]
         cells += [f"{res[f'mean_test_{m}'][i]:.3f} ± {res[f'std_test_{m}'][i]:.3f}" for m in METRICS]
         cells += [f"{res['mean_fit_time'][i]:.1f}", str(res["rank_test_ndcg@10"][i])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def machine() -> str:
+    """CPU model, core count and torch build, for the record."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads in the parent)"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -75,14 +90,15 @@ def main(argv: list[str] | None = None) -> dict:
     table = markdown(search)
     print(table)
     print(f"\nbest {search.best_params_}; held-out " + ", ".join(f"{k} {v:.3f}" for k, v in held_out.items()))
-    print(f"search wall time {seconds:.0f} s with n_jobs={args.n_jobs}")
+    print(f"search wall time {seconds:.0f} s with n_jobs={args.n_jobs} (refit {search.refit_time_:.0f} s)")
+    print(f"machine: {machine()}")
     result = {
         "dataset": args.dataset,
         "grid": args.grid,
         "epochs": args.epochs,
         "factors": args.factors,
         "n_jobs": args.n_jobs,
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "machine": machine(),
         "skbpr": __version__,
         "cv_results": {
             k: (v.tolist() if isinstance(v, np.ndarray) and v.dtype != object else [str(x) for x in v])
@@ -91,6 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_params": search.best_params_,
         "held_out": held_out,
         "search_seconds": seconds,
+        "refit_seconds": search.refit_time_,
         "markdown": table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

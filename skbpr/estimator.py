@@ -110,8 +110,15 @@ class HybridBPR(BaseEstimator):
     device : {"auto", "cpu", "cuda"}, default="auto"
         Torch device; ``auto`` picks CUDA when available.
     n_threads : int or None, default=None
-        Torch intra-op threads during ``fit`` and scoring (``None``: torch's
-        current setting).
+        Torch intra-op threads during ``fit`` and ``partial_fit`` (``None``:
+        torch's current setting). In the worker processes of joblib's default
+        ``loky`` backend (``n_jobs > 1`` in ``GridSearchCV``,
+        ``cross_validate``...) torch's setting is already the worker's share
+        of the cores: loky starts workers with ``OMP_NUM_THREADS =
+        cpu_count // n_jobs`` (unless the parent sets it), which torch reads
+        at import, so ``None`` does not oversubscribe the machine.
+        ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``
+        sets another share.
     callbacks : Callback, callable, list of them or None, default=None
         :class:`skbpr.callbacks.Callback` objects or functions
         ``f(estimator, epoch, logs)``.
