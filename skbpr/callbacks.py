@@ -93,3 +93,274 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             if hasattr(cb, "on_fit_end"):
                 cb.on_fit_end(estimator, logs)
+
+
+class MLflowCallback(Callback):
+    """Record each fit as an MLflow run: parameters, per-epoch metrics and the model.
+
+    Parameters
+    ----------
+    tracking_uri : str or None, default=None
+        Tracking store. ``None`` uses MLflow's own choice
+        (``mlflow.get_tracking_uri()``: ``MLFLOW_TRACKING_URI`` or
+        ``mlflow.set_tracking_uri``, else, since MLflow 3, the SQLite file
+        ``mlflow.db`` in the working directory, or ``./mlruns`` where that
+        folder already holds runs). Relative SQLite paths are made absolute.
+    experiment_name : str, default="skbpr"
+        Experiment of top-level runs; child runs live in their parent's
+        experiment.
+    run_name : str or None, default=None
+        Name of the run (MLflow picks one when ``None``).
+    log_model : bool, default=True
+        At the end of the fit, log the estimator as an MLflow model in the
+        scikit-learn flavour (cloudpickle format) under ``model``:
+        ``mlflow.sklearn.load_model(f"runs:/{run_id_}/model")`` returns the
+        fitted :class:`~skbpr.HybridBPR`, and its pyfunc ``predict`` scores a
+        2-column ``(user, item)`` array. The logged copy has ``callbacks=None``
+        (training hooks need not pickle). MLflow 3 loads pickled models only
+        when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true``.
+    nested : {"auto", True, False}, default="auto"
+        ``"auto"`` or ``True``: when an MLflow run is active (or one was
+        captured as :attr:`parent_run_id`), open the fit's run as its child;
+        otherwise open a top-level run. ``False``: record into the active
+        run itself (it is joined, never ended) or, without one, open a
+        top-level run; meant for single fits, as MLflow parameters cannot be
+        overwritten by a second fit.
+    fallback_uri : str or None, default=None
+        Where records go when the tracking store fails (unreachable server,
+        server gone mid-fit): ``None`` means ``sqlite:///<cwd>/mlflow-fallback.db``.
+        Training is never interrupted; one ``UserWarning`` says what failed
+        and where the records went, and everything recorded so far is
+        replayed there.
+
+    Attributes
+    ----------
+    run_id_ : str
+        Id of the run of the last fit (in ``tracking_uri_``).
+    tracking_uri_ : str
+        Store the last fit's records went to: the fallback after a failure.
+    model_uri_ : str or None
+        URI of the logged model (``models:/<model_id>``) when ``log_model``;
+        ``runs:/<run_id_>/model`` names the same model.
+    parent_run_id : str or None
+        Run that fits become children of when no run is active in the
+        fitting process. It is captured from the active run whenever the
+        callback is copied or pickled (``clone``, ``GridSearchCV`` sending
+        it to worker processes), because workers do not share the parent
+        process's active run.
+
+    Notes
+    -----
+    Each run records every ``get_params(deep=False)`` value (objects by
+    repr, callbacks by name), the data shape (``data.n_users`` and so on),
+    ``fit.epochs``, ``env.skbpr_version``, ``env.torch_version``,
+    ``env.mlflow_version`` and ``env.device``; each epoch's ``loss`` and
+    validation metrics with ``step=epoch`` in one ``log_batch`` call
+    (``@`` in names becomes ``_at_``: ``val_ndcg_at_10``); at the end
+    ``final_*`` metrics, ``best_epoch`` and ``epochs_run``. Inside a
+    scikit-learn search, runs are tagged ``skbpr.cv_split``,
+    ``skbpr.cv_n_splits``, ``skbpr.cv_candidate`` (found on the call stack of
+    ``_fit_and_score``), or ``skbpr.cv_refit`` for the final refit.
+    A fit that raises leaves its run unfinished.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment_name: str = "skbpr",
+        run_name: str | None = None,
+        log_model: bool = True,
+        nested: bool | str = "auto",
+        fallback_uri: str | None = None,
+    ) -> None:
+        if nested not in ("auto", True, False):
+            raise ValueError(f"nested must be 'auto', True or False, got {nested!r}")
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.log_model = log_model
+        self.nested = nested
+        self.fallback_uri = fallback_uri
+        self.parent_run_id: str | None = None
+        self._parent_uri: str | None = None
+        self._recorder: Any = None
+
+    # -------------------------------------------------- parent propagation
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles carry the active run of this process as their ``parent_run_id``."""
+        state = self.__dict__.copy()
+        state["_recorder"] = None
+        parent = _active_run()
+        if parent is not None:
+            state["parent_run_id"], state["_parent_uri"] = parent
+        return state
+
+    def __repr__(self) -> str:
+        return (
+            f"MLflowCallback(tracking_uri={self.tracking_uri!r}, experiment_name={self.experiment_name!r}, "
+            f"run_name={self.run_name!r}, log_model={self.log_model!r}, nested={self.nested!r}, "
+            f"fallback_uri={self.fallback_uri!r})"
+        )
+
+    # --------------------------------------------------------------- hooks
+    def on_fit_begin(self, estimator: Any, logs: dict[str, Any]) -> None:
+        import mlflow
+        import torch
+
+        import skbpr
+        from skbpr.tracking import RunRecorder, absolute_uri, default_fallback_uri, summarise
+
+        active = mlflow.active_run()
+        parent = join = None
+        uri = self.tracking_uri
+        if active is not None:
+            uri = uri or mlflow.get_tracking_uri()
+            if self.nested is False:
+                join = active.info.run_id
+            else:
+                parent = active.info.run_id
+        elif self.parent_run_id is not None and self.nested is not False:
+            if uri is None or absolute_uri(uri) == self._parent_uri:  # the parent must be in the same store
+                parent, uri = self.parent_run_id, self._parent_uri
+        uri = absolute_uri(uri or mlflow.get_tracking_uri())
+        if active is not None and self.tracking_uri is not None and absolute_uri(mlflow.get_tracking_uri()) != uri:
+            parent = join = None  # the active run lives in another store
+        params = {k: summarise(v) for k, v in estimator.get_params(deep=False).items()}
+        params.update({f"data.{k}": str(v) for k, v in logs.items() if k != "epochs"})
+        params["fit.epochs"] = str(logs.get("epochs"))
+        params.update(
+            {
+                "env.skbpr_version": skbpr.__version__,
+                "env.torch_version": torch.__version__,
+                "env.mlflow_version": mlflow.__version__,
+                "env.device": str(getattr(estimator, "device_", "")),
+            }
+        )
+        tags = {"skbpr.estimator": type(estimator).__name__, **_search_context()}
+        self._recorder = RunRecorder(
+            uri,
+            absolute_uri(self.fallback_uri) if self.fallback_uri else default_fallback_uri(),
+            experiment_name=self.experiment_name,
+            run_name=self.run_name,
+            parent_run_id=parent,
+            join_run_id=join,
+            tags=tags,
+        )
+        self.model_uri_ = None
+        self._recorder.start(params, {})
+        self._sync()
+
+    def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> None:
+        if self._recorder is None:
+            return
+        metrics = {k: v for k, v in logs.items() if k != "epoch" and _is_number(v)}
+        self._recorder.log(metrics=metrics, step=epoch)
+        self._sync()
+
+    def on_fit_end(self, estimator: Any, logs: dict[str, Any]) -> None:
+        recorder = self._recorder
+        if recorder is None:
+            return
+        try:
+            history = getattr(estimator, "history_", None) or []
+            final = {f"final_{k}": v for k, v in (history[-1] if history else {}).items() if k != "epoch"}
+            final = {k: v for k, v in final.items() if _is_number(v)}
+            if getattr(estimator, "best_epoch_", None) is not None:
+                final["best_epoch"] = estimator.best_epoch_
+            if "epochs_run" in logs:
+                final["epochs_run"] = logs["epochs_run"]
+            step = int(history[-1].get("epoch", 0)) if history else 0
+            recorder.log(metrics=final, step=step, tags={"skbpr.stopped_early": str(bool(logs.get("stopped_early")))})
+            if self.log_model and not logs.get("interrupted"):
+                info = recorder.log_model(_serving_copy(estimator), **_model_options())
+                self.model_uri_ = None if info is None else info.model_uri
+            recorder.end("KILLED" if logs.get("interrupted") else "FINISHED")
+        finally:
+            self._sync()
+            self._recorder = None
+
+    def _sync(self) -> None:
+        self.run_id_ = self._recorder.run_id
+        self.tracking_uri_ = self._recorder.uri
+
+
+def _active_run() -> tuple[str, str] | None:
+    """``(run_id, absolute tracking URI)`` of this process's active MLflow run, if MLflow is in use."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return None
+    try:
+        import mlflow
+
+        from skbpr.tracking import absolute_uri
+
+        run = mlflow.active_run()
+        return None if run is None else (run.info.run_id, absolute_uri(mlflow.get_tracking_uri()))
+    except Exception:  # never break copying or pickling
+        return None
+
+
+def _serving_copy(estimator: Any) -> Any:
+    """A shallow copy of the fitted estimator without its training callbacks (they may not pickle)."""
+    import copy
+
+    model = copy.copy(estimator)
+    if hasattr(model, "callbacks"):
+        model.callbacks = None
+    return model
+
+
+def _is_number(value: Any) -> bool:
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _model_options() -> dict[str, Any]:
+    """Options of ``mlflow.sklearn.log_model``: cloudpickle, requirements without inference."""
+    import mlflow
+    import numpy
+    import scipy
+    import sklearn
+    import torch
+
+    import skbpr
+
+    return {
+        "serialization_format": "cloudpickle",
+        "pip_requirements": [
+            f"skbpr=={skbpr.__version__}",
+            f"torch=={torch.__version__.split('+')[0]}",
+            f"scikit-learn=={sklearn.__version__}",
+            f"numpy=={numpy.__version__}",
+            f"scipy=={scipy.__version__}",
+            f"mlflow=={mlflow.__version__}",
+        ],
+    }
+
+
+def _search_context() -> dict[str, str]:
+    """Tags locating this fit in a scikit-learn search, read from the call stack (best effort)."""
+    import sys
+
+    tags: dict[str, str] = {}
+    try:
+        frame = sys._getframe(1)
+        while frame is not None:
+            local = frame.f_locals
+            if frame.f_code.co_name == "_fit_and_score" and "split_progress" in local:
+                split, candidate = local.get("split_progress"), local.get("candidate_progress")
+                if split is not None:
+                    tags["skbpr.cv_split"], tags["skbpr.cv_n_splits"] = str(split[0]), str(split[1])
+                if candidate is not None:
+                    tags["skbpr.cv_candidate"] = str(candidate[0])
+                return tags
+            owner = local.get("self")
+            if frame.f_code.co_name == "fit" and type(owner).__name__.endswith("SearchCV"):
+                tags["skbpr.cv_refit"] = "true"
+                return tags
+            frame = frame.f_back
+    except Exception:
+        return {}
+    return tags

@@ -1,0 +1,371 @@
+"""MLflow plumbing behind :class:`skbpr.callbacks.MLflowCallback`.
+
+:class:`RunRecorder` writes one run's parameters, tags, metrics and model to
+an MLflow tracking store and keeps a copy of everything it was asked to
+record. When the store fails (server unreachable, server gone mid-fit, a
+broken database), it warns once, opens a run in a local fallback store,
+replays every record there and carries on, so training never stops and no
+record is dropped.
+
+MLflow is imported inside the functions: ``import skbpr`` does not need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import socket
+import threading
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+# Short network settings for HTTP stores: a dead server must not stall training.
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+PROBE_TIMEOUT = 2.0
+LOCK_RETRIES = 10
+FALLBACK_NAME = "mlflow-fallback.db"
+
+_ENV_LOCK = threading.RLock()
+_URI_LOCK = threading.RLock()
+_INVALID_KEY = re.compile(r"[^\w.\- /:]")
+
+
+def default_fallback_uri() -> str:
+    """``sqlite:///<cwd>/mlflow-fallback.db`` (absolute, so worker processes agree)."""
+    return "sqlite:///" + os.path.abspath(FALLBACK_NAME)
+
+
+def absolute_uri(uri: str) -> str:
+    """Make a relative ``sqlite:///`` or plain path URI absolute (workers may run elsewhere)."""
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(uri[len("sqlite:///") :])
+    if "://" not in uri and ":" not in uri[1:2]:
+        return os.path.abspath(uri)
+    return uri
+
+
+def metric_key(name: str) -> str:
+    """A metric name MLflow accepts: ``val_ndcg@10`` becomes ``val_ndcg_at_10``."""
+    return _INVALID_KEY.sub("_", name.replace("@", "_at_"))
+
+
+def is_http(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
+def probe(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
+    """Raise ``OSError`` when an HTTP tracking server does not accept a TCP connection."""
+    if not is_http(uri):
+        return
+    parsed = urlparse(uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout):
+        pass
+
+
+@contextlib.contextmanager
+def short_http(uri: str) -> Iterator[None]:
+    """Use short timeouts and few retries for MLflow HTTP calls (unless the user set them)."""
+    if not is_http(uri):
+        yield
+        return
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in HTTP_SETTINGS}
+        for key, value in HTTP_SETTINGS.items():
+            if saved[key] is None:
+                os.environ[key] = value
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+
+
+def _locked(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if "database is locked" in str(exc) or "database table is locked" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def retry_locked(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn``, retrying with backoff while SQLite reports ``database is locked``."""
+    for attempt in range(LOCK_RETRIES):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if attempt == LOCK_RETRIES - 1 or not _locked(exc):
+                raise
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def summarise(value: Any, limit: int = 500) -> str:
+    """A parameter value as MLflow text: plain values as ``str``, objects as their repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        text = str(value)
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(_callback_name(v) for v in value) + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _callback_name(value: Any) -> str:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return repr(value)
+    if callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}".lstrip(".")
+    return type(value).__name__
+
+
+class RunRecorder:
+    """Record one run in a tracking store, falling back to a local store on failure.
+
+    Parameters
+    ----------
+    uri : str
+        Tracking URI of the intended store.
+    fallback_uri : str
+        Where the records go when ``uri`` fails.
+    experiment_name : str
+        Experiment of a new top-level run.
+    run_name : str or None
+        Name of the run.
+    parent_run_id : str or None
+        Open the run as a child of this run (``mlflow.parentRunId`` tag).
+    join_run_id : str or None
+        Record into this existing run instead of opening one (it is not ended).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        fallback_uri: str,
+        *,
+        experiment_name: str,
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+        join_run_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        self.uri = uri
+        self.fallback_uri = fallback_uri
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self.join_run_id = join_run_id
+        self.params: dict[str, str] = {}
+        self.tags: dict[str, str] = dict(tags or {})
+        self.metrics: list[tuple[str, float, int, int]] = []
+        self.run_id: str | None = None
+        self.owns_run = join_run_id is None
+        self.failed = False
+        self.warning: str | None = None
+        self._client: Any = None
+
+    # ------------------------------------------------------------- plumbing
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with short_http(self.uri):
+            return retry_locked(fn, *args, **kwargs)
+
+    def _open(self, uri: str, *, fallback: bool) -> None:
+        from mlflow import MlflowClient
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+        if not fallback:
+            probe(uri)
+        client = MlflowClient(uri)
+        tags = dict(self.tags)
+        if self.join_run_id is not None and not fallback:
+            self._client, self.run_id = client, self.join_run_id
+            self._flush_all()
+            return
+        experiment_id = None
+        if self.parent_run_id is not None and not fallback:
+            experiment_id = self._parent_experiment(client)
+            if experiment_id is not None:
+                tags[MLFLOW_PARENT_RUN_ID] = self.parent_run_id
+        if experiment_id is None:
+            experiment_id = self._experiment(client)
+        if self.run_name:
+            tags[MLFLOW_RUN_NAME] = self.run_name
+        run = self._call(client.create_run, experiment_id, run_name=self.run_name, tags=tags)
+        self._client, self.run_id, self.owns_run = client, run.info.run_id, True
+        self._flush_all(skip_tags=True)
+
+    def _parent_experiment(self, client: Any) -> str | None:
+        """Experiment of the parent run; ``None`` when the store does not know that run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._call(client.get_run, self.parent_run_id).info.experiment_id
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                self.parent_run_id = None
+                return None
+            raise
+
+    def _experiment(self, client: Any) -> str:
+        from mlflow.exceptions import MlflowException
+
+        for _ in range(5):
+            found = self._call(client.get_experiment_by_name, self.experiment_name)
+            if found is not None:
+                return found.experiment_id
+            try:
+                return self._call(client.create_experiment, self.experiment_name)
+            except MlflowException:  # created meanwhile by a parallel worker
+                time.sleep(0.1 * random.random())
+        found = self._call(client.get_experiment_by_name, self.experiment_name)
+        if found is None:
+            raise RuntimeError(f"could not create MLflow experiment {self.experiment_name!r}")
+        return found.experiment_id
+
+    def _flush_all(self, skip_tags: bool = False) -> None:
+        tags = {} if skip_tags else self.tags
+        self._write(self.params, tags, self.metrics)
+
+    def _write(self, params: dict[str, str], tags: dict[str, str], metrics: list[tuple[str, float, int, int]]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        param_items = [Param(k, v) for k, v in params.items()]
+        tag_items = [RunTag(k, v) for k, v in tags.items()]
+        metric_items = [Metric(k, v, ts, step) for k, v, ts, step in metrics]
+        # MLflow's batch limits: 100 params, 100 tags, 1000 entries in all
+        while param_items or tag_items or metric_items:
+            p, param_items = param_items[:100], param_items[100:]
+            t, tag_items = tag_items[:100], tag_items[100:]
+            m, metric_items = metric_items[: 1000 - len(p) - len(t)], metric_items[1000 - len(p) - len(t) :]
+            self._call(self._client.log_batch, self.run_id, metrics=m, params=p, tags=t)
+
+    def _fail(self, exc: BaseException, action: str) -> None:
+        """Move to the fallback store and replay everything recorded so far."""
+        intended = self.uri
+        if self.run_id is not None:
+            self.tags["skbpr.intended_run_id"] = self.run_id
+        self.tags["skbpr.intended_tracking_uri"] = intended
+        if self.parent_run_id is not None:
+            self.tags["skbpr.intended_parent_run_id"] = self.parent_run_id
+        self.failed = True
+        self.uri = self.fallback_uri
+        self.run_id, self._client = None, None
+        try:
+            self._open(self.fallback_uri, fallback=True)
+            where = f"the run's records (params, metrics so far and to come) go to {self.fallback_uri} instead"
+        except Exception as second:
+            self._client = None
+            where = f"the fallback store {self.fallback_uri} failed too ({type(second).__name__}: {second}); "
+            where += "records of this run are lost"
+        self.warning = (
+            f"MLflow tracking at {intended} failed while trying to {action} "
+            f"({type(exc).__name__}: {str(exc)[:300]}); training continues and {where}"
+        )
+        warnings.warn(self.warning, UserWarning, stacklevel=4)
+
+    def _guard(self, action: str, fn: Callable[[], Any], *, again: bool = False) -> Any:
+        """Run ``fn``; on failure switch to the fallback (which replays the records).
+
+        ``again``: run ``fn`` once more in the fallback store (for what the
+        replay does not cover: the model, ending the run).
+        """
+        if self._client is None and self.failed:
+            return None  # both stores failed: already warned
+        try:
+            return fn()
+        except Exception as exc:
+            if self.failed:
+                self._lost(exc, action)
+                return None
+            self._fail(exc, action)
+            if again and self._client is not None:
+                try:
+                    return fn()
+                except Exception as second:
+                    self._lost(second, action)
+        return None
+
+    def _lost(self, exc: BaseException, action: str) -> None:
+        """The fallback store failed as well: say so rather than drop records silently."""
+        warnings.warn(
+            f"MLflow fallback store {self.uri} failed while trying to {action} ({type(exc).__name__}: "
+            f"{str(exc)[:300]}); this record is lost",
+            UserWarning,
+            stacklevel=4,
+        )
+
+    # ------------------------------------------------------------------ API
+    def start(self, params: dict[str, str], tags: dict[str, str]) -> None:
+        self.params.update(params)
+        self.tags.update(tags)
+        self._guard(f"open a run in experiment {self.experiment_name!r}", lambda: self._open(self.uri, fallback=False))
+
+    def log(
+        self,
+        params: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+        step: int = 0,
+        tags: dict[str, str] | None = None,
+    ) -> None:
+        params, tags = params or {}, tags or {}
+        now = int(time.time() * 1000)
+        rows = [(metric_key(k), float(v), now, int(step)) for k, v in (metrics or {}).items()]
+        self.params.update(params)
+        self.tags.update(tags)
+        self.metrics.extend(rows)
+        if self._client is not None:
+            self._guard("log metrics", lambda: self._write(params, tags, rows))
+
+    def log_model(self, estimator: Any, name: str = "model", **kwargs: Any) -> Any:
+        """Log ``estimator`` with ``mlflow.sklearn.log_model``; returns its ``ModelInfo``."""
+
+        def log() -> Any:
+            import mlflow.sklearn
+            from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+            client, run_id = self._client, self.run_id
+            if not hasattr(client, "create_logged_model"):  # MLflow 2: a model folder among the run's artifacts
+                return self._log_model_v2(estimator, name, **kwargs)
+            # the logged model must live in the run's experiment (MLflow would
+            # otherwise use the process's current experiment)
+            experiment_id = self._call(client.get_run, run_id).info.experiment_id
+            model = self._call(
+                client.create_logged_model, experiment_id, name=name, source_run_id=run_id, params=self.params
+            )
+            with _URI_LOCK, _use_tracking_uri(self.uri), short_http(self.uri):
+                return mlflow.sklearn.log_model(estimator, name=name, run_id=run_id, model_id=model.model_id, **kwargs)
+
+        if self._client is None:
+            return None
+        return self._guard("log the model", log, again=True)
+
+    def _log_model_v2(self, estimator: Any, name: str, **kwargs: Any) -> Any:
+        import tempfile
+
+        import mlflow.sklearn
+        from mlflow.models import Model
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, name)
+            info = Model(run_id=self.run_id, artifact_path=name)
+            mlflow.sklearn.save_model(estimator, path, mlflow_model=info, **kwargs)
+            self._call(self._client.log_artifacts, self.run_id, path, artifact_path=name)
+        return types.SimpleNamespace(model_uri=f"runs:/{self.run_id}/{name}")
+
+    def end(self, status: str = "FINISHED") -> None:
+        if self._client is not None and self.owns_run:
+            self._guard("end the run", lambda: self._call(self._client.set_terminated, self.run_id, status), again=True)

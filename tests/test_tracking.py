@@ -1,0 +1,320 @@
+"""MLflowCallback against real tracking stores: SQLite files and an MLflow server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+
+import numpy as np
+import pytest
+
+from skbpr import HybridBPR, __version__
+from skbpr.callbacks import MLflowCallback
+from skbpr.datasets import make_interactions
+from skbpr.model_selection import PerUserKFold, train_test_split
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+
+FAST = {"n_components": 4, "epochs": 3, "batch_size": 256, "random_state": 0}
+PAIRS = np.array([[0, 1], [2, 3], [5, 7], [59, 39]])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_interactions(60, 40, 400, random_state=0)
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path, monkeypatch):
+    """Each test in its own folder (default stores and artifacts land there), MLflow state reset."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    # forget an experiment chosen with mlflow.set_experiment by an earlier test (another store)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    mlflow.set_tracking_uri(None)
+    yield
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Server:
+    """An ``mlflow server`` subprocess (its own process group) on a free port."""
+
+    def __init__(self, root) -> None:
+        self.port = _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.log = open(root / "server.log", "w")
+        command = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'srv.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait(timeout=120)
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited with {self.process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not answer /health within {timeout} s")
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                self.kill()
+        self.log.close()
+
+
+@pytest.fixture
+def server(tmp_path_factory):
+    srv = _Server(tmp_path_factory.mktemp("mlflow-server"))
+    yield srv
+    srv.stop()
+
+
+def _fit(data, callback, *extra_callbacks, **params):
+    train, test = train_test_split(data, test_size=0.2, random_state=0)
+    est = HybridBPR(**{**FAST, **params}, callbacks=[callback, *extra_callbacks])
+    return est.fit(train, eval_set=test)
+
+
+def _check_run(client, run_id, est, epochs=FAST["epochs"]):
+    run = client.get_run(run_id)
+    params = run.data.params
+    for name, value in est.get_params(deep=False).items():
+        if name != "callbacks":
+            assert params[name] == str(value), name
+    assert params["callbacks"].startswith("[MLflowCallback")
+    assert params["data.n_users"] == "60" and params["data.n_items"] == "40"
+    assert params["data.n_positives"] == str(est.train_positives_.nnz)
+    assert {"data.n_negatives", "data.n_user_features", "data.n_item_features"} <= set(params)
+    assert params["fit.epochs"] == str(epochs)
+    assert params["env.skbpr_version"] == __version__
+    assert params["env.torch_version"] == __import__("torch").__version__
+    assert params["env.device"] == "cpu"
+    history = client.get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+    np.testing.assert_allclose(
+        [m.value for m in sorted(history, key=lambda m: m.step)], [h["loss"] for h in est.history_], rtol=1e-6
+    )
+    assert len(client.get_metric_history(run_id, "val_ndcg_at_10")) == epochs
+    assert run.data.metrics["final_loss"] == pytest.approx(est.history_[-1]["loss"])
+    assert run.data.metrics["best_epoch"] == est.best_epoch_
+    assert run.info.status == "FINISHED"
+    return run
+
+
+def _check_model(uri, run_id, est):
+    mlflow.set_tracking_uri(uri)
+    loaded = mlflow.sklearn.load_model(f"runs:/{run_id}/model")
+    assert isinstance(loaded, HybridBPR)
+    np.testing.assert_array_equal(loaded.predict(PAIRS), est.predict(PAIRS))
+    pyfunc = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    np.testing.assert_allclose(np.asarray(pyfunc.predict(PAIRS)), est.predict(PAIRS), rtol=1e-6)
+
+
+def _fallback_warnings(record):
+    return [w for w in record if issubclass(w.category, UserWarning)]
+
+
+def test_import_skbpr_does_not_import_mlflow():
+    code = "import sys, skbpr, skbpr.callbacks; assert 'mlflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sqlite_store_records_params_metrics_and_model(data, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'runs.db'}"
+    callback = MLflowCallback(tracking_uri=uri, experiment_name="unit", run_name="first")
+    est = _fit(data, callback)
+    assert callback.tracking_uri_ == uri
+    client = MlflowClient(uri)
+    run = _check_run(client, callback.run_id_, est)
+    assert run.info.run_name == "first"
+    assert client.get_experiment(run.info.experiment_id).name == "unit"
+    assert "mlflow.parentRunId" not in run.data.tags
+    _check_model(uri, callback.run_id_, est)
+    loaded = mlflow.sklearn.load_model(callback.model_uri_)
+    np.testing.assert_array_equal(loaded.predict(PAIRS), est.predict(PAIRS))
+
+
+def test_default_store_is_mlflow_default_and_active_run_gets_a_child(data, tmp_path):
+    callback = MLflowCallback(log_model=False)
+    est = _fit(data, callback, epochs=2)
+    assert callback.tracking_uri_ == mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _check_run(MlflowClient(), callback.run_id_, est, epochs=2)
+    with mlflow.start_run(run_name="outer") as outer:
+        _fit(data, callback, epochs=2)
+        assert mlflow.active_run().info.run_id == outer.info.run_id  # the joined run stays open
+    child = MlflowClient().get_run(callback.run_id_)
+    assert child.data.tags["mlflow.parentRunId"] == outer.info.run_id
+    assert child.info.experiment_id == outer.info.experiment_id
+    assert child.info.status == "FINISHED"
+
+
+def test_nested_false_records_into_the_active_run(data, tmp_path):
+    callback = MLflowCallback(tracking_uri=f"sqlite:///{tmp_path / 'j.db'}", nested=False, log_model=False)
+    mlflow.set_tracking_uri(callback.tracking_uri)
+    with mlflow.start_run() as outer:
+        est = _fit(data, callback, epochs=2)
+        assert callback.run_id_ == outer.info.run_id
+        assert MlflowClient().get_run(outer.info.run_id).info.status == "RUNNING"
+    _check_run(MlflowClient(), outer.info.run_id, est, epochs=2)
+
+
+@pytest.mark.slow
+def test_http_server_records_params_metrics_and_model(data, server):
+    callback = MLflowCallback(tracking_uri=server.uri, fallback_uri="sqlite:///never.db")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est = _fit(data, callback)
+    assert callback.tracking_uri_ == server.uri
+    assert not os.path.exists("never.db")
+    _check_run(MlflowClient(server.uri), callback.run_id_, est)
+    _check_model(server.uri, callback.run_id_, est)
+
+
+@pytest.mark.slow
+def test_parallel_grid_search_records_one_child_per_fit(data, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    uri = f"sqlite:///{tmp_path / 'sweep.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("sweep")
+    est = HybridBPR(**{**FAST, "epochs": 2}, callbacks=[MLflowCallback()])
+    grid = {"learning_rate": [0.05, 0.1]}
+    with mlflow.start_run(run_name="sweep") as parent:
+        search = GridSearchCV(est, grid, cv=PerUserKFold(2, random_state=0), n_jobs=2, error_score="raise")
+        search.fit(data)
+    client = MlflowClient(uri)
+    runs = client.search_runs([parent.info.experiment_id], max_results=100)
+    assert len(runs) == 6
+    children = [r for r in runs if r.info.run_id != parent.info.run_id]
+    assert all(r.data.tags.get("mlflow.parentRunId") == parent.info.run_id for r in children)
+    assert all(r.info.status == "FINISHED" for r in runs)
+    folds = sorted(
+        (r.data.tags["skbpr.cv_candidate"], r.data.tags["skbpr.cv_split"], r.data.params["learning_rate"])
+        for r in children
+        if "skbpr.cv_split" in r.data.tags
+    )
+    assert folds == [("0", "0", "0.05"), ("0", "1", "0.05"), ("1", "0", "0.1"), ("1", "1", "0.1")]
+    refit = [r for r in children if r.data.tags.get("skbpr.cv_refit") == "true"]
+    assert len(refit) == 1
+    assert refit[0].data.params["learning_rate"] == str(search.best_params_["learning_rate"])
+    for run in children:
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1, 2]
+    best = mlflow.sklearn.load_model(f"runs:/{refit[0].info.run_id}/model")
+    np.testing.assert_array_equal(best.predict(PAIRS), search.best_estimator_.predict(PAIRS))
+
+
+def test_unreachable_server_falls_back_with_one_warning(data, tmp_path):
+    closed = f"http://127.0.0.1:{_free_port()}"
+    fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
+    callback = MLflowCallback(tracking_uri=closed, fallback_uri=fallback)
+    start = time.monotonic()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        est = _fit(data, callback)
+    assert time.monotonic() - start < 60
+    found = _fallback_warnings(record)
+    assert len(found) == 1, [str(w.message) for w in found]
+    assert closed in str(found[0].message) and fallback in str(found[0].message)
+    assert callback.tracking_uri_ == fallback
+    run = _check_run(MlflowClient(fallback), callback.run_id_, est)
+    assert run.data.tags["skbpr.intended_tracking_uri"] == closed
+    _check_model(fallback, callback.run_id_, est)
+
+
+def test_default_fallback_location(data, tmp_path):
+    callback = MLflowCallback(tracking_uri=f"http://127.0.0.1:{_free_port()}", log_model=False)
+    with pytest.warns(UserWarning, match="mlflow-fallback.db"):
+        _fit(data, callback, epochs=1)
+    assert callback.tracking_uri_ == f"sqlite:///{tmp_path / 'mlflow-fallback.db'}"
+    assert MlflowClient(callback.tracking_uri_).get_run(callback.run_id_).data.params["epochs"] == "1"
+
+
+@pytest.mark.slow
+def test_server_dying_mid_fit_falls_back_without_losing_records(data, server, tmp_path):
+    fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
+    callback = MLflowCallback(tracking_uri=server.uri, fallback_uri=fallback)
+
+    def kill_server(estimator, epoch, logs):
+        if epoch == 1:
+            server.kill()
+
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        est = _fit(data, callback, kill_server)
+    found = _fallback_warnings(record)
+    assert len(found) == 1, [str(w.message) for w in found]
+    assert server.uri in str(found[0].message) and fallback in str(found[0].message)
+    assert callback.tracking_uri_ == fallback
+    assert est.predict(PAIRS).shape == (len(PAIRS),)
+    run = _check_run(MlflowClient(fallback), callback.run_id_, est)
+    assert run.data.tags["skbpr.intended_tracking_uri"] == server.uri
+    assert "skbpr.intended_run_id" in run.data.tags
+    _check_model(fallback, callback.run_id_, est)
+
+
+def test_copies_carry_the_active_run_as_parent(tmp_path):
+    import copy
+    import pickle
+
+    callback = MLflowCallback()
+    assert pickle.loads(pickle.dumps(callback)).parent_run_id is None
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'p.db'}")
+    with mlflow.start_run() as run:
+        copied, pickled = copy.deepcopy(callback), pickle.loads(pickle.dumps(callback))
+    assert copied.parent_run_id == pickled.parent_run_id == run.info.run_id
+    assert pickled._parent_uri == mlflow.get_tracking_uri()
+    assert callback.parent_run_id is None  # the original is left alone
+    with pytest.raises(ValueError, match="nested"):
+        MLflowCallback(nested="always")
