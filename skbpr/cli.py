@@ -1,0 +1,579 @@
+"""The ``skbpr`` command: fit, sweep, evaluate and recommend from a YAML configuration.
+
+Commands::
+
+    skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
+    skbpr sweep --config cfg.yaml [--n-jobs N] [--save best.joblib] [--plot-dir DIR]
+    skbpr evaluate --model model.joblib [--config cfg.yaml]
+    skbpr recommend --model model.joblib --users 0 1 2 [--k 10]
+
+Without ``--config``, ``fit`` runs the embedded default (synthetic data with
+planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`). Models are saved
+with joblib, which runs code when loading: load only files you trust.
+
+Exit status: 0 on success, 2 for an invalid configuration or command line
+(the message names the offending key), 1 for other errors (for example a
+download that failed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from skbpr.config import Config, ConfigError, load_config, validate_config
+
+__all__ = ["main"]
+
+MODEL_FORMAT = "skbpr-model/1"
+
+
+def _say(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+def _warn(message: str) -> None:
+    print(f"skbpr: warning: {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def load_data(config: Config) -> Any:
+    """The :class:`skbpr.Interactions` the ``data`` section describes."""
+    d = config["data"]
+    if d["source"] == "synthetic":
+        from skbpr.datasets import make_interactions
+
+        return make_interactions(
+            d["n_users"],
+            d["n_items"],
+            d["n_interactions"],
+            n_user_features=d["n_user_features"],
+            n_item_features=d["n_item_features"],
+            exposure_signal=d["exposure_signal"],
+            popularity_skew=d["popularity_skew"],
+            noise=d["noise"],
+            random_state=d["random_state"],
+        )
+    if d["source"] == "movielens":
+        from skbpr.datasets import load_movielens
+        from skbpr.datasets.movielens import _RELEASES
+
+        if d["name"] not in _RELEASES:
+            raise ConfigError(f"data.name: expected one of {', '.join(sorted(_RELEASES))}, got {d['name']!r}")
+        return load_movielens(
+            d["name"],
+            data_home=d["data_home"],
+            download=d["download"],
+            threshold=4.0 if d["threshold"] is None else d["threshold"],
+        )
+    return _load_events(d)
+
+
+def _load_events(d: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    from skbpr.interactions import Interactions
+
+    path = d["path"]
+    try:
+        frame = pd.read_parquet(path) if d["format"] == "parquet" else pd.read_csv(path)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"data.path: cannot read {path!r} as {d['format']}: {exc}") from None
+    for key in ("user_col", "item_col", "rating_col"):
+        column = d[key]
+        if column is not None and column not in frame.columns:
+            raise ConfigError(f"data.{key}: expected a column of {path!r} ({list(frame.columns)}), got {column!r}")
+    try:
+        return Interactions.from_frame(
+            frame,
+            user_col=d["user_col"],
+            item_col=d["item_col"],
+            rating_col=d["rating_col"],
+            threshold=d["threshold"] if d["rating_col"] is not None else None,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"data.path: {path!r}: {exc}") from None
+
+
+def split_data(config: Config, data: Any) -> tuple[Any, Any]:
+    """The per-user train / test split of the ``data`` section."""
+    from skbpr.model_selection import train_test_split
+
+    d = config["data"]
+    return train_test_split(data, test_size=d["test_size"], random_state=d["random_state"])
+
+
+def _metrics(config: Config) -> list[str]:
+    k = config["training"]["top_k"]
+    return [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", "auc"]
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    def cell(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
+    _say("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(columns, widths, strict=True))))
+    for row in rows:
+        _say(
+            "  ".join(
+                cell(row.get(c, "")).rjust(w) if i else cell(row.get(c, "")).ljust(w)
+                for i, (c, w) in enumerate(zip(columns, widths, strict=True))
+            )
+        )
+
+
+def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
+    from skbpr import PopularityRecommender
+    from skbpr.metrics import evaluate
+
+    baseline = PopularityRecommender().fit(train)
+    return [
+        {"model": "HybridBPR", **evaluate(model, test, metrics=metrics)},
+        {"model": "popularity", **evaluate(baseline, test, metrics=metrics)},
+    ]
+
+
+def _describe_data(config: Config, data: Any, train: Any, test: Any) -> None:
+    _say(
+        f"data: {config['data']['source']}, {data.n_users} users, {data.n_items} items, "
+        f"{data.n_positives} positives ({train.n_positives} train, {test.n_positives} test, "
+        f"per-user split test_size={config['data']['test_size']})"
+    )
+
+
+# --------------------------------------------------------------------------
+# tracking
+# --------------------------------------------------------------------------
+def _tracking_available(config: Config) -> bool:
+    if not config["mlflow"]["enabled"]:
+        return False
+    if importlib.util.find_spec("mlflow") is None:
+        _warn("tracking is off: MLflow is not installed (pip install mlflow, or set mlflow.enabled: false)")
+        return False
+    from skbpr import callbacks
+
+    if not hasattr(callbacks, "MLflowCallback"):
+        _warn("tracking is off: this version of skbpr has no skbpr.callbacks.MLflowCallback")
+        return False
+    return True
+
+
+def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:
+    from skbpr.callbacks import MLflowCallback
+
+    m = config["mlflow"]
+    return MLflowCallback(
+        tracking_uri=tracking_uri or m["tracking_uri"],
+        experiment_name=m["experiment_name"],
+        run_name=m["run_name"],
+        log_model=m["log_model"] if log_model is None else log_model,
+        fallback_uri=m["fallback_uri"],
+    )
+
+
+def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: Config, files: list[Path]) -> None:
+    """Add test metrics, the configuration and plots to a finished run (a failure only warns)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from skbpr.plotting import mlflow_metric_name
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        now = int(time.time() * 1000)
+        client.log_batch(run_id, metrics=[Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in metrics.items()])
+        client.log_dict(run_id, config.to_dict(), "config.yaml")
+        for path in files:
+            client.log_artifact(run_id, str(path))
+    except Exception as exc:  # noqa: BLE001 - tracking must never fail a finished fit
+        _warn(f"could not add the test metrics and files to MLflow run {run_id} in {uri}: {exc}")
+
+
+# --------------------------------------------------------------------------
+# saving and loading
+# --------------------------------------------------------------------------
+def _save(path: str, model: Any, config: Config, data: Any) -> None:
+    import joblib
+
+    import skbpr
+
+    bundle = {
+        "format": MODEL_FORMAT,
+        "skbpr_version": skbpr.__version__,
+        "estimator": model,
+        "config": config.to_dict(),
+        "user_ids": data.user_ids,
+        "item_ids": data.item_ids,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(bundle, path)
+    _say(f"model saved to {path} (joblib: load only files you trust)")
+
+
+def load_model(path: str) -> dict[str, Any]:
+    """A model file written by ``skbpr fit --save`` (or a bare pickled estimator) as a bundle dict.
+
+    joblib files are pickles: loading one runs code, so load only files you trust.
+    """
+    import joblib
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file not found: {path!r}")
+    obj = joblib.load(path)
+    if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
+        return obj
+    if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
+        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None}
+    raise ValueError(f"{path!r} holds no skbpr model (found {type(obj).__name__})")
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+def cmd_fit(args: argparse.Namespace) -> int:
+    from skbpr import HybridBPR
+
+    config = load_config(args.config)
+    data = load_data(config)
+    train, test = split_data(config, data)
+    _describe_data(config, data, train, test)
+    params = config.estimator_params()
+    tracking = _tracking_available(config)
+    callback = _mlflow_callback(config) if tracking else None
+    model = HybridBPR(**params, callbacks=[callback] if callback else None)
+    # validation metrics per epoch: on the test split, unless part of train is held out
+    eval_set = test if config["training"]["validation_fraction"] is None else None
+    start = time.perf_counter()
+    model.fit(train, eval_set=eval_set)
+    seconds = time.perf_counter() - start
+    shown = ("n_components", "loss", "negatives", "optimizer", "learning_rate", "epochs")
+    _say(f"HybridBPR({', '.join(f'{k}={params[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
+    metrics = _metrics(config)
+    rows = _evaluation_rows(model, train, test, metrics)
+    _print_table(rows, ["model", *metrics])
+    files = []
+    if args.plot_dir:
+        from skbpr.plotting import plot_learning_curve
+
+        out = Path(args.plot_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fig = plot_learning_curve(model, title=f"HybridBPR learning curve ({config['data']['source']} data)")
+        path = out / "learning_curve.png"
+        fig.savefig(path, dpi=90)
+        files.append(path)
+        _say(f"learning curve saved to {path}")
+    model.set_params(callbacks=None)  # the fitted model is saved without its tracking hook
+    if args.save:
+        _save(args.save, model, config, data)
+    if callback is not None and getattr(callback, "run_id_", None):
+        uri = callback.tracking_uri_
+        _record_after_fit(
+            uri, callback.run_id_, {f"test_{k}": v for k, v in rows[0].items() if k != "model"}, config, files
+        )
+        _say(
+            f"MLflow run {callback.run_id_} (experiment {config['mlflow']['experiment_name']!r}) stored in {uri}\n"
+            f"  browse it with: mlflow ui --backend-store-uri {uri}"
+        )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from sklearn.model_selection import GridSearchCV
+
+    from skbpr import HybridBPR
+    from skbpr.metrics import evaluate, make_ranking_scorer
+    from skbpr.model_selection import PerUserKFold
+
+    config = load_config(args.config)
+    if not config.grid:
+        raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+    data = load_data(config)
+    train, test = split_data(config, data)
+    _describe_data(config, data, train, test)
+    grid = config.param_grid()
+    n_candidates = 1
+    for values in grid.values():
+        n_candidates *= len(values)
+    cv = config["sweep"]["cv"]
+    scoring = {name: make_ranking_scorer(name) for name in config.scoring}
+    primary = config.scoring[0]
+    _say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={args.n_jobs}")
+    parent = _start_sweep_run(config) if _tracking_available(config) else None
+    callback = None
+    if parent is not None:  # fits record into the store the parent run lives in
+        uri = parent.uri if parent.run_id else None
+        callback = _mlflow_callback(config, log_model=False, tracking_uri=uri)
+    base = HybridBPR(**config.estimator_params(), callbacks=[callback] if callback else None)
+    search = GridSearchCV(
+        base,
+        grid,
+        cv=PerUserKFold(cv, random_state=config["data"]["random_state"]),
+        scoring=scoring,
+        refit=primary,
+        n_jobs=args.n_jobs,
+    )
+    start = time.perf_counter()
+    try:
+        search.fit(train)
+    finally:
+        if parent is not None:
+            parent.__exit__(*sys.exc_info())
+    seconds = time.perf_counter() - start
+    results = search.cv_results_
+    rows = []
+    for i, candidate in enumerate(results["params"]):
+        row: dict[str, Any] = {"rank": int(results[f"rank_test_{primary}"][i])}
+        row.update({Config.param_key(k): v for k, v in candidate.items()})
+        for name in config.scoring:
+            row[name] = f"{results[f'mean_test_{name}'][i]:.4f} ± {results[f'std_test_{name}'][i]:.4f}"
+        rows.append(row)
+    rows.sort(key=lambda r: r["rank"])
+    _say(f"cross-validation ({seconds:.1f} s), mean ± std over {cv} folds:")
+    _print_table(rows, ["rank", *(Config.param_key(k) for k in grid), *config.scoring])
+    best = {Config.param_key(k): v for k, v in search.best_params_.items()}
+    _say(f"best by {primary}: " + ", ".join(f"{k}={v!r}" for k, v in best.items()))
+    metrics = _metrics(config)
+    test_metrics = evaluate(search.best_estimator_, test, metrics=metrics)
+    _say("best candidate refitted on the train split, on the test split:")
+    _print_table([{"model": "HybridBPR (best)", **test_metrics}], ["model", *metrics])
+    files = []
+    if args.plot_dir:
+        from skbpr.plotting import plot_sweep
+
+        out = Path(args.plot_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fig = plot_sweep(results, metric=f"mean_test_{primary}", title=f"Grid search, {cv}-fold per-user CV")
+        path = out / "sweep.png"
+        fig.savefig(path, dpi=90)
+        files.append(path)
+        _say(f"sweep plot saved to {path}")
+    model = search.best_estimator_
+    model.set_params(callbacks=None)
+    if args.save:
+        _save(args.save, model, config, data)
+    if parent is not None and parent.run_id:
+        _record_sweep(parent, config, search, test_metrics, files)
+    return 0
+
+
+class _SweepRun:
+    """The parent MLflow run of a sweep, active while the search runs (fits nest under it).
+
+    When the configured store cannot be reached, the whole sweep (parent and
+    fits) is recorded in the fallback store instead, with a warning.
+    """
+
+    def __init__(self, config: Config) -> None:
+        import mlflow
+
+        from skbpr.tracking import absolute_uri, default_fallback_uri
+
+        m = config["mlflow"]
+        self.run_id: str | None = None
+        self._previous_uri = mlflow.get_tracking_uri()
+        self.uri = absolute_uri(m["tracking_uri"] or self._previous_uri)
+        fallback = absolute_uri(m["fallback_uri"]) if m["fallback_uri"] else default_fallback_uri()
+        for uri in dict.fromkeys([self.uri, fallback]):
+            try:
+                self._open(uri, m)
+                if uri != self.uri:
+                    _warn(f"the sweep is recorded in the fallback store {uri}")
+                self.uri = uri
+                return
+            except Exception as exc:  # noqa: BLE001 - a dead store must not stop the search
+                mlflow.set_tracking_uri(self._previous_uri)
+                _warn(f"could not open the sweep's parent run in {uri}: {exc}")
+        _warn("the sweep's fits are tracked on their own")
+
+    def _open(self, uri: str, m: dict[str, Any]) -> None:
+        import mlflow
+
+        from skbpr.tracking import probe
+
+        probe(uri)  # an unreachable server fails here at once, not after MLflow's retries
+        mlflow.set_tracking_uri(uri)
+        experiment = mlflow.set_experiment(m["experiment_name"])
+        run = mlflow.start_run(
+            experiment_id=experiment.experiment_id,
+            run_name=m["run_name"] or "sweep",
+            tags={"skbpr.kind": "sweep"},
+        )
+        self.run_id = run.info.run_id
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        import mlflow
+
+        if self.run_id is not None and mlflow.active_run() is not None:
+            mlflow.end_run("FAILED" if exc_type is not None else "FINISHED")
+        mlflow.set_tracking_uri(self._previous_uri)
+
+
+def _start_sweep_run(config: Config) -> _SweepRun:
+    return _SweepRun(config)
+
+
+def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: dict, files: list[Path]) -> None:
+    """One child run per candidate (searched params, mean and std scores); best and test scores on the parent."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from skbpr.plotting import mlflow_metric_name
+
+    results = search.cv_results_
+    try:
+        client = MlflowClient(tracking_uri=parent.uri)
+        experiment_id = client.get_run(parent.run_id).info.experiment_id
+        now = int(time.time() * 1000)
+        for i, candidate in enumerate(results["params"]):
+            child = client.create_run(
+                experiment_id,
+                run_name=f"candidate-{i}",
+                tags={"mlflow.parentRunId": parent.run_id, "skbpr.kind": "sweep-candidate"},
+            )
+            metrics = []
+            for name in config.scoring:
+                for stat in ("mean", "std", "rank"):
+                    key = f"{stat}_test_{name}"
+                    metrics.append(Metric(mlflow_metric_name(key), float(results[key][i]), now, 0))
+            metrics.append(Metric("mean_fit_time", float(results["mean_fit_time"][i]), now, 0))
+            client.log_batch(
+                child.info.run_id,
+                metrics=metrics,
+                params=[Param(k, str(v)) for k, v in candidate.items()],
+                tags=[RunTag("skbpr.cv_candidate", str(i))],
+            )
+            client.set_terminated(child.info.run_id)
+        best = [Param(f"best.{Config.param_key(k)}", str(v)) for k, v in search.best_params_.items()]
+        summary = [Metric(mlflow_metric_name(f"test_{k}"), float(v), now, 0) for k, v in test_metrics.items()]
+        summary.append(
+            Metric(mlflow_metric_name(f"best_mean_test_{config.scoring[0]}"), float(search.best_score_), now, 0)
+        )
+        client.log_batch(parent.run_id, metrics=summary, params=best)
+        client.log_dict(parent.run_id, config.to_dict(), "config.yaml")
+        for path in files:
+            client.log_artifact(parent.run_id, str(path))
+    except Exception as exc:  # noqa: BLE001 - tracking must never fail a finished search
+        _warn(f"could not record the sweep in MLflow ({parent.uri}): {exc}")
+        return
+    _say(
+        f"MLflow sweep run {parent.run_id} (experiment {config['mlflow']['experiment_name']!r}, one child run per "
+        f"fit and per candidate) stored in {parent.uri}\n  browse it with: mlflow ui --backend-store-uri {parent.uri}"
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from skbpr.metrics import evaluate
+
+    bundle = load_model(args.model)
+    model = bundle["estimator"]
+    if args.config is not None:
+        config = load_config(args.config)
+    elif bundle.get("config") is not None:
+        config = validate_config(bundle["config"])
+    else:
+        config = load_config(None)
+    data = load_data(config)
+    if (data.n_users, data.n_items) != (model.n_users_, model.n_items_):
+        raise ConfigError(
+            f"data: expected {model.n_users_} users x {model.n_items_} items as the model was fitted on, "
+            f"got {data.n_users} x {data.n_items}"
+        )
+    train, test = split_data(config, data)
+    _describe_data(config, data, train, test)
+    metrics = _metrics(config)
+    rows = [{"model": "HybridBPR", **evaluate(model, test, metrics=metrics)}]
+    rows += _evaluation_rows(model, train, test, metrics)[1:]
+    _print_table(rows, ["model", *metrics])
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    bundle = load_model(args.model)
+    model = bundle["estimator"]
+    if args.k < 1 or args.k > model.n_items_:
+        raise ValueError(f"--k must be in [1, {model.n_items_}], got {args.k}")
+    bad = [u for u in args.users if not 0 <= u < model.n_users_]
+    if bad:
+        raise ValueError(f"--users must be user indices in [0, {model.n_users_}), got {bad}")
+    ids, scores = model.recommend(args.users, k=args.k, exclude_seen=not args.include_seen)
+    item_ids = bundle.get("item_ids")
+    user_ids = bundle.get("user_ids")
+    rows = []
+    for user, row_ids, row_scores in zip(args.users, ids, scores, strict=True):
+        for rank, (item, score) in enumerate(zip(row_ids, row_scores, strict=True), start=1):
+            if item < 0:
+                break
+            row = {"user": int(user), "rank": rank, "item": int(item), "score": float(score)}
+            if user_ids is not None:
+                row["user_id"] = user_ids[user]
+            if item_ids is not None:
+                row["item_id"] = item_ids[item]
+            rows.append(row)
+    columns = ["user", *(["user_id"] if user_ids is not None else []), "rank", "item"]
+    columns += ["item_id"] if item_ids is not None else []
+    _print_table(rows, [*columns, "score"])
+    return 0
+
+
+# --------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    import skbpr
+
+    parser = argparse.ArgumentParser(
+        prog="skbpr",
+        description="Fit, tune, evaluate and query HybridBPR recommenders from a YAML configuration.",
+        epilog="Model files are joblib pickles: loading one runs code, so load only files you trust.",
+    )
+    parser.add_argument("--version", action="version", version=f"skbpr {skbpr.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fit", help="fit on a per-user train split, compare with popularity on the test split")
+    p.add_argument("--config", help="YAML configuration (default: the embedded synthetic example)")
+    p.add_argument("--save", metavar="PATH", help="save the fitted model with joblib")
+    p.add_argument("--plot-dir", metavar="DIR", help="write learning_curve.png here")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("sweep", help="grid search with per-user K-fold cross-validation")
+    p.add_argument("--config", required=True, help="YAML configuration with a sweep section")
+    p.add_argument("--n-jobs", type=int, default=1, help="parallel fits (joblib processes)")
+    p.add_argument("--save", metavar="PATH", help="save the refitted best model with joblib")
+    p.add_argument("--plot-dir", metavar="DIR", help="write sweep.png here")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model on the configuration's test split")
+    p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
+    p.add_argument("--config", help="YAML configuration (default: the one saved with the model)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("recommend", help="top-k items for some users from a saved model")
+    p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
+    p.add_argument("--users", required=True, type=int, nargs="+", metavar="USER", help="user indices")
+    p.add_argument("--k", type=int, default=10, help="items per user (default 10)")
+    p.add_argument("--include-seen", action="store_true", help="keep the training positives in the ranking")
+    p.set_defaults(func=cmd_recommend)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for configuration errors)."""
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ff]ilesystem tracking backend.*")
+            return args.func(args)
+    except ConfigError as exc:
+        print(f"skbpr: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"skbpr: error: {exc}", file=sys.stderr)
+        return 1

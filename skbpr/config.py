@@ -1,0 +1,434 @@
+"""YAML run configuration for the ``skbpr`` command line: schema, defaults and validation.
+
+A configuration has six sections; every key is optional and takes the
+default below when left out::
+
+    model:      n_components, init_std, user_features_mode, item_features_mode
+    optimizer:  name, learning_rate, alpha
+    training:   loss, epochs, batch_size, negatives, implicit_ratio, n_negatives,
+                max_sampled, sigma, margin, eval_every, patience,
+                validation_fraction, top_k, random_state, device, n_threads
+    data:       source (synthetic | movielens | file) and its keys, test_size,
+                random_state
+    mlflow:     enabled, tracking_uri, experiment_name, run_name, log_model,
+                fallback_uri
+    sweep:      dotted keys of the model, optimizer and training sections
+                mapped to lists of values, cv, scoring
+
+The keys of ``model``, ``optimizer`` and ``training`` map to parameters of
+:class:`skbpr.HybridBPR` (``optimizer.name`` to ``optimizer``,
+``training.top_k`` to ``eval_metric="ndcg@<top_k>"``). Any problem (an
+unknown section or key, a value of the wrong type or outside its range, a
+missing file) raises :class:`ConfigError`, whose message names the dotted
+key and the offending value.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from skbpr.losses import LOSSES
+from skbpr.model import FEATURE_MODES
+from skbpr.sampling import SAMPLERS
+from skbpr.training import OPTIMIZERS
+
+__all__ = ["DEFAULT_CONFIG", "SCHEMA", "Config", "ConfigError", "Field", "load_config", "validate_config"]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the dotted key and the bad value."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One configuration key: its type, default, allowed values and HybridBPR parameter."""
+
+    kind: str  # "int", "float", "str", "bool"
+    default: Any
+    nullable: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    strict: bool = False  # minimum excluded
+    param: str | None = None  # HybridBPR parameter it sets
+
+    def describe(self) -> str:
+        what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[self.kind]
+        if self.choices is not None:
+            what = "one of " + ", ".join(self.choices)
+        elif self.minimum is not None:
+            what += f" {'>' if self.strict else '>='} {self.minimum:g}"
+        if self.nullable:
+            what += " or null"
+        return what
+
+
+def _f(kind: str, default: Any, **kwargs: Any) -> Field:
+    return Field(kind, default, **kwargs)
+
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "model": {
+        "n_components": _f("int", 32, minimum=1, param="n_components"),
+        "init_std": _f("float", 0.1, minimum=0, param="init_std"),
+        "user_features_mode": _f("str", "both", choices=FEATURE_MODES, param="user_features_mode"),
+        "item_features_mode": _f("str", "both", choices=FEATURE_MODES, param="item_features_mode"),
+    },
+    "optimizer": {
+        "name": _f("str", "adagrad", choices=OPTIMIZERS, param="optimizer"),
+        "learning_rate": _f("float", 0.1, minimum=0, strict=True, param="learning_rate"),
+        "alpha": _f("float", 0.01, minimum=0, param="alpha"),
+    },
+    "training": {
+        "loss": _f("str", "bpr", choices=LOSSES, param="loss"),
+        "epochs": _f("int", 20, minimum=1, param="epochs"),
+        "batch_size": _f("int", 4096, minimum=1, param="batch_size"),
+        "negatives": _f("str", "uniform", choices=("auto", *SAMPLERS), param="negatives"),
+        "implicit_ratio": _f("float", 0.5, minimum=0, param="implicit_ratio"),
+        "n_negatives": _f("int", 1, minimum=1, param="n_negatives"),
+        "max_sampled": _f("int", 10, minimum=1, param="max_sampled"),
+        "sigma": _f("float", 1.0, minimum=0, strict=True, param="sigma"),
+        "margin": _f("float", 1.0, minimum=0, param="margin"),
+        "eval_every": _f("int", 1, minimum=1, param="eval_every"),
+        "patience": _f("int", None, nullable=True, minimum=1, param="patience"),
+        "validation_fraction": _f("float", None, nullable=True, minimum=0, strict=True, param="validation_fraction"),
+        "top_k": _f("int", 10, minimum=1),
+        "random_state": _f("int", 0, nullable=True, minimum=0, param="random_state"),
+        "device": _f("str", "auto", choices=("auto", "cpu", "cuda"), param="device"),
+        "n_threads": _f("int", None, nullable=True, minimum=1, param="n_threads"),
+    },
+    "data": {
+        "source": _f("str", "synthetic", choices=("synthetic", "movielens", "file")),
+        # synthetic (skbpr.datasets.make_interactions)
+        "n_users": _f("int", 2000, minimum=1),
+        "n_items": _f("int", 500, minimum=1),
+        "n_interactions": _f("int", 100000, minimum=1),
+        "n_user_features": _f("int", 10, minimum=0),
+        "n_item_features": _f("int", 10, minimum=0),
+        "exposure_signal": _f("float", 3.0, minimum=0),
+        "popularity_skew": _f("float", 0.5, minimum=0),
+        "noise": _f("float", 0.25, minimum=0),
+        # movielens (skbpr.datasets.load_movielens)
+        "name": _f("str", "ml-100k"),
+        "data_home": _f("str", None, nullable=True),
+        "download": _f("bool", True),
+        # file (an events table read with pandas)
+        "path": _f("str", None, nullable=True),
+        "format": _f("str", None, nullable=True, choices=("csv", "parquet")),
+        "user_col": _f("str", "user_id"),
+        "item_col": _f("str", "item_id"),
+        "rating_col": _f("str", None, nullable=True),
+        "threshold": _f("float", None, nullable=True),
+        # split
+        "test_size": _f("float", 0.2, minimum=0, strict=True),
+        "random_state": _f("int", 0, nullable=True, minimum=0),
+    },
+    "mlflow": {
+        "enabled": _f("bool", True),
+        "tracking_uri": _f("str", None, nullable=True),
+        "experiment_name": _f("str", "skbpr"),
+        "run_name": _f("str", None, nullable=True),
+        "log_model": _f("bool", True),
+        "fallback_uri": _f("str", None, nullable=True),
+    },
+    "sweep": {
+        "cv": _f("int", 3, minimum=2),
+        # "scoring" (a metric name or a list of them) is checked separately
+    },
+}
+
+SWEEP_SECTIONS = ("model", "optimizer", "training")
+DEFAULT_SCORING = ("ndcg@10", "auc")
+
+DEFAULT_CONFIG = """\
+# The embedded default: synthetic data with planted structure
+# (make_interactions(2000, 500, 100000, exposure_signal=3.0,
+#  popularity_skew=0.5, noise=0.25, random_state=0)), 32 factors, 20 epochs.
+model:
+  n_components: 32
+training:
+  loss: bpr
+  epochs: 20
+  random_state: 0
+data:
+  source: synthetic
+  n_users: 2000
+  n_items: 500
+  n_interactions: 100000
+  exposure_signal: 3.0
+  popularity_skew: 0.5
+  noise: 0.25
+  test_size: 0.2
+  random_state: 0
+mlflow:
+  enabled: true
+  experiment_name: skbpr
+"""
+
+
+def _fail(key: str, value: Any, what: str) -> ConfigError:
+    return ConfigError(f"{key}: expected {what}, got {value!r}")
+
+
+def _suggest(name: str, options: list[str], prefix: str = "") -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
+
+
+def _check_value(key: str, field: Field, value: Any) -> Any:
+    """The value converted to the field's type, or a ConfigError naming ``key``."""
+    if value is None:
+        if field.nullable:
+            return None
+        raise _fail(key, value, field.describe())
+    if field.kind == "bool":
+        if not isinstance(value, bool):
+            raise _fail(key, value, field.describe())
+        return value
+    if field.kind == "str":
+        if not isinstance(value, str):
+            raise _fail(key, value, field.describe())
+        if field.choices is not None and value not in field.choices:
+            raise _fail(key, value, field.describe())
+        return value
+    if field.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise _fail(key, value, field.describe())
+        value = int(value)
+    else:  # float; YAML 1.1 reads 1e-3 (no dot) as a string, so accept numeric strings
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _fail(key, value, field.describe()) from None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise _fail(key, value, field.describe())
+        value = float(value)
+    if field.minimum is not None:
+        if value < field.minimum or (field.strict and value == field.minimum):
+            raise _fail(key, value, field.describe())
+    return value
+
+
+def _check_scoring(value: Any) -> tuple[str, ...]:
+    from skbpr.metrics import _parse_metric
+
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise _fail("sweep.scoring", value, "a metric name such as 'ndcg@10' or a non-empty list of them")
+    for name in names:
+        try:
+            _parse_metric(name)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"sweep.scoring: {exc}") from None
+    if len(set(names)) != len(names):
+        raise _fail("sweep.scoring", value, "distinct metric names")
+    return tuple(names)
+
+
+def _hybrid_param_keys() -> dict[str, str]:
+    """HybridBPR parameter name -> dotted config key."""
+    return {f.param: f"{s}.{k}" for s in SWEEP_SECTIONS for k, f in SCHEMA[s].items() if f.param}
+
+
+class Config:
+    """A validated configuration: every section with every key filled in.
+
+    Use :func:`load_config` or :func:`validate_config` to make one. Sections
+    are plain dicts: ``config["training"]["epochs"]``; ``config.grid`` holds
+    the searched values of the ``sweep`` section by dotted key.
+    """
+
+    def __init__(self, sections: dict[str, dict[str, Any]], grid: dict[str, list], scoring: tuple[str, ...]):
+        self.sections = sections
+        self.grid = grid
+        self.scoring = scoring
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.sections[section]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (``sweep`` with its grid, ``cv`` and ``scoring``), loadable again."""
+        out = copy.deepcopy(self.sections)
+        out["sweep"] = {**copy.deepcopy(self.grid), **out.get("sweep", {}), "scoring": list(self.scoring)}
+        return out
+
+    def estimator_params(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Keyword arguments of :class:`skbpr.HybridBPR`; ``overrides`` by dotted key."""
+        values = {s: dict(self.sections[s]) for s in SWEEP_SECTIONS}
+        for dotted, value in (overrides or {}).items():
+            section, key = dotted.split(".", 1)
+            values[section][key] = value
+        params = {}
+        for section in SWEEP_SECTIONS:
+            for key, field in SCHEMA[section].items():
+                if field.param is not None:
+                    params[field.param] = values[section][key]
+        params["eval_metric"] = f"ndcg@{values['training']['top_k']}"
+        return params
+
+    def param_grid(self) -> dict[str, list]:
+        """The sweep as a GridSearchCV ``param_grid`` (HybridBPR parameter names)."""
+        grid = {}
+        for dotted, values in self.grid.items():
+            section, key = dotted.split(".", 1)
+            param = SCHEMA[section][key].param
+            grid[param] = list(values)
+        return grid
+
+    @staticmethod
+    def param_key(param: str) -> str:
+        """Dotted config key of a HybridBPR parameter name (the name itself if it has none)."""
+        return _hybrid_param_keys().get(param, param)
+
+    def __repr__(self) -> str:
+        return f"Config({self.to_dict()!r})"
+
+
+def _check_estimator(params: dict[str, Any], where: str = "") -> None:
+    """Let HybridBPR check its own parameters; re-raise naming the dotted key."""
+    from skbpr.estimator import HybridBPR
+
+    try:
+        HybridBPR(**params)._validate_params()
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        keys = _hybrid_param_keys()
+        name = message.split(" ", 1)[0].rstrip(":")
+        dotted = keys.get(name)
+        if dotted is None:
+            raise ConfigError(f"{where}{message}") from None
+        raise ConfigError(f"{where}{dotted}: {message}") from None
+
+
+def validate_config(raw: Any, *, base_dir: str | Path | None = None) -> Config:
+    """Check a parsed configuration and fill in the defaults.
+
+    Parameters
+    ----------
+    raw : mapping or None
+        The parsed YAML (``None``, an empty file, gives the defaults).
+    base_dir : path, optional
+        Folder that a relative ``data.path`` is resolved against (the
+        configuration file's folder); default the working directory.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Naming the dotted key and the bad value.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"the configuration must be a mapping of sections, got {raw!r}")
+    sections: dict[str, dict[str, Any]] = {}
+    grid: dict[str, list] = {}
+    scoring = DEFAULT_SCORING
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(
+                f"{section}: unknown section (value {raw[section]!r}){_suggest(str(section), list(SCHEMA))} "
+                f"Valid sections: {', '.join(SCHEMA)}"
+            )
+    for section, fields in SCHEMA.items():
+        given = raw.get(section)
+        if given is None:
+            given = {}
+        if not isinstance(given, Mapping):
+            raise _fail(section, given, "a mapping of keys to values")
+        values = {key: field.default for key, field in fields.items()}
+        for key, value in given.items():
+            dotted = f"{section}.{key}"
+            if section == "sweep" and key == "scoring":
+                scoring = _check_scoring(value)
+                continue
+            if section == "sweep" and isinstance(key, str) and "." in key:
+                grid[key] = _check_grid_entry(key, value)
+                continue
+            if key not in fields:
+                options = list(fields) + (["scoring", "<section>.<key>"] if section == "sweep" else [])
+                raise ConfigError(
+                    f"{dotted}: unknown key (value {value!r}){_suggest(str(key), list(fields), section + '.')} "
+                    f"Valid keys of {section}: {', '.join(options)}"
+                )
+            values[key] = _check_value(dotted, fields[key], value)
+        sections[section] = values
+    _check_data(sections["data"], base_dir)
+    config = Config(sections, grid, scoring)
+    _check_estimator(config.estimator_params())
+    for dotted, values in grid.items():
+        for value in values:
+            _check_estimator(config.estimator_params({dotted: value}), where=f"sweep.{dotted} value {value!r}: ")
+    return config
+
+
+def _check_grid_entry(key: str, value: Any) -> list:
+    section, _, name = key.partition(".")
+    dotted = f"sweep.{key}"
+    if section not in SWEEP_SECTIONS or name not in SCHEMA[section]:
+        options = [f"{s}.{k}" for s in SWEEP_SECTIONS for k in SCHEMA[s] if SCHEMA[s][k].param or k == "top_k"]
+        raise ConfigError(
+            f"{dotted}: unknown key (value {value!r}){_suggest(key, options)} A sweep searches keys of the "
+            f"{', '.join(SWEEP_SECTIONS)} sections"
+        )
+    field = SCHEMA[section][name]
+    if field.param is None:
+        raise ConfigError(f"{dotted}: {key} cannot be searched (value {value!r})")
+    if not isinstance(value, list) or not value:
+        raise _fail(dotted, value, "a non-empty list of values")
+    return [_check_value(f"{dotted}[{i}]", field, v) for i, v in enumerate(value)]
+
+
+def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
+    if data["test_size"] >= 1:
+        raise _fail("data.test_size", data["test_size"], "a number in (0, 1)")
+    if data["source"] == "synthetic" and data["n_interactions"] > 0.2 * data["n_users"] * data["n_items"]:
+        raise _fail(
+            "data.n_interactions",
+            data["n_interactions"],
+            f"at most 20% of data.n_users * data.n_items ({int(0.2 * data['n_users'] * data['n_items'])})",
+        )
+    if data["rating_col"] is not None and data["threshold"] is None and data["source"] == "file":
+        raise _fail("data.threshold", None, f"a number: data.rating_col is {data['rating_col']!r}")
+    if data["source"] != "file":
+        return
+    if data["path"] is None:
+        raise _fail("data.path", None, "the events file (csv or parquet) when data.source is file")
+    path = Path(data["path"]).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = Path(base_dir) / path
+    if not path.is_file():
+        raise ConfigError(f"data.path: file not found: {data['path']!r} (looked for {str(path)!r})")
+    data["path"] = str(path)
+    if data["format"] is None:
+        suffix = path.suffix.lower()
+        formats = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+        if suffix not in formats and not str(path).lower().endswith(".csv.gz"):
+            raise _fail("data.format", None, f"csv or parquet: cannot tell from the file name {path.name!r}")
+        data["format"] = formats.get(suffix, "csv")
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML configuration file (``None``: the embedded default)."""
+    import yaml
+
+    if path is None:
+        return validate_config(yaml.safe_load(DEFAULT_CONFIG))
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {str(path)!r}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return validate_config(raw, base_dir=path.parent)

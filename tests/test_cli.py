@@ -1,0 +1,422 @@
+"""The ``skbpr`` command line and its YAML configuration, run end to end on tiny data."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from skbpr import callbacks
+from skbpr.cli import load_model, main
+from skbpr.config import DEFAULT_CONFIG, ConfigError, load_config, validate_config
+
+TINY = {
+    "model": {"n_components": 8},
+    "training": {"epochs": 2, "batch_size": 256, "random_state": 0},
+    "data": {"source": "synthetic", "n_users": 60, "n_items": 30, "n_interactions": 300, "random_state": 0},
+    "mlflow": {"enabled": False},
+    "sweep": {"training.loss": ["bpr", "warp"], "model.n_components": [4, 8], "cv": 2},
+}
+
+
+def _write(tmp_path: Path, config: dict, name: str = "config.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def _merge(base: dict, **sections: dict) -> dict:
+    out = {k: dict(v) for k, v in base.items()}
+    for section, values in sections.items():
+        out.setdefault(section, {}).update(values)
+    return out
+
+
+def _table(text: str, label: str) -> list[float]:
+    """The numbers of the table row starting with ``label``."""
+    for line in text.splitlines():
+        if line.startswith(label + " ") or line.startswith(label + "  "):
+            return [float(x) for x in re.findall(r"\d+\.\d+", line)]
+    raise AssertionError(f"no row {label!r} in:\n{text}")
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return _write(tmp_path, TINY)
+
+
+# --------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------
+def test_default_config_is_the_quickstart_data():
+    config = load_config(None)
+    data = config["data"]
+    assert (data["source"], data["n_users"], data["n_items"], data["n_interactions"]) == (
+        "synthetic",
+        2000,
+        500,
+        100000,
+    )
+    assert (data["exposure_signal"], data["popularity_skew"], data["noise"], data["random_state"]) == (
+        3.0,
+        0.5,
+        0.25,
+        0,
+    )
+    params = config.estimator_params()
+    assert params["n_components"] == 32 and params["epochs"] == 20
+    assert config["mlflow"]["enabled"] is True
+    assert yaml.safe_load(DEFAULT_CONFIG)["data"]["n_users"] == 2000
+
+
+def test_config_maps_keys_to_estimator_params():
+    config = validate_config(
+        {
+            "optimizer": {"name": "adam", "learning_rate": "1e-3", "alpha": 0},
+            "training": {"top_k": 5, "patience": 3, "loss": "warp"},
+            "sweep": {"optimizer.learning_rate": [0.01, 0.1], "scoring": ["recall@5", "auc"]},
+        }
+    )
+    params = config.estimator_params()
+    assert params["optimizer"] == "adam"
+    assert params["learning_rate"] == pytest.approx(1e-3)  # YAML 1.1 reads 1e-3 as a string
+    assert params["alpha"] == 0.0 and isinstance(params["alpha"], float)
+    assert params["eval_metric"] == "ndcg@5"
+    assert params["patience"] == 3 and params["loss"] == "warp"
+    assert config.param_grid() == {"learning_rate": [0.01, 0.1]}
+    assert config.scoring == ("recall@5", "auc")
+    # to_dict round-trips
+    again = validate_config(config.to_dict())
+    assert again.estimator_params() == params and again.grid == config.grid
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"training": {"epoch": 5}}, ["training.epoch", "5", "did you mean 'training.epochs'"]),
+        ({"trainig": {"epochs": 5}}, ["trainig", "unknown section"]),
+        ({"training": {"epochs": "ten"}}, ["training.epochs", "'ten'", "integer"]),
+        ({"training": {"epochs": 2.5}}, ["training.epochs", "2.5"]),
+        ({"training": {"loss": "square"}}, ["training.loss", "'square'", "bpr"]),
+        ({"optimizer": {"learning_rate": -1}}, ["optimizer.learning_rate", "-1"]),
+        ({"training": {"implicit_ratio": 1.5}}, ["training.implicit_ratio", "1.5"]),
+        ({"mlflow": {"enabled": "yes please"}}, ["mlflow.enabled", "'yes please'"]),
+        ({"data": {"test_size": 1.0}}, ["data.test_size", "1.0"]),
+        ({"data": {"n_interactions": 10**6}}, ["data.n_interactions", "1000000"]),
+        ({"data": {"source": "file", "path": "missing.csv"}}, ["data.path", "missing.csv", "not found"]),
+        ({"data": {"source": "file"}}, ["data.path", "None"]),
+        ({"sweep": {"training.epochz": [1, 2]}}, ["sweep.training.epochz", "did you mean 'training.epochs'"]),
+        ({"sweep": {"training.loss": "bpr"}}, ["sweep.training.loss", "'bpr'", "list"]),
+        ({"sweep": {"training.loss": ["bpr", "nope"]}}, ["sweep.training.loss[1]", "'nope'"]),
+        ({"sweep": {"data.test_size": [0.1, 0.2]}}, ["sweep.data.test_size"]),
+        ({"sweep": {"scoring": "ndcg"}}, ["sweep.scoring", "ndcg"]),
+    ],
+)
+def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, change, expected):
+    config = _merge(TINY, **change) if not any(s not in TINY for s in change) else {**TINY, **change}
+    if "sweep" in change:  # replace the grid, so only the bad entry is in it
+        config["sweep"] = change["sweep"]
+    path = _write(tmp_path, config)
+    assert main(["fit", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skbpr: configuration error:")
+    for text in expected:
+        assert text in err, err
+    with pytest.raises(ConfigError):
+        load_config(path)
+
+
+def test_missing_config_file_and_bad_yaml_exit_2(tmp_path, capsys):
+    assert main(["fit", "--config", str(tmp_path / "nope.yaml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n", encoding="utf-8")
+    assert main(["fit", "--config", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    bad.write_text("- just\n- a list\n", encoding="utf-8")
+    assert main(["fit", "--config", str(bad)]) == 2
+    assert "mapping of sections" in capsys.readouterr().err
+
+
+def test_sweep_needs_a_grid(tmp_path, capsys):
+    path = _write(tmp_path, {k: v for k, v in TINY.items() if k != "sweep"})
+    assert main(["sweep", "--config", path]) == 2
+    assert "sweep:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# commands, in process
+# --------------------------------------------------------------------------
+def test_fit_evaluate_recommend(tiny, tmp_path, capsys):
+    model_path = tmp_path / "out" / "model.joblib"
+    plots = tmp_path / "plots"
+    assert main(["fit", "--config", tiny, "--save", str(model_path), "--plot-dir", str(plots)]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("model "))
+    assert header.split() == ["model", "precision@10", "recall@10", "ndcg@10", "auc"]
+    fitted = _table(out, "HybridBPR")
+    baseline = _table(out, "popularity")
+    assert len(fitted) == 4 and len(baseline) == 4
+    assert all(0.0 <= v <= 1.0 for v in fitted + baseline)
+    assert "MLflow" not in out  # tracking disabled
+    assert (plots / "learning_curve.png").stat().st_size > 1000
+    assert model_path.is_file()
+
+    bundle = load_model(str(model_path))
+    model = bundle["estimator"]
+    assert model.n_users_ == 60 and model.callbacks is None
+    assert len(model.history_) == 2 and "val_ndcg@10" in model.history_[-1]
+
+    # evaluate: the saved configuration rebuilds the same split, so the same numbers
+    assert main(["evaluate", "--model", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert _table(out, "HybridBPR") == fitted
+    assert _table(out, "popularity") == baseline
+    assert main(["evaluate", "--model", str(model_path), "--config", tiny]) == 0
+    assert _table(capsys.readouterr().out, "HybridBPR") == fitted
+
+    # recommend: k rows per user, best first, training positives excluded
+    assert main(["recommend", "--model", str(model_path), "--users", "0", "1", "2", "--k", "4"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["user", "rank", "item", "score"]
+    rows = [line.split() for line in lines[1:]]
+    assert len(rows) == 12
+    for user in (0, 1, 2):
+        mine = [r for r in rows if int(r[0]) == user]
+        assert [int(r[1]) for r in mine] == [1, 2, 3, 4]
+        scores = [float(r[3]) for r in mine]
+        assert scores == sorted(scores, reverse=True)
+        seen = set(model.train_positives_[user].indices)
+        assert not seen & {int(r[2]) for r in mine}
+        ids, _ = model.recommend([user], k=4)
+        assert [int(r[2]) for r in mine] == ids[0].tolist()
+
+
+def test_recommend_and_evaluate_errors(tiny, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(model_path), "--users", "999"]) == 1
+    assert "--users" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(tmp_path / "none.joblib"), "--users", "0"]) == 1
+    assert "model file not found" in capsys.readouterr().err
+    other = _write(tmp_path, _merge(TINY, data={"n_users": 70}), "other.yaml")
+    assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
+    assert "70" in capsys.readouterr().err
+
+
+def test_sweep_parallel(tiny, tmp_path, capsys):
+    plots = tmp_path / "plots"
+    best = tmp_path / "best.joblib"
+    assert main(["sweep", "--config", tiny, "--n-jobs", "2", "--plot-dir", str(plots), "--save", str(best)]) == 0
+    out = capsys.readouterr().out
+    assert "4 candidates x 2 per-user folds" in out
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("rank "))
+    assert lines[start].split() == ["rank", "training.loss", "model.n_components", "ndcg@10", "auc"]
+    table = lines[start + 1 : start + 5]
+    assert [int(line.split()[0]) for line in table] == [1, 2, 3, 4]
+    assert {(line.split()[1], line.split()[2]) for line in table} == {
+        ("bpr", "4"),
+        ("bpr", "8"),
+        ("warp", "4"),
+        ("warp", "8"),
+    }
+    best_line = next(line for line in lines if line.startswith("best by ndcg@10:"))
+    top = table[0].split()
+    assert f"training.loss={top[1]!r}" in best_line and f"model.n_components={top[2]}" in best_line
+    assert len(_table(out, "HybridBPR (best)")) == 4
+    assert (plots / "sweep.png").stat().st_size > 1000
+    model = load_model(str(best))["estimator"]
+    assert model.loss == top[1] and model.n_components == int(top[2])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_events_file_source(tmp_path, capsys, fmt):
+    rng = np.random.default_rng(0)
+    n = 600
+    events = pd.DataFrame(
+        {
+            "uid": [f"u{u}" for u in rng.integers(0, 40, n)],
+            "movie": [f"m{i:03d}" for i in rng.integers(0, 25, n)],
+            "stars": rng.integers(1, 6, n),
+        }
+    ).drop_duplicates(["uid", "movie"])
+    sub = tmp_path / "data"
+    sub.mkdir()
+    name = f"events.{fmt}"
+    if fmt == "csv":
+        events.to_csv(sub / name, index=False)
+    else:
+        events.to_parquet(sub / name, index=False)
+    data = {
+        "source": "file",
+        "path": f"data/{name}",  # relative to the configuration file
+        "user_col": "uid",
+        "item_col": "movie",
+        "rating_col": "stars",
+        "threshold": 3,
+        "test_size": 0.25,
+    }
+    config = {k: v for k, v in TINY.items() if k != "sweep"}
+    config["data"] = data
+    path = _write(tmp_path, config)
+    model_path = tmp_path / "m.joblib"
+    assert main(["fit", "--config", path, "--save", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "data: file, 40 users, 25 items" in out
+    assert int(re.search(r"(\d+) positives", out).group(1)) == int((events["stars"] >= 3).sum())
+    assert main(["recommend", "--model", str(model_path), "--users", "0", "--k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score"]
+    for line in lines[1:]:
+        user, user_id, _, item, item_id, _ = line.split()
+        assert user_id == "u0" and item_id == f"m{int(item):03d}"
+
+    bad = _write(tmp_path, {**config, "data": {**data, "item_col": "film"}}, "bad.yaml")
+    assert main(["fit", "--config", bad]) == 2
+    err = capsys.readouterr().err
+    assert "data.item_col" in err and "'film'" in err
+
+
+def test_tracking_unavailable_falls_back_to_untracked(tiny, tmp_path, capsys, monkeypatch):
+    config = _merge(TINY, mlflow={"enabled": True})
+    path = _write(tmp_path, config)
+    monkeypatch.delattr(callbacks, "MLflowCallback", raising=False)
+    assert main(["fit", "--config", path]) == 0
+    captured = capsys.readouterr()
+    assert "tracking is off" in captured.err
+    assert len(_table(captured.out, "HybridBPR")) == 4
+
+
+# --------------------------------------------------------------------------
+# the installed entry point
+# --------------------------------------------------------------------------
+def test_python_dash_m_entry_point(tiny, tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "-m", "skbpr", "fit", "--config", tiny],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(_table(done.stdout, "HybridBPR")) == 4
+    bad = _write(tmp_path, _merge(TINY, training={"batch_size": "big"}), "bad.yaml")
+    done = subprocess.run(
+        [sys.executable, "-m", "skbpr", "fit", "--config", bad],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "training.batch_size" in done.stderr and "'big'" in done.stderr
+
+
+# --------------------------------------------------------------------------
+# tracking (needs MLflow and MLflowCallback)
+# --------------------------------------------------------------------------
+def test_tracking_default_store_fit_and_sweep(tmp_path, capsys, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    if not hasattr(callbacks, "MLflowCallback"):
+        pytest.skip("skbpr.callbacks.MLflowCallback is not available")
+    from mlflow.tracking import MlflowClient
+
+    from skbpr.plotting import best_runs_table, plot_learning_curve, plot_sweep
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(None)
+    try:
+        config = _merge(TINY, mlflow={"enabled": True, "experiment_name": "cli-test", "log_model": False})
+        config["sweep"] = {"training.loss": ["bpr", "warp"], "cv": 2}
+        path = _write(tmp_path, config)
+        assert main(["fit", "--config", path, "--plot-dir", "plots"]) == 0
+        out = capsys.readouterr().out
+        match = re.search(r"MLflow run ([0-9a-f]{32}) \(experiment 'cli-test'\) stored in (\S+)", out)
+        assert match, out
+        run_id, uri = match.groups()
+        assert uri == "sqlite:///" + str(tmp_path / "mlflow.db")  # MLflow's default store, made absolute
+        client = MlflowClient(tracking_uri=uri)
+        run = client.get_run(run_id)
+        test_ndcg = _table(out, "HybridBPR")[2]
+        assert run.data.metrics["test_ndcg_at_10"] == pytest.approx(test_ndcg, abs=5e-5)
+        assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
+        artifacts = {a.path for a in client.list_artifacts(run_id)}
+        assert {"config.yaml", "learning_curve.png"} <= artifacts
+        fig = plot_learning_curve(run_id, tracking_uri=uri)
+        assert [line.get_label() for line in fig.axes[1].get_lines()] == ["val_auc", "val_ndcg@10"]
+
+        assert main(["sweep", "--config", path, "--n-jobs", "1"]) == 0
+        out = capsys.readouterr().out
+        parent_id = re.search(r"MLflow sweep run ([0-9a-f]{32})", out).group(1)
+        exp = client.get_experiment_by_name("cli-test")
+        children = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+        candidates = [r for r in children if r.data.tags.get("skbpr.kind") == "sweep-candidate"]
+        fits = [r for r in children if "skbpr.cv_split" in r.data.tags]
+        refits = [r for r in children if r.data.tags.get("skbpr.cv_refit") == "true"]
+        assert len(candidates) == 2 and len(fits) == 4 and len(refits) == 1
+        assert {r.data.params["loss"] for r in candidates} == {"bpr", "warp"}
+        parent = client.get_run(parent_id)
+        assert parent.data.params["best.training.loss"] in {"bpr", "warp"}
+        assert "test_ndcg_at_10" in parent.data.metrics
+        table = best_runs_table("cli-test", tracking_uri=uri)
+        assert list(table["loss"]) == [
+            parent.data.params["best.training.loss"],
+            *({"bpr", "warp"} - {parent.data.params["best.training.loss"]}),
+        ]
+        fig = plot_sweep("cli-test", tracking_uri=uri)
+        assert [ax.get_xlabel() for ax in fig.axes] == ["loss"]
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def test_tracking_store_down_falls_back(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("mlflow")
+    if not hasattr(callbacks, "MLflowCallback"):
+        pytest.skip("skbpr.callbacks.MLflowCallback is not available")
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.chdir(tmp_path)
+    fallback = "sqlite:///" + str(tmp_path / "fallback.db")
+    config = _merge(
+        TINY,
+        mlflow={
+            "enabled": True,
+            "tracking_uri": f"http://127.0.0.1:{port}",
+            "fallback_uri": fallback,
+            "experiment_name": "down",
+            "log_model": False,
+        },
+    )
+    config["sweep"] = {"training.loss": ["bpr", "warp"], "cv": 2}
+    path = _write(tmp_path, config)
+    with pytest.warns(UserWarning, match="fallback|failed"):
+        assert main(["fit", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert f"stored in {fallback}" in out
+    assert main(["sweep", "--config", path, "--n-jobs", "1"]) == 0
+    captured = capsys.readouterr()
+    assert f"the sweep is recorded in the fallback store {fallback}" in captured.err
+    parent_id = re.search(r"MLflow sweep run ([0-9a-f]{32})", captured.out).group(1)
+    client = MlflowClient(tracking_uri=fallback)
+    exp = client.get_experiment_by_name("down")
+    children = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
+    assert len(children) == 2 * 2 + 1 + 2  # fold fits, refit, candidates
