@@ -249,8 +249,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
     tracking = _tracking_available(config)
     callback = _mlflow_callback(config) if tracking else None
     model = HybridBPR(**params, callbacks=[callback] if callback else None)
-    # validation metrics per epoch: on the test split, unless part of train is held out
-    eval_set = test if config["training"]["validation_fraction"] is None else None
+    # Validation metrics per epoch: on the test split for the learning curve, unless part of
+    # train is held out. Early stopping must never watch the test split: with a patience and
+    # no validation_fraction, 10 % of each user's training positives are held out for it.
+    training = config["training"]
+    eval_set = None
+    if training["patience"] is not None and training["validation_fraction"] is None:
+        model.set_params(validation_fraction=0.1)
+        _say("training.patience is set: early stopping watches 10% of each user's training positives")
+    elif training["validation_fraction"] is None:
+        eval_set = test
     start = time.perf_counter()
     model.fit(train, eval_set=eval_set)
     seconds = time.perf_counter() - start

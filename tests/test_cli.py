@@ -420,3 +420,22 @@ def test_tracking_store_down_falls_back(tmp_path, capsys, monkeypatch):
     exp = client.get_experiment_by_name("down")
     children = client.search_runs([exp.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
     assert len(children) == 2 * 2 + 1 + 2  # fold fits, refit, candidates
+
+
+def test_patience_never_watches_the_test_split(tmp_path, capsys):
+    """With early stopping and no validation_fraction, part of train is held out, not the test split."""
+    from skbpr import cli
+
+    config = tmp_path / "es.yaml"
+    config.write_text(
+        "data: {source: synthetic, n_users: 150, n_items: 80, n_interactions: 2000}\n"
+        "model: {n_components: 4}\n"
+        "training: {epochs: 4, patience: 1}\n"
+        "mlflow: {enabled: false}\n"
+    )
+    save = tmp_path / "m.joblib"
+    assert cli.main(["fit", "--config", str(config), "--save", str(save)]) == 0
+    assert "early stopping watches 10%" in capsys.readouterr().out
+    model = cli.load_model(str(save))["estimator"]
+    assert model.validation_fraction == 0.1
+    assert all("val_ndcg@10" in h for h in model.history_)
