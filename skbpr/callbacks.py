@@ -24,7 +24,8 @@ class Callback:
         return None
 
     def on_fit_end(self, estimator: Any, logs: dict[str, Any]) -> None:
-        """Called once after the last epoch, also when training stopped early."""
+        """Called once at the end: after the last epoch, after early stopping, or before
+        ``fit`` re-raises (``logs`` then holds ``interrupted`` or ``error``)."""
 
 
 class _FunctionCallback(Callback):
@@ -271,10 +272,11 @@ class MLflowCallback(Callback):
                 final["epochs_run"] = logs["epochs_run"]
             step = int(history[-1].get("epoch", 0)) if history else 0
             recorder.log(metrics=final, step=step, tags={"skbpr.stopped_early": str(bool(logs.get("stopped_early")))})
-            if self.log_model and not logs.get("interrupted"):
+            failed = logs.get("interrupted") or logs.get("error")
+            if self.log_model and not failed:
                 info = recorder.log_model(_serving_copy(estimator), **_model_options())
                 self.model_uri_ = None if info is None else info.model_uri
-            recorder.end("KILLED" if logs.get("interrupted") else "FINISHED")
+            recorder.end("KILLED" if logs.get("interrupted") else "FAILED" if logs.get("error") else "FINISHED")
         finally:
             self._sync()
             self._recorder = None

@@ -449,6 +449,7 @@ class HybridBPR(BaseEstimator):
                 raise
             if not np.isfinite(loss):
                 self._restore(snapshot)
+                callbacks.on_fit_end(self, {"error": f"non-finite loss at epoch {epoch}"})
                 raise FloatingPointError(
                     f"training loss became {loss} at epoch {epoch}; the weights of epoch {epoch - 1} were kept. "
                     f"Try a smaller learning_rate (now {self.learning_rate!r})"

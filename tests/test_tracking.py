@@ -186,6 +186,22 @@ def test_sqlite_store_records_params_metrics_and_model(data, tmp_path):
     np.testing.assert_array_equal(loaded.predict(PAIRS), est.predict(PAIRS))
 
 
+def test_a_fit_that_fails_ends_its_run_as_failed_without_a_model(data, tmp_path):
+    import torch
+
+    uri = f"sqlite:///{tmp_path / 'failed.db'}"
+    callback = MLflowCallback(tracking_uri=uri, experiment_name="unit")
+
+    def explode(pos, neg):
+        return (neg.mean(dim=1) - pos).mean() * torch.inf
+
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        _fit(data, callback, loss=explode)
+    run = MlflowClient(uri).get_run(callback.run_id_)
+    assert run.info.status == "FAILED"
+    assert callback.model_uri_ is None
+
+
 def test_default_store_is_mlflow_default_and_active_run_gets_a_child(data, tmp_path):
     callback = MLflowCallback(log_model=False)
     est = _fit(data, callback, epochs=2)
