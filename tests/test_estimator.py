@@ -632,3 +632,14 @@ def test_cuda_fit_matches_cpu_and_pickles_to_cpu(small_train, monkeypatch):
     assert restored.device_ == torch.device("cpu")
     assert restored.model_.user_weight.device.type == "cpu"
     np.testing.assert_allclose(restored.predict(pairs), gpu_scores, rtol=1e-5, atol=1e-6)
+
+
+def test_verbose_shows_a_progress_bar_with_the_loss(capsys):
+    from skbpr.datasets import make_interactions
+
+    data = make_interactions(60, 40, 400, random_state=0)
+    HybridBPR(4, epochs=3, batch_size=128, random_state=0, verbose=True).fit(data)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=" in err
+    HybridBPR(4, epochs=2, batch_size=128, random_state=0).fit(data)
+    assert capsys.readouterr().err == ""

@@ -271,6 +271,45 @@ def test_parallel_grid_search_records_one_child_per_fit(data, tmp_path):
     np.testing.assert_array_equal(best.predict(PAIRS), search.best_estimator_.predict(PAIRS))
 
 
+def test_random_and_optuna_searches_record_one_child_per_fit(data, tmp_path):
+    import optuna
+    from scipy import stats
+    from sklearn.model_selection import RandomizedSearchCV, cross_val_score
+
+    uri = f"sqlite:///{tmp_path / 'searches.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("searches")
+    est = HybridBPR(**{**FAST, "epochs": 2}, callbacks=[MLflowCallback(log_model=False)])
+    client = MlflowClient(uri)
+
+    with mlflow.start_run(run_name="random") as parent:
+        RandomizedSearchCV(
+            est, {"learning_rate": stats.loguniform(0.01, 0.3)}, n_iter=2, cv=PerUserKFold(2, random_state=0),
+            n_jobs=2, random_state=0, refit=False,
+        ).fit(data)  # fmt: skip
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert len(children) == 4
+    assert len({r.data.params["learning_rate"] for r in children}) == 2
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial):
+        lr = trial.suggest_float("learning_rate", 0.01, 0.3, log=True)
+        return cross_val_score(est.set_params(learning_rate=lr), data, cv=PerUserKFold(2, random_state=0)).mean()
+
+    with mlflow.start_run(run_name="optuna") as study_run:
+        optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0)).optimize(
+            objective, n_trials=2
+        )
+    children = client.search_runs(
+        [study_run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{study_run.info.run_id}'"
+    )
+    assert len(children) == 4
+    assert all(r.info.status == "FINISHED" for r in children)
+
+
 def test_unreachable_server_falls_back_with_one_warning(data, tmp_path):
     closed = f"http://127.0.0.1:{_free_port()}"
     fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
