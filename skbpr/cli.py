@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
 import warnings
@@ -213,8 +214,15 @@ def _save(path: str, model: Any, config: Config, data: Any) -> None:
         "user_ids": data.user_ids,
         "item_ids": data.item_ids,
     }
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(bundle, path)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename: a crash never leaves a half-written model file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        joblib.dump(bundle, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
     _say(f"model saved to {path} (joblib: load only files you trust)")
 
 

@@ -439,3 +439,23 @@ def test_patience_never_watches_the_test_split(tmp_path, capsys):
     model = cli.load_model(str(save))["estimator"]
     assert model.validation_fraction == 0.1
     assert all("val_ndcg@10" in h for h in model.history_)
+
+
+def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """A failure while writing leaves the previous model file intact and no partial file."""
+    import joblib
+
+    from skbpr import cli
+
+    target = tmp_path / "model.joblib"
+    target.write_bytes(b"previous")
+
+    def broken_dump(obj, path):
+        open(path, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(joblib, "dump", broken_dump)
+    with pytest.raises(OSError, match="disk full"):
+        cli._save(str(target), object(), cli.validate_config({}), type("D", (), {"user_ids": None, "item_ids": None}))
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.joblib"]
