@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
 import os
 import sys
 import time
@@ -583,6 +584,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for configuration errors)."""
     args = build_parser().parse_args(argv)
+    # MLflow's own notices (database creation, the pickle-format caution that the
+    # command's help and docs already give) would bury the metrics table.
+    for name in ("mlflow.store.db.utils", "mlflow.sklearn", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*[Ff]ilesystem tracking backend.*")
