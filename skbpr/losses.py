@@ -11,7 +11,6 @@ only, for a user's own callable; both feed the same update.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 
@@ -143,7 +142,3 @@ def resolve_loss(loss: str | LossFn, *, sigma: float, margin: float, n_items: in
         raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
     return table[loss]
 
-
-def warp_max_weight(n_items: int) -> float:
-    """The largest WARP weight, reached when the first draw violates."""
-    return math.log(max(n_items - 1, 1))
