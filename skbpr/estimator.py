@@ -22,6 +22,7 @@ from skbpr.sampling import SAMPLERS, NegativeSampler
 from skbpr.training import OPTIMIZERS, Trainer, make_optimizer, resolve_device, torch_threads
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
+BACKENDS = ("auto", "native", "torch")
 
 
 def _check_number(name: str, value: Any, *, low: float, integer: bool = False, strict: bool = True) -> None:
@@ -118,7 +119,16 @@ class HybridBPR(BaseEstimator):
         cpu_count // n_jobs`` (unless the parent sets it), which torch reads
         at import, so ``None`` does not oversubscribe the machine.
         ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``
-        sets another share.
+        sets another share. The compiled kernel uses as many threads.
+    backend : {"auto", "native", "torch"}, default="auto"
+        Training engine. ``native``: a compiled CPU kernel (built with the
+        machine's C++ compiler on first use and cached) for the built-in
+        losses; ``torch``: torch operations on any device, and the only
+        engine for a loss callable; ``auto``: ``native`` on the CPU when it
+        applies and builds, ``torch`` otherwise. Both apply the same update
+        to a batch, and a fixed seed gives identical weights with either
+        (whatever the thread count), but they draw the epoch order and the
+        negatives from different random streams, so their weights differ.
     callbacks : Callback, callable, list of them or None, default=None
         :class:`skbpr.callbacks.Callback` objects or functions
         ``f(estimator, epoch, logs)``.
@@ -173,6 +183,7 @@ class HybridBPR(BaseEstimator):
         random_state: int | np.random.RandomState | None = None,
         device: str = "auto",
         n_threads: int | None = None,
+        backend: str = "auto",
         callbacks: list | None = None,
         verbose: bool = False,
         warm_start: bool = False,
@@ -200,6 +211,7 @@ class HybridBPR(BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.n_threads = n_threads
+        self.backend = backend
         self.callbacks = callbacks
         self.verbose = verbose
         self.warm_start = warm_start
@@ -234,6 +246,7 @@ class HybridBPR(BaseEstimator):
                 raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         if self.n_threads is not None:
             _check_number("n_threads", self.n_threads, low=0, integer=True)
+        _check_choice("backend", self.backend, BACKENDS)
         if not isinstance(self.eval_metric, str):
             raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")
         from skbpr.metrics import _parse_metric
@@ -347,7 +360,25 @@ class HybridBPR(BaseEstimator):
             self.item_features_mode,
         )
 
+    def _native(self, device: torch.device) -> bool:
+        """Whether this fit runs on the compiled kernel (raises if ``backend='native'`` cannot)."""
+        if self.backend == "torch":
+            return False
+        from skbpr import native
+
+        blocker = None
+        if device.type != "cpu":
+            blocker = f"it runs on the CPU only, got device={str(device)!r}"
+        elif callable(self.loss):
+            blocker = "a loss callable needs autograd; use backend='torch' or 'auto'"
+        elif not native.available():
+            blocker = native.unavailable_reason()
+        if blocker is not None and self.backend == "native":
+            raise ValueError(f"backend='native' cannot be used: {blocker}")
+        return blocker is None
+
     def _fit(self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool) -> None:
+        use_native = self._native(device)
         positives = data.positives
         negatives = data.negatives
         mode = self.negatives
@@ -405,6 +436,29 @@ class HybridBPR(BaseEstimator):
             batch_size=int(self.batch_size),
             n_negatives=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
         )
+        if use_native:
+            from skbpr.native import NativeKernel
+
+            trainer.kernel = NativeKernel(
+                model=model,
+                user_map=user_map,
+                item_map=item_map,
+                users=users,
+                items=items,
+                positives=positives,
+                negatives=negatives,
+                mode=mode,
+                implicit_ratio=self.implicit_ratio,
+                user_optimizer=opt_u,
+                item_optimizer=opt_i,
+                loss=self.loss,
+                sigma=self.sigma,
+                margin=self.margin,
+                alpha=self.alpha,
+                n_negatives=trainer.n_negatives,
+                batch_size=trainer.batch_size,
+            )
+        self.backend_ = "native" if use_native else "torch"
         self.model_ = model
         self._user_map, self._item_map = user_map, item_map
         self._feature_signature_ = self._feature_signature(data)

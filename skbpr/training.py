@@ -14,6 +14,7 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -170,6 +171,7 @@ class Trainer:
     alpha: float
     batch_size: int
     n_negatives: int
+    kernel: Any = None  # a skbpr.native.NativeKernel runs the epochs when given
 
     def gradients(
         self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor
@@ -207,6 +209,9 @@ class Trainer:
 
     def epoch(self, generator: torch.Generator) -> float:
         """One pass over the positives in a random order; the mean batch loss."""
+        if self.kernel is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            return self.kernel.epoch(seed, n_threads=torch.get_num_threads())
         n = self.users.numel()
         order = torch.randperm(n, generator=generator, device=self.users.device)
         total = torch.zeros((), dtype=torch.float64, device=self.users.device)

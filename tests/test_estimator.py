@@ -113,6 +113,7 @@ def test_get_params_returns_constructor_args_unchanged():
         "random_state": np.random.RandomState(5),
         "device": "cpu",
         "n_threads": 1,
+        "backend": "torch",
         "callbacks": [cb],
         "verbose": True,
         "warm_start": True,

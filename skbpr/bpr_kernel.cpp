@@ -1,0 +1,525 @@
+// The CPU training kernel of skbpr: epochs of mini-batches for the built-in
+// losses, compiled on first use by skbpr/native.py and called through ctypes.
+//
+// One batch is two parallel phases separated by a barrier, so that the
+// weights after a batch do not depend on the number of threads:
+//
+//   1. per sample (threads split the batch): draw the negatives, score the
+//      positive and the negatives, and write the gradients with respect to
+//      the user and item representations (closed form, L2 included);
+//   2. per table row (each thread owns the rows with row % n_threads == its
+//      id): sum the gradients of the row in sample order, then apply the
+//      optimiser to it.
+//
+// This is the same update as the torch path of skbpr/training.py: same
+// losses, same L2 on representations, same sparse-row optimisers.
+// Randomness (the epoch order and the negatives) comes from counter-based
+// hashes of the epoch seed, so each draw depends only on its position.
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace {
+
+enum Loss : int64_t { BPR = 0, LOGISTIC = 1, HINGE = 2, WARP = 3 };
+enum Optimizer : int64_t { SGD = 0, ADAGRAD = 1, ADAM = 2 };
+enum Negatives : int64_t { UNIFORM = 0, IMPLICIT = 1, MIXED = 2 };
+
+}  // namespace
+
+extern "C" {
+
+// A weight table, its optimiser state and its gradient workspace.
+struct Table {
+    float* weight;     // n_rows x n_cols
+    float* state1;     // adagrad: sum of squares; adam: first moment (or null)
+    float* state2;     // adam: second moment (or null)
+    int64_t* step;     // adam: step counter (or null)
+    int32_t* head;     // n_rows, -1 between batches
+    int64_t n_rows;
+    int64_t n_cols;
+};
+
+// Rows of a sparse feature matrix (CSR); indptr == null means the identity.
+struct FeatureRows {
+    const int64_t* indptr;
+    const int64_t* indices;
+    const float* data;
+};
+
+struct Problem {
+    int64_t n_samples;
+    const int32_t* users;  // positives, n_samples each
+    const int32_t* items;
+    const int64_t* pos_indptr;  // training positives per user (sorted CSR)
+    const int32_t* pos_indices;
+    const int64_t* neg_indptr;  // implicit negatives per user (or null)
+    const int32_t* neg_indices;
+    int64_t n_items;
+    int64_t negatives;
+    double implicit_ratio;
+    FeatureRows user_rows;
+    FeatureRows item_rows;
+    Table user;  // n_cols = d
+    Table item;  // n_cols = d + 1 (bias last)
+    int64_t optimizer;
+    double learning_rate;
+    double eps;
+    double beta1;
+    double beta2;
+    int64_t loss;
+    double sigma;
+    double margin;
+    double alpha;
+    int64_t n_negatives;
+    int64_t batch_size;
+    int64_t n_threads;
+    // batch workspace
+    float* grad_user;     // batch_size x d
+    float* grad_item;     // batch_size x (M + 1) x (d + 1)
+    float* rep_user;      // batch_size x d             (feature rows only)
+    float* rep_item;      // batch_size x (M + 1) x (d + 1)  (feature rows only)
+    int64_t* batch_users; // batch_size
+    int64_t* batch_items; // batch_size x (M + 1)
+    double* sample_loss;  // batch_size
+};
+
+}  // extern "C"
+
+namespace {
+
+inline uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+// Uniform double in [0, 1) from a seed and a counter.
+inline double uniform01(uint64_t seed, uint64_t counter) {
+    return static_cast<double>(mix64(seed ^ mix64(counter)) >> 11) * 0x1.0p-53;
+}
+
+// A pseudo-random permutation of [0, n): a 4-round Feistel network on the
+// smallest even number of bits that covers n, with cycle walking.
+struct Permutation {
+    uint64_t n;
+    int half;
+    uint64_t mask;
+    uint64_t keys[4];
+
+    Permutation(uint64_t n_, uint64_t seed) : n(n_) {
+        int bits = 2;
+        while ((uint64_t{1} << bits) < n) bits += 2;
+        half = bits / 2;
+        mask = (uint64_t{1} << half) - 1;
+        for (int k = 0; k < 4; ++k) keys[k] = mix64(seed + 0x632be59bd9b4e019ULL * (k + 1));
+    }
+
+    uint64_t operator()(uint64_t x) const {
+        do {
+            uint64_t left = x >> half, right = x & mask;
+            for (int k = 0; k < 4; ++k) {
+                uint64_t next = left ^ (mix64(right ^ keys[k]) & mask);
+                left = right;
+                right = next;
+            }
+            x = (left << half) | right;
+        } while (x >= n);
+        return x;
+    }
+};
+
+// The r-th item (0-based) that is not among the user's sorted positives.
+inline int64_t nth_non_positive(const Problem& P, int64_t user, int64_t r) {
+    const int64_t start = P.pos_indptr[user];
+    int64_t lo = 0, hi = P.pos_indptr[user + 1] - start;
+    const int32_t* pos = P.pos_indices + start;
+    // Count the positives whose key (item - rank) is <= r: branch-free
+    // halving, so that the searches of neighbouring samples overlap.
+    int64_t n = hi - lo;
+    const int32_t* base = pos;
+    int64_t offset = 0;
+    while (n > 1) {
+        const int64_t half = n >> 1;
+        offset = (base[offset + half - 1] - (offset + half - 1) <= r) ? offset + half : offset;
+        n -= half;
+    }
+    if (n == 1 && base[offset] - offset <= r) ++offset;
+    return r + offset;
+}
+
+// Negative number `slot` of the sample at epoch position `position`.
+inline int64_t draw_negative(const Problem& P, int64_t user, uint64_t seed, uint64_t position, int64_t slot) {
+    const uint64_t counter = (position * static_cast<uint64_t>(P.n_negatives) + slot) * 3;
+    if (P.negatives != UNIFORM && P.neg_indptr != nullptr) {
+        const int64_t start = P.neg_indptr[user], count = P.neg_indptr[user + 1] - start;
+        const bool use = count > 0 && (P.negatives == IMPLICIT || uniform01(seed, counter + 2) < P.implicit_ratio);
+        if (use) {
+            int64_t offset = static_cast<int64_t>(uniform01(seed, counter + 1) * count);
+            if (offset > count - 1) offset = count - 1;
+            return P.neg_indices[start + offset];
+        }
+    }
+    const int64_t candidates = P.n_items - (P.pos_indptr[user + 1] - P.pos_indptr[user]);
+    int64_t r = static_cast<int64_t>(uniform01(seed, counter) * candidates);
+    if (r > candidates - 1) r = candidates - 1;
+    if (r < 0) r = 0;
+    return nth_non_positive(P, user, r);
+}
+
+inline float dot(const float* a, const float* b, int64_t n) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int64_t c = 0; c < n; ++c) s += a[c] * b[c];
+    return s;
+}
+
+// out = F[row] @ table (n_cols columns).
+inline void gather_features(const FeatureRows& F, const float* table, int64_t n_cols, int64_t row, float* out) {
+    for (int64_t c = 0; c < n_cols; ++c) out[c] = 0.0f;
+    for (int64_t e = F.indptr[row]; e < F.indptr[row + 1]; ++e) {
+        const float w = F.data[e];
+        const float* src = table + F.indices[e] * n_cols;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) out[c] += w * src[c];
+    }
+}
+
+inline double softplus(double x) { return std::log1p(std::exp(-std::fabs(x))) + (x > 0 ? x : 0.0); }
+inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// Loss of one sample and its gradient with respect to the M + 1 scores
+// (positive first), scaled as the batch mean of skbpr/losses.py.
+inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t b) {
+    const int64_t M = P.n_negatives;
+    const double inv_b = 1.0 / static_cast<double>(b);
+    const double inv_bm = inv_b / static_cast<double>(M);
+    double value = 0.0;
+    d[0] = 0.0f;
+    switch (P.loss) {
+        case BPR: {
+            const float sigma = static_cast<float>(P.sigma);
+            const float scale = static_cast<float>(P.sigma * inv_bm);
+            for (int64_t k = 1; k <= M; ++k) {
+                const float x = sigma * (s[0] - s[k]);
+                const float g = sigmoidf(-x) * scale;
+                d[k] = g;
+                d[0] -= g;
+                value += softplus(-static_cast<double>(x)) * inv_bm;
+            }
+            break;
+        }
+        case LOGISTIC: {
+            d[0] = -sigmoidf(-s[0]) * static_cast<float>(inv_b);
+            value = softplus(-static_cast<double>(s[0])) * inv_b;
+            for (int64_t k = 1; k <= M; ++k) {
+                d[k] = sigmoidf(s[k]) * static_cast<float>(inv_bm);
+                value += softplus(static_cast<double>(s[k])) * inv_bm;
+            }
+            break;
+        }
+        case HINGE: {
+            const float margin = static_cast<float>(P.margin);
+            for (int64_t k = 1; k <= M; ++k) {
+                const float slack = margin - (s[0] - s[k]);
+                if (slack > 0) {
+                    d[k] = static_cast<float>(inv_bm);
+                    d[0] -= static_cast<float>(inv_bm);
+                    value += slack * inv_bm;
+                } else {
+                    d[k] = 0.0f;
+                }
+            }
+            break;
+        }
+        case WARP: {
+            const float margin = static_cast<float>(P.margin);
+            for (int64_t k = 1; k <= M; ++k) d[k] = 0.0f;
+            for (int64_t k = 1; k <= M; ++k) {
+                if (s[k] > s[0] - margin) {
+                    const float tries = static_cast<float>(k);
+                    float ratio = std::floor(static_cast<float>(P.n_items - 1) / tries);
+                    if (ratio < 1.0f) ratio = 1.0f;
+                    const float weight = std::log(ratio);
+                    const float slack = margin - s[0] + s[k];
+                    if (slack > 0) {
+                        const float w = weight / static_cast<float>(b);
+                        d[0] = -w;
+                        d[k] = w;
+                        value = static_cast<double>(weight) * slack * inv_b;
+                    }
+                    break;
+                }
+            }
+            break;
+        }
+    }
+    return value;
+}
+
+// Phase 1a: the sample at epoch position p (index idx) and its negatives.
+inline void fetch_sample(const Problem& P, int64_t j, int64_t idx) {
+    P.batch_users[j] = P.users[idx];
+    P.batch_items[j * (P.n_negatives + 1)] = P.items[idx];
+}
+
+inline void draw_sample(const Problem& P, int64_t j, uint64_t seed, uint64_t p, const int64_t* fixed_negatives) {
+    const int64_t M = P.n_negatives;
+    const int64_t user = P.batch_users[j];
+    int64_t* ids = P.batch_items + j * (M + 1);
+    for (int64_t k = 0; k < M; ++k)
+        ids[k + 1] = fixed_negatives ? fixed_negatives[p * M + k] : draw_negative(P, user, seed, p, k);
+}
+
+// Bring the positives of the user at batch slot j towards the cache.
+inline void prefetch_positives(const Problem& P, int64_t j, bool list) {
+    const int64_t user = P.batch_users[j];
+    if (list) __builtin_prefetch(P.pos_indices + P.pos_indptr[user]);
+    else __builtin_prefetch(P.pos_indptr + user);
+}
+
+inline const float* user_rep(const Problem& P, int64_t j) {
+    const int64_t d = P.user.n_cols, user = P.batch_users[j];
+    if (P.user_rows.indptr == nullptr) return P.user.weight + user * d;
+    float* out = P.rep_user + j * d;
+    gather_features(P.user_rows, P.user.weight, d, user, out);
+    return out;
+}
+
+// Bring the identity rows of batch slot j towards the cache.
+inline void prefetch_sample(const Problem& P, int64_t j) {
+    const int64_t M = P.n_negatives;
+    if (P.user_rows.indptr == nullptr) {
+        const float* u = P.user.weight + P.batch_users[j] * P.user.n_cols;
+        for (int64_t c = 0; c < P.user.n_cols; c += 16) __builtin_prefetch(u + c);
+    }
+    if (P.item_rows.indptr == nullptr) {
+        for (int64_t k = 0; k <= M; ++k) {
+            const float* v = P.item.weight + P.batch_items[j * (M + 1) + k] * P.item.n_cols;
+            for (int64_t c = 0; c < P.item.n_cols; c += 16) __builtin_prefetch(v + c);
+        }
+    }
+}
+
+// Phase 1b: scores, loss and representation gradients of batch slot j.
+inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scores, float* dscores,
+                             const float** vrep) {
+    const int64_t d = P.user.n_cols, di = P.item.n_cols, M = P.n_negatives;
+    const int64_t* ids = P.batch_items + j * (M + 1);
+    const float* u = user_rep(P, j);
+    for (int64_t k = 0; k <= M; ++k) {
+        if (P.item_rows.indptr == nullptr) {
+            vrep[k] = P.item.weight + ids[k] * di;
+        } else {
+            float* out = P.rep_item + (j * (M + 1) + k) * di;
+            gather_features(P.item_rows, P.item.weight, di, ids[k], out);
+            vrep[k] = out;
+        }
+        scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+    }
+    P.sample_loss[j] = loss_and_grad(P, scores, dscores, b);
+
+    const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b));
+    const float reg_neg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b) / static_cast<double>(M));
+    float* gu = P.grad_user + j * d;
+#pragma omp simd
+    for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
+    for (int64_t k = 0; k <= M; ++k) {
+        const float dk = dscores[k];
+        const float decay = k == 0 ? reg : reg_neg;
+        const float* v = vrep[k];
+        float* gv = P.grad_item + (j * (M + 1) + k) * di;
+#pragma omp simd
+        for (int64_t c = 0; c < d; ++c) {
+            gu[c] += dk * v[c];
+            gv[c] = dk * u[c] + decay * v[c];
+        }
+        gv[d] = dk + decay * v[d];
+    }
+}
+
+// One gradient contribution to a table row: entry e of the batch, weight w.
+struct Contribution {
+    int64_t entry;
+    float weight;
+    int32_t next;  // the row's next contribution (in entry order), -1 at the end
+};
+
+// Phase 2 on one table, for the rows this thread owns: chain each row's
+// contributions in entry (sample) order through head[], sum them and step
+// the optimiser. Only a small int array is touched at random besides the
+// rows themselves.
+void update_table(const Problem& P, const Table& T, const FeatureRows& F, const int64_t* entities,
+                  const float* grads, int64_t n_entries, int tid, int n_threads, double adam_lr,
+                  std::vector<Contribution>& chain, std::vector<int64_t>& rows, std::vector<float>& sum) {
+    const int64_t n_cols = T.n_cols;
+    int32_t* head = T.head;
+    chain.clear();
+    rows.clear();
+    auto add = [&](int64_t row, int64_t e, float w) {
+        if (row % n_threads != tid) return;
+        if (head[row] < 0) rows.push_back(row);
+        chain.push_back({e, w, head[row]});
+        head[row] = static_cast<int32_t>(chain.size() - 1);
+    };
+    for (int64_t e = n_entries - 1; e >= 0; --e) {  // backwards, so that chains run forwards
+        const int64_t entity = entities[e];
+        if (F.indptr == nullptr) {
+            add(entity, e, 1.0f);
+        } else {
+            for (int64_t f = F.indptr[entity + 1] - 1; f >= F.indptr[entity]; --f) add(F.indices[f], e, F.data[f]);
+        }
+    }
+    const float lr = static_cast<float>(P.learning_rate);
+    const float eps = static_cast<float>(P.eps);
+    const float b1 = static_cast<float>(P.beta1), b2 = static_cast<float>(P.beta2);
+    const float adam_step = static_cast<float>(adam_lr);
+    sum.resize(static_cast<size_t>(n_cols));
+    float* g = sum.data();
+    const size_t n_rows = rows.size();
+    for (size_t r = 0; r < n_rows; ++r) {
+        if (r + 8 < n_rows) {  // rows are scattered: fetch ahead
+            const int64_t ahead = rows[r + 8] * n_cols;
+            for (int64_t c = 0; c < n_cols; c += 16) {
+                __builtin_prefetch(T.weight + ahead + c, 1);
+                if (T.state1) __builtin_prefetch(T.state1 + ahead + c, 1);
+                if (T.state2) __builtin_prefetch(T.state2 + ahead + c, 1);
+            }
+        }
+        const int64_t row = rows[r];
+        for (int64_t c = 0; c < n_cols; ++c) g[c] = 0.0f;
+        for (int32_t k = head[row]; k >= 0; k = chain[k].next) {
+            const float* src = grads + chain[k].entry * n_cols;
+            const float w = chain[k].weight;
+#pragma omp simd
+            for (int64_t c = 0; c < n_cols; ++c) g[c] += w * src[c];
+        }
+        head[row] = -1;
+        float* wt = T.weight + row * n_cols;
+        if (P.optimizer == SGD) {
+#pragma omp simd
+            for (int64_t c = 0; c < n_cols; ++c) wt[c] += g[c] * -lr;
+        } else if (P.optimizer == ADAGRAD) {
+            float* acc = T.state1 + row * n_cols;
+#pragma omp simd
+            for (int64_t c = 0; c < n_cols; ++c) {
+                acc[c] += g[c] * g[c];
+                wt[c] += g[c] / (std::sqrt(acc[c]) + eps) * -lr;
+            }
+        } else {
+            float* m = T.state1 + row * n_cols;
+            float* v = T.state2 + row * n_cols;
+#pragma omp simd
+            for (int64_t c = 0; c < n_cols; ++c) {
+                m[c] = m[c] * b1 + g[c] * (1.0f - b1);
+                v[c] = v[c] * b2 + g[c] * g[c] * (1.0f - b2);
+                wt[c] += m[c] / (std::sqrt(v[c]) + eps) * -adam_step;
+            }
+        }
+    }
+}
+
+double adam_step_size(const Problem& P, const Table& T) {
+    if (P.optimizer != ADAM) return 0.0;
+    const double t = static_cast<double>(*T.step += 1);
+    return P.learning_rate * std::sqrt(1.0 - std::pow(P.beta2, t)) / (1.0 - std::pow(P.beta1, t));
+}
+
+}  // namespace
+
+extern "C" {
+
+// Train on epoch positions [start, start + count) in batches of batch_size
+// (start is a multiple of batch_size). With shuffle, position p takes the
+// sample permutation(p) of the epoch; fixed_negatives (n_samples x M, by
+// position) replaces the drawn negatives when given. Returns the sum over
+// batches of (batch mean loss x batch size).
+double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_t seed, int64_t shuffle,
+                   const int64_t* fixed_negatives) {
+    const Problem& P = *problem;
+    const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
+    const int64_t M = P.n_negatives, B = P.batch_size;
+    const int64_t stop = start + count;
+    int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    double total = 0.0;
+    double adam_lr_user = 0.0, adam_lr_item = 0.0;
+
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+        const int team = omp_get_num_threads();
+#else
+        const int tid = 0;
+        const int team = 1;
+#endif
+        std::vector<float> scores(M + 1), dscores(M + 1);
+        std::vector<const float*> vrep(M + 1);
+        std::vector<int64_t> rows;
+        std::vector<Contribution> chain;
+        std::vector<float> sum;
+        rows.reserve(static_cast<size_t>(B * (M + 1)));
+        chain.reserve(static_cast<size_t>(B * (M + 1)));
+        for (int64_t first = start; first < stop; first += B) {
+            const int64_t b = (stop - first < B) ? stop - first : B;
+            // Separate passes keep each pass's memory accesses independent of
+            // one another, so the CPU overlaps their cache misses.
+#pragma omp for schedule(static)
+            for (int64_t j = 0; j < b; ++j) {
+                const uint64_t p = static_cast<uint64_t>(first + j);
+                const int64_t idx = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
+                fetch_sample(P, j, idx);
+            }
+#pragma omp for schedule(static) nowait
+            for (int64_t j = 0; j < b; ++j) {
+                if (j + 16 < b) prefetch_positives(P, j + 16, false);
+                if (j + 8 < b) prefetch_positives(P, j + 8, true);
+                draw_sample(P, j, seed, static_cast<uint64_t>(first + j), fixed_negatives);
+            }
+            // same schedule, same slots per thread: no barrier needed
+#pragma omp for schedule(static)
+            for (int64_t j = 0; j < b; ++j) {
+                if (j + 8 < b) prefetch_sample(P, j + 8);
+                sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data());
+            }
+            // implicit barrier: every gradient of the batch is written
+#pragma omp single
+            {
+                double batch = 0.0;
+                for (int64_t j = 0; j < b; ++j) batch += P.sample_loss[j];
+                total += batch * static_cast<double>(b);
+                adam_lr_user = adam_step_size(P, P.user);
+                adam_lr_item = adam_step_size(P, P.item);
+            }
+            // implicit barrier after single
+            update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team, adam_lr_user, chain, rows,
+                         sum);
+            update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b * (M + 1), tid, team, adam_lr_item,
+                         chain, rows, sum);
+#pragma omp barrier
+        }
+    }
+    return total;
+}
+
+// Negatives drawn as skbpr_train draws them: out[i * M + k] is negative k of
+// a sample of user users[i] at epoch position i.
+void skbpr_sample(const Problem* problem, const int64_t* users, int64_t n, uint64_t seed, int64_t* out) {
+    const Problem& P = *problem;
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < P.n_negatives; ++k)
+            out[i * P.n_negatives + k] = draw_negative(P, users[i], seed, static_cast<uint64_t>(i), k);
+}
+
+// The epoch order skbpr_train uses for n samples and this seed.
+void skbpr_permutation(int64_t n, uint64_t seed, int64_t* out) {
+    const Permutation perm(static_cast<uint64_t>(n), seed ^ 0x5bd1e9955bd1e995ULL);
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(perm(static_cast<uint64_t>(i)));
+}
+
+}  // extern "C"
