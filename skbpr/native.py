@@ -273,7 +273,9 @@ class NativeKernel:
             if fmap.identity:
                 rows.append(_FeatureRows(None, None, None))
             else:
-                rows.append(_FeatureRows(hold(fmap.indptr.contiguous()), hold(fmap.indices.contiguous()), hold(fmap.data)))
+                rows.append(
+                    _FeatureRows(hold(fmap.indptr.contiguous()), hold(fmap.indices.contiguous()), hold(fmap.data))
+                )
         pos = positives.tocsr()
         neg_indptr = neg_indices = None
         if mode != "uniform" and negatives is not None and negatives.nnz:
@@ -340,9 +342,7 @@ class NativeKernel:
         if negatives is not None:
             fixed = negatives.to(torch.int64).contiguous()
         self._problem.n_threads = max(1, int(n_threads))
-        return self._lib.skbpr_train(
-            ctypes.byref(self._problem), start, count, seed % 2**64, int(shuffle), _ptr(fixed)
-        )
+        return self._lib.skbpr_train(ctypes.byref(self._problem), start, count, seed % 2**64, int(shuffle), _ptr(fixed))
 
     def epoch(self, seed: int, *, n_threads: int, chunk: int = 1 << 20) -> float:
         """One pass over the samples in a seeded random order; the mean batch loss.
@@ -360,7 +360,9 @@ class NativeKernel:
         """The negatives the kernel draws for ``users`` at positions ``0..len-1``, shape ``(n, M)``."""
         users_t = _long(users)
         out = torch.empty((users_t.numel(), self._problem.n_negatives), dtype=torch.int64)
-        self._lib.skbpr_sample(ctypes.byref(self._problem), users_t.data_ptr(), users_t.numel(), seed % 2**64, out.data_ptr())
+        self._lib.skbpr_sample(
+            ctypes.byref(self._problem), users_t.data_ptr(), users_t.numel(), seed % 2**64, out.data_ptr()
+        )
         return out
 
 

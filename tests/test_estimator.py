@@ -356,6 +356,37 @@ def test_recommend_new_item_catalogue(featured):
         np.testing.assert_allclose(scores[row], expected[row, ids[row]], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"users": np.arange(30)},
+        {"users": np.arange(30), "exclude_seen": False},
+        {"users": np.arange(30), "items": [3, 1, 7, 20, 11, 0]},
+    ],
+    ids=["seen-excluded", "full", "candidates"],
+)
+def test_chunked_recommend_equals_one_chunk(featured, kwargs):
+    est, uf, _ = featured
+    k = 5
+    whole = est.recommend(k=k, batch_size=10_000, **kwargs)
+    for batch_size in (1, 7, 29):
+        ids, scores = est.recommend(k=k, batch_size=batch_size, **kwargs)
+        np.testing.assert_array_equal(ids, whole[0])
+        # the matrix products of other shapes may round the last bit differently
+        np.testing.assert_allclose(scores, whole[1], rtol=1e-6, atol=1e-7)
+    cold = est.recommend(user_features=uf[:11], k=k, batch_size=10_000)
+    np.testing.assert_array_equal(est.recommend(user_features=uf[:11], k=k, batch_size=4)[0], cold[0])
+    # and one chunk is the brute-force ranking of the scores
+    if "items" not in kwargs:
+        scores_all = est.user_representations() @ est.item_representations()[0].T + est.item_representations()[1]
+        if kwargs.get("exclude_seen", True):
+            seen = est.train_positives_.toarray() > 0
+            scores_all[seen] = -np.inf
+        expected = np.take_along_axis(scores_all, whole[0], axis=1)
+        np.testing.assert_allclose(whole[1], expected, rtol=1e-5, atol=1e-6)
+        assert np.all(np.sort(scores_all, axis=1)[:, ::-1][:, :k] - whole[1] < 1e-5)
+
+
 def test_similar_items_finds_planted_duplicate(small_train):
     n_items = 25
     itf = np.zeros((n_items, n_items - 1), dtype=np.float32)
