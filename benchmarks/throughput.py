@@ -1,18 +1,33 @@
-"""Training throughput and serving speed of skbpr beside implicit and cornac, in one process.
+"""Training throughput, time to quality, memory at scale and serving speed, skbpr beside implicit and cornac.
 
-Training: positive samples per second (each with its negative) for one or
-more epochs of BPR with identity features and uniform negatives, on
-MovieLens 100K and on synthetic sets of ml-20m shape (138k users, 27k
-items) of growing size; skbpr variants (genres + identity, implicit and
-mixed negatives, WARP) on MovieLens. Serving: full-catalogue evaluation of
-every ml-100k user, and ``recommend(k=10)`` for every user of the largest
-synthetic set next to implicit's batched ``recommend`` on the same factors.
-Ratios are skbpr / peer, measured back to back with the same thread count.
+Every ratio is skbpr / peer, measured back to back in one run with the same
+thread count and 64 factors.
+
+Training
+    Positive samples per second (each with its negatives), fit wall time
+    included, BPR with identity features and uniform negatives: on MovieLens
+    100K (``--epochs`` epochs) and on synthetic sets of ml-20m shape (138k
+    users x 27k items) of growing size (one epoch). skbpr variants on
+    MovieLens: genres + identity, implicit and mixed negatives, WARP, and the
+    torch backend.
+Time to quality
+    The MovieLens protocol of ``benchmarks/movielens.py`` (seed 0): training
+    seconds (evaluation excluded) until skbpr's NDCG@10 reaches
+    ``--target-ndcg``, beside cornac's fit of its best setting (lr 0.01, 400
+    epochs).
+Scale
+    One epoch on each synthetic size in a fresh process: peak resident memory
+    of the whole process (data, model, sampler) and samples per second.
+Serving
+    Full-catalogue evaluation of every ml-100k user, and ``recommend(k=10)``
+    for every user of the largest synthetic set next to implicit's batched
+    ``recommend`` on the same factors.
 
 Examples
 --------
-python benchmarks/throughput.py                          # ml-100k and 1M / 5M / 20M synthetic
-python benchmarks/throughput.py --sizes 1000000 --epochs 5
+python benchmarks/throughput.py --plot docs/img/throughput.png   # everything (about 10 minutes on 2 cores)
+python benchmarks/throughput.py --sizes 1000000 --epochs 5       # a quick look
+python benchmarks/throughput.py --device cuda                    # skbpr on a GPU (peers stay on the CPU)
 """
 
 from __future__ import annotations
@@ -22,6 +37,8 @@ import importlib.util
 import json
 import platform
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,70 +48,137 @@ import torch
 from skbpr import HybridBPR, __version__
 from skbpr.datasets import load_movielens, make_interactions
 from skbpr.metrics import evaluate
+from skbpr.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
 ML20M_SHAPE = (138_000, 27_000)
+IDENTITY = {"user_features_mode": "identity", "item_features_mode": "identity"}
+VARIANTS = {
+    "skbpr bpr": {},
+    "skbpr bpr torch backend": {"backend": "torch"},
+    "skbpr bpr genres+id": {"item_features_mode": "both"},
+    "skbpr bpr implicit": {"negatives": "implicit"},
+    "skbpr bpr mixed": {"negatives": "mixed"},
+    "skbpr warp": {"loss": "warp"},
+}
 
 
-def _skbpr(data, epochs: int, threads: int, **params) -> float:
-    """Samples per second of ``epochs`` epochs of HybridBPR on ``data``."""
-    params = {"user_features_mode": "identity", "item_features_mode": "identity", **params}
-    model = HybridBPR(64, epochs=epochs, random_state=0, n_threads=threads, **params)
+def _skbpr(data, epochs: int, args, **params) -> float:
+    """Samples per second of ``epochs`` epochs of HybridBPR on ``data``, setup included."""
+    model = HybridBPR(64, epochs=epochs, random_state=0, n_threads=args.threads, device=args.device)
+    model.set_params(**{**IDENTITY, **params})
     start = time.perf_counter()
     model.fit(data)
     return data.n_positives * epochs / (time.perf_counter() - start)
 
 
-def _implicit(data, epochs: int, threads: int) -> float | None:
+def _implicit(data, epochs: int, args) -> float | None:
     if not importlib.util.find_spec("implicit"):
         return None
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-    model = BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=threads, random_state=0)
+    model = BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=args.threads, random_state=0)
     start = time.perf_counter()
     model.fit(data.positives, show_progress=False)
     return data.n_positives * epochs / (time.perf_counter() - start)
 
 
-def _cornac(data, epochs: int, threads: int) -> float | None:
+def _cornac_dataset(positives):
+    import cornac
+
+    coo = positives.tocoo()
+    return cornac.data.Dataset.build(list(zip(coo.row.tolist(), coo.col.tolist(), [1.0] * coo.nnz, strict=True)))
+
+
+def _cornac(data, epochs: int, args) -> float | None:
     if not importlib.util.find_spec("cornac"):
         return None
     import cornac
 
-    coo = data.positives.tocoo()
-    train = cornac.data.Dataset.build(list(zip(coo.row.tolist(), coo.col.tolist(), [1.0] * coo.nnz, strict=True)))
+    train = _cornac_dataset(data.positives)  # building the data set is not timed
     model = cornac.models.BPR(k=64, max_iter=epochs, learning_rate=0.01, lambda_reg=0.01, seed=0, verbose=False)
     start = time.perf_counter()
     model.fit(train)
     return data.n_positives * epochs / (time.perf_counter() - start)
 
 
-def training_rows(name: str, data, epochs: int, threads: int, variants: bool) -> list[dict]:
-    """One row per system on one data set."""
-    rows = [{"data": name, "system": "skbpr bpr", "samples_per_s": _skbpr(data, epochs, threads)}]
-    if variants:
-        for label, params in {
-            "skbpr bpr genres+id": {"item_features_mode": "both"},
-            "skbpr bpr implicit": {"negatives": "implicit"},
-            "skbpr bpr mixed": {"negatives": "mixed"},
-            "skbpr warp": {"loss": "warp"},
-        }.items():
-            rows.append({"data": name, "system": label, "samples_per_s": _skbpr(data, epochs, threads, **params)})
+def training_rows(name: str, data, epochs: int, args, variants: bool, skip: tuple[str, ...] = ()) -> list[dict]:
+    """One row per system on one data set, with the ratios to the peers."""
+    rows = []
+    for label, params in VARIANTS.items() if variants else [("skbpr bpr", {})]:
+        rows.append({"data": name, "system": label, "samples_per_s": _skbpr(data, epochs, args, **params)})
+        print(f"# {name} {label}: {rows[-1]['samples_per_s'] / 1e6:.2f} M/s", file=sys.stderr, flush=True)
+    peers = {}
     for label, fn in (("implicit bpr", _implicit), ("cornac bpr", _cornac)):
-        value = fn(data, epochs, threads)
+        value = None if label in skip else fn(data, epochs, args)
         if value is not None:
             rows.append({"data": name, "system": label, "samples_per_s": value})
+            peers[label.split()[0]] = value
+            print(f"# {name} {label}: {value / 1e6:.2f} M/s", file=sys.stderr, flush=True)
+    for row in rows:
+        if row["system"].startswith("skbpr"):
+            for peer, value in peers.items():
+                row[f"ratio_{peer}"] = row["samples_per_s"] / value
     return rows
 
 
-def serving(ml100k, big, threads: int) -> dict:
+def time_to_quality(ml100k, args) -> dict:
+    """Training seconds until NDCG@10 >= target on the MovieLens split, beside cornac's best fit."""
+    train, test = train_test_split(ml100k, test_size=0.2, random_state=0)
+    state = {"eval_s": 0.0, "reached": None, "curve": []}
+
+    def watch(estimator, epoch, logs):
+        now = time.perf_counter()
+        ndcg = evaluate(estimator, test, metrics=["ndcg@10"])["ndcg@10"]
+        train_s = now - state["start"] - state["eval_s"]
+        state["curve"].append((epoch, train_s, ndcg))
+        state["eval_s"] += time.perf_counter() - now
+        if ndcg >= args.target_ndcg and state["reached"] is None:
+            state["reached"] = (epoch, train_s)
+            return True  # stop: the target is reached
+        return False
+
+    model = HybridBPR(64, epochs=200, random_state=0, n_threads=args.threads, device=args.device, callbacks=[watch])
+    model.set_params(**IDENTITY)
+    state["start"] = time.perf_counter()
+    model.fit(train)
+    out = {"target_ndcg": args.target_ndcg, "skbpr_curve": state["curve"]}
+    if state["reached"]:
+        out["skbpr_epochs"], out["skbpr_s"] = state["reached"]
+    if importlib.util.find_spec("cornac"):
+        import cornac
+
+        from skbpr.metrics import evaluate_scores
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from movielens import fit_peer
+
+        score_fn, seconds, _ = fit_peer("cornac-bpr", train, 0, argparse.Namespace(factors=64, threads=args.threads))
+        out["cornac_s"] = seconds
+        out["cornac_ndcg"] = evaluate_scores(score_fn, test.positives, exclude=train.positives, metrics=["ndcg@10"])[
+            "ndcg@10"
+        ]
+        out["cornac_version"] = cornac.__version__
+        if "skbpr_s" in out:
+            out["ratio_cornac"] = out["skbpr_s"] / seconds
+    return out
+
+
+def scale_child(size: int, args) -> dict:
+    """One epoch on ``size`` synthetic positives in this (fresh) process: memory and speed."""
+    torch.set_num_threads(args.threads)
+    data = make_interactions(*ML20M_SHAPE, size, random_state=0)
+    rate = _skbpr(data, 1, args)
+    return {"size": size, "samples_per_s": rate, "peak_rss_gb": _peak_gb()}
+
+
+def serving(ml100k, big, args) -> dict:
     """Seconds of full evaluation on ml-100k and of recommend for every user of ``big``."""
-    torch.set_num_threads(threads)
-    model = HybridBPR(64, epochs=1, random_state=0).fit(ml100k)
+    model = HybridBPR(64, epochs=1, random_state=0, device=args.device).fit(ml100k)
     start = time.perf_counter()
     evaluate(model, ml100k, metrics=["precision@10", "recall@10", "ndcg@10", "auc"], exclude_train=False)
     out = {"evaluate_ml100k_s": time.perf_counter() - start}
-    model = HybridBPR(64, epochs=1, random_state=0, batch_size=65536).fit(big)
+    model = HybridBPR(64, epochs=1, random_state=0, device=args.device, **IDENTITY).fit(big)
     users = np.arange(big.n_users)
     start = time.perf_counter()
     model.recommend(users, k=10)
@@ -102,7 +186,7 @@ def serving(ml100k, big, threads: int) -> dict:
     if importlib.util.find_spec("implicit"):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        peer = BayesianPersonalizedRanking(factors=64, num_threads=threads)  # serving only: factors set below
+        peer = BayesianPersonalizedRanking(factors=64, num_threads=args.threads)  # serving only: factors set below
         items, biases = model.item_representations()
         peer.user_factors = np.hstack([model.user_representations(), np.ones((big.n_users, 1), np.float32)])
         peer.item_factors = np.hstack([items, biases[:, None]]).astype(np.float32)
@@ -113,47 +197,93 @@ def serving(ml100k, big, threads: int) -> dict:
     return out
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """Samples per second against the number of synthetic positives, one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for system in dict.fromkeys(r["system"] for r in rows if r["data"].startswith("synthetic")):
+        points = sorted((r["size"], r["samples_per_s"]) for r in rows if r["system"] == system and "size" in r)
+        ax.plot([p[0] for p in points], [p[1] / 1e6 for p in points], marker="o", label=system)
+    ax.set_xscale("log")
+    ax.set_xlabel("positives in the synthetic set (138k users x 27k items)")
+    ax.set_ylabel("training samples per second (millions)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
+def markdown(result: dict) -> str:
+    lines = ["| data | system | samples/s | / implicit | / cornac |", "|---|---|---|---|---|"]
+    for r in result["training"]:
+        ratios = [f"{r[k]:.2f}" if k in r else "" for k in ("ratio_implicit", "ratio_cornac")]
+        lines.append(f"| {r['data']} | {r['system']} | {r['samples_per_s'] / 1e6:.2f} M | " + " | ".join(ratios) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-home", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--sizes", nargs="+", type=int, default=[1_000_000, 5_000_000, 20_000_000])
     parser.add_argument("--epochs", type=int, default=20, help="epochs on ml-100k (one on the synthetic sets)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--target-ndcg", type=float, default=0.29)
+    parser.add_argument("--no-cornac-above", type=int, default=None, help="skip cornac on larger synthetic sets")
+    parser.add_argument("--scale-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
     args = parser.parse_args(argv)
+    if args.scale_child is not None:
+        print(json.dumps(scale_child(args.scale_child, args)))
+        return {}
     torch.set_num_threads(args.threads)
 
     ml100k = load_movielens("ml-100k", data_home=args.data_home, download=False)
-    _skbpr(ml100k, 1, args.threads)  # warm-up: torch's first calls pay one-off costs
-    rows = training_rows("ml-100k", ml100k, args.epochs, args.threads, variants=True)
+    _skbpr(ml100k, 1, args)  # warm-up: the first fit builds the kernel and pays one-off costs
+    rows = training_rows("ml-100k", ml100k, args.epochs, args, variants=True)
+    quality = time_to_quality(ml100k, args)
+    print(f"# time to quality: {json.dumps({k: v for k, v in quality.items() if k != 'skbpr_curve'})}", file=sys.stderr)
+
+    scale = []
+    for size in args.sizes:
+        cmd = [sys.executable, __file__, "--scale-child", str(size), "--threads", str(args.threads)]
+        cmd += ["--device", args.device]
+        scale.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+        print(f"# scale {size}: {scale[-1]}", file=sys.stderr, flush=True)
+
     big = None
     for size in args.sizes:
         big = make_interactions(*ML20M_SHAPE, size, random_state=0)
-        rows += training_rows(f"synthetic {size / 1e6:g}M", big, 1, args.threads, variants=False)
-        print(f"# synthetic {size / 1e6:g}M done, peak RSS {_peak_gb():.2f} GB", flush=True)
-    peers = {(r["data"], r["system"]): r["samples_per_s"] for r in rows}
-    for r in rows:
-        for peer in ("implicit bpr", "cornac bpr"):
-            other = peers.get((r["data"], peer))
-            if r["system"].startswith("skbpr") and other:
-                r[f"ratio_{peer.split()[0]}"] = r["samples_per_s"] / other
+        skip = ("cornac bpr",) if args.no_cornac_above is not None and size > args.no_cornac_above else ()
+        new = training_rows(f"synthetic {size / 1e6:g}M", big, 1, args, variants=False, skip=skip)
+        for r in new:
+            r["size"] = size
+        rows += new
+    rates = [s["samples_per_s"] for s in scale]
     result = {
-        "machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}, device {args.device}",
         "skbpr": __version__,
         "epochs": args.epochs,
         "training": rows,
-        "serving": serving(ml100k, big, args.threads) if big is not None else {},
-        "peak_rss_gb": _peak_gb(),
+        "time_to_quality": quality,
+        "scale": scale,
+        "scale_flatness": min(rates) / max(rates) if rates else None,
+        "serving": serving(ml100k, big, args) if big is not None else {},
     }
-    lines = ["| data | system | samples/s | / implicit | / cornac |", "|---|---|---|---|---|"]
-    for r in rows:
-        ratios = [f"{r[k]:.2f}" if k in r else "" for k in ("ratio_implicit", "ratio_cornac")]
-        lines.append(f"| {r['data']} | {r['system']} | {r['samples_per_s'] / 1e6:.2f} M | " + " | ".join(ratios) + " |")
-    result["markdown"] = "\n".join(lines)
+    result["markdown"] = markdown(result)
     print(result["markdown"])
-    print(json.dumps(result["serving"], indent=2))
+    print(json.dumps({k: result[k] for k in ("scale", "scale_flatness", "serving")}, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
+    if args.plot is not None:
+        plot(rows, args.plot)
     return result
 
 
