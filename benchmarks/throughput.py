@@ -1,7 +1,8 @@
 """Training throughput, time to quality, memory at scale and serving speed, skbpr beside implicit and cornac.
 
 Every ratio is skbpr / peer, measured back to back in one run with the same
-thread count and 64 factors.
+thread count and 64 factors; each system's figure is the best of
+``--repeats`` fits, which damps the noise of a shared machine for all alike.
 
 Training
     Positive samples per second (each with its negatives), fit wall time
@@ -105,12 +106,14 @@ def _cornac(data, epochs: int, args) -> float | None:
 def training_rows(name: str, data, epochs: int, args, variants: bool, skip: tuple[str, ...] = ()) -> list[dict]:
     """One row per system on one data set, with the ratios to the peers."""
     rows = []
+    repeats = args.repeats if data.n_positives <= 5_000_000 else 1
     for label, params in VARIANTS.items() if variants else [("skbpr bpr", {})]:
-        rows.append({"data": name, "system": label, "samples_per_s": _skbpr(data, epochs, args, **params)})
+        rate = max(_skbpr(data, epochs, args, **params) for _ in range(repeats))
+        rows.append({"data": name, "system": label, "samples_per_s": rate})
         print(f"# {name} {label}: {rows[-1]['samples_per_s'] / 1e6:.2f} M/s", file=sys.stderr, flush=True)
     peers = {}
     for label, fn in (("implicit bpr", _implicit), ("cornac bpr", _cornac)):
-        value = None if label in skip else fn(data, epochs, args)
+        value = None if label in skip else max(fn(data, epochs, args) or 0 for _ in range(repeats)) or None
         if value is not None:
             rows.append({"data": name, "system": label, "samples_per_s": value})
             peers[label.split()[0]] = value
@@ -233,6 +236,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sizes", nargs="+", type=int, default=[1_000_000, 5_000_000, 20_000_000])
     parser.add_argument("--epochs", type=int, default=20, help="epochs on ml-100k (one on the synthetic sets)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many fits per system (sets up to 5M)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--target-ndcg", type=float, default=0.29)
     parser.add_argument("--no-cornac-above", type=int, default=None, help="skip cornac on larger synthetic sets")

@@ -7,9 +7,9 @@
 //   1. per sample (threads split the batch): draw the negatives, score the
 //      positive and the negatives, and write the gradients with respect to
 //      the user and item representations (closed form, L2 included);
-//   2. per table row (each thread owns the rows with row % n_threads == its
-//      id): sum the gradients of the row in sample order, then apply the
-//      optimiser to it.
+//   2. per table row (each row has one owning thread, picked by a hash of
+//      the row): sum the gradients of the row in sample order, then apply
+//      the optimiser to it.
 //
 // This is the same update as the torch path of skbpr/training.py: same
 // losses, same L2 on representations, same sparse-row optimisers.
@@ -362,7 +362,10 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
     chain.clear();
     rows.clear();
     auto add = [&](int64_t row, int64_t e, float w) {
-        if (row % n_threads != tid) return;
+        // owner of a row: multiply-shift of a hash (no division in this hot loop)
+        if (n_threads > 1 &&
+            static_cast<int>((static_cast<uint64_t>(static_cast<uint32_t>(row * 0x9E3779B1u)) * n_threads) >> 32) != tid)
+            return;
         if (head[row] < 0) rows.push_back(row);
         chain.push_back({e, w, head[row]});
         head[row] = static_cast<int32_t>(chain.size() - 1);
@@ -424,9 +427,10 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
     }
 }
 
-double adam_step_size(const Problem& P, const Table& T) {
+// Adam's step size at step t (1-based).
+double adam_step_size(const Problem& P, int64_t step) {
     if (P.optimizer != ADAM) return 0.0;
-    const double t = static_cast<double>(*T.step += 1);
+    const double t = static_cast<double>(step);
     return P.learning_rate * std::sqrt(1.0 - std::pow(P.beta2, t)) / (1.0 - std::pow(P.beta1, t));
 }
 
@@ -447,7 +451,6 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
     const int64_t stop = start + count;
     int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
     double total = 0.0;
-    double adam_lr_user = 0.0, adam_lr_item = 0.0;
 
 #pragma omp parallel num_threads(n_threads)
     {
@@ -460,6 +463,8 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
 #endif
         std::vector<float> scores(M + 1), dscores(M + 1);
         std::vector<const float*> vrep(M + 1);
+        int64_t user_step = P.optimizer == ADAM ? *P.user.step : 0;  // private copies: no race on the counters
+        int64_t item_step = P.optimizer == ADAM ? *P.item.step : 0;
         std::vector<int64_t> rows;
         std::vector<Contribution> chain;
         std::vector<float> sum;
@@ -467,41 +472,50 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
         chain.reserve(static_cast<size_t>(B * (M + 1)));
         for (int64_t first = start; first < stop; first += B) {
             const int64_t b = (stop - first < B) ? stop - first : B;
-            // Separate passes keep each pass's memory accesses independent of
-            // one another, so the CPU overlaps their cache misses.
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < b; ++j) {
+            // This thread's slots of the batch. The passes over them are
+            // separate so that each pass's cache misses are independent of
+            // one another and overlap; prefetches stay inside the range.
+            const int64_t lo = b * tid / team, hi = b * (tid + 1) / team;
+            for (int64_t j = lo; j < hi; ++j) {  // positions -> sample indices (arithmetic only)
                 const uint64_t p = static_cast<uint64_t>(first + j);
-                const int64_t idx = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
-                fetch_sample(P, j, idx);
+                P.batch_users[j] = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
             }
-#pragma omp for schedule(static) nowait
-            for (int64_t j = 0; j < b; ++j) {
-                if (j + 16 < b) prefetch_positives(P, j + 16, false);
-                if (j + 8 < b) prefetch_positives(P, j + 8, true);
+            for (int64_t j = lo; j < hi; ++j) {  // indices -> (user, item)
+                if (j + 16 < hi) {
+                    __builtin_prefetch(P.users + P.batch_users[j + 16]);
+                    __builtin_prefetch(P.items + P.batch_users[j + 16]);
+                }
+                fetch_sample(P, j, P.batch_users[j]);
+            }
+            for (int64_t j = lo; j < hi; ++j) {
+                if (j + 16 < hi) prefetch_positives(P, j + 16, false);
+                if (j + 8 < hi) prefetch_positives(P, j + 8, true);
                 draw_sample(P, j, seed, static_cast<uint64_t>(first + j), fixed_negatives);
             }
-            // same schedule, same slots per thread: no barrier needed
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < b; ++j) {
-                if (j + 8 < b) prefetch_sample(P, j + 8);
+            for (int64_t j = lo; j < hi; ++j) {
+                if (j + 8 < hi) prefetch_sample(P, j + 8);
                 sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data());
             }
-            // implicit barrier: every gradient of the batch is written
-#pragma omp single
-            {
-                double batch = 0.0;
-                for (int64_t j = 0; j < b; ++j) batch += P.sample_loss[j];
-                total += batch * static_cast<double>(b);
-                adam_lr_user = adam_step_size(P, P.user);
-                adam_lr_item = adam_step_size(P, P.item);
-            }
-            // implicit barrier after single
+#pragma omp barrier
+            // every gradient of the batch is written; Adam counts one step per batch
+            ++user_step;
+            ++item_step;
+            const double adam_lr_user = adam_step_size(P, user_step);
+            const double adam_lr_item = adam_step_size(P, item_step);
             update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team, adam_lr_user, chain, rows,
                          sum);
             update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b * (M + 1), tid, team, adam_lr_item,
                          chain, rows, sum);
+            if (tid == 0) {
+                double batch = 0.0;
+                for (int64_t j = 0; j < b; ++j) batch += P.sample_loss[j];
+                total += batch * static_cast<double>(b);
+            }
 #pragma omp barrier
+        }
+        if (tid == 0 && P.optimizer == ADAM) {
+            *P.user.step = user_step;
+            *P.item.step = item_step;
         }
     }
     return total;

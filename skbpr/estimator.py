@@ -688,7 +688,7 @@ class HybridBPR(BaseEstimator):
         items: Any = None,
         user_features: Any = None,
         item_features: Any = None,
-        batch_size: int = 4096,
+        batch_size: int = 1024,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items for each user, best first.
 
@@ -708,8 +708,9 @@ class HybridBPR(BaseEstimator):
         item_features : matrix of shape (n_new_items, n_item_features), optional
             Rank a new catalogue scored from its features instead of the
             known items; returned ids index its rows.
-        batch_size : int, default=4096
-            Users scored per matrix product, bounding memory.
+        batch_size : int, default=1024
+            Users scored per matrix product, bounding memory (``batch_size x
+            n_items`` scores at a time).
 
         Returns
         -------

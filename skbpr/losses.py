@@ -141,4 +141,3 @@ def resolve_loss(loss: str | LossFn, *, sigma: float, margin: float, n_items: in
     if loss not in table:
         raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
     return table[loss]
-

@@ -132,8 +132,14 @@ class HybridFactorization(torch.nn.Module):
 
     @staticmethod
     def scores(user_vecs: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
-        """All-pairs scores ``(n_users, n_items)`` from representations."""
-        return torch.addmm(item_vecs[:, -1][None, :], user_vecs, item_vecs[:, :-1].T)
+        """All-pairs scores ``(n_users, n_items)`` from representations.
+
+        One matrix product of ``[u, 1]`` with ``[v, b]``: the bias rides in
+        the product (no separate pass over the large output) and the
+        transposed item matrix is made contiguous for the GEMM.
+        """
+        ones = torch.ones((user_vecs.shape[0], 1), dtype=user_vecs.dtype, device=user_vecs.device)
+        return torch.mm(torch.cat([user_vecs, ones], dim=1), item_vecs.T.contiguous())
 
     def forward(
         self, users: FeatureMap, items: FeatureMap, user_rows: torch.Tensor, item_rows: torch.Tensor

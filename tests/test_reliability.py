@@ -73,8 +73,12 @@ BAD_INPUTS = [
     ("inf in Rneg", _fit_data(R, sp.csr_matrix(_dense_with(np.inf))), ValueError, r"negatives.*NaN or infinite"),
     ("NaN in features", _fit_data(R, item_features=np.full((9, 2), np.nan)), ValueError, r"item_features.*NaN"),
     ("negative feature weight", _fit_data(R, item_features=-FEAT), ValueError, r"item_features has negative"),
-    ("Rneg shape differs from Rpos", _fit_data(R, sp.csr_matrix((12, 8))), ValueError,
-     r"negatives must have the shape of positives \(12, 9\)"),  # fmt: skip
+    (
+        "Rneg shape differs from Rpos",
+        _fit_data(R, sp.csr_matrix((12, 8))),
+        ValueError,
+        r"negatives must have the shape of positives \(12, 9\)",
+    ),  # fmt: skip
     ("feature rows differ from Rpos", _fit_data(R, user_features=np.ones((5, 2))), ValueError, r"user_features.*12"),
     ("empty Rpos", _fit_data(sp.csr_matrix((12, 9))), ValueError, r"positives has no nonzero entry"),
     (
@@ -86,8 +90,12 @@ BAD_INPUTS = [
     ("k <= 0", lambda m: m.recommend([0], k=0), ValueError, r"k must be an integer in \[1, 9\].*got 0"),
     ("k > number of candidates", lambda m: m.recommend([0], k=3, items=[1, 2]), ValueError, r"k must.*\[1, 2\]"),
     ("unknown user without features", lambda m: m.recommend([40]), ValueError, r"users must be indices in \[0, 12\)"),
-    ("cold start without fitted features", lambda m: m.recommend(user_features=np.ones((1, 2)), k=3), ValueError,
-     r"user_features cannot score new users"),  # fmt: skip
+    (
+        "cold start without fitted features",
+        lambda m: m.recommend(user_features=np.ones((1, 2)), k=3),
+        ValueError,
+        r"user_features cannot score new users",
+    ),  # fmt: skip
     ("unknown loss", _fit(loss="hingee"), ValueError, r"loss must be one of .*'hingee'"),
     ("unknown optimiser", _fit(optimizer="rmsprop"), ValueError, r"optimizer must be one of .*'rmsprop'"),
     ("unknown sampler", _fit(negatives="hard"), ValueError, r"negatives must be one of .*'hard'"),
@@ -99,10 +107,18 @@ BAD_INPUTS = [
     ("WARP max_sampled < 1", _fit(loss="warp", max_sampled=0), ValueError, r"max_sampled must be an integer > 0"),
     ("unknown eval_metric", _fit(eval_metric="ndgc@10"), ValueError, r"eval_metric.*'ndgc@10'"),
     ("a callback that is not one", _fit(callbacks=[3]), TypeError, r"callbacks must be Callback objects"),
-    ("unknown metric name", lambda m: evaluate(m, Interactions.from_matrices(R), metrics=["ndcg"]), ValueError,
-     r"metric 'ndcg' needs a cutoff"),  # fmt: skip
-    ("splitter with one fold", lambda m: list(PerUserKFold(1).split(Interactions.from_matrices(R))), ValueError,
-     r"n_splits"),  # fmt: skip
+    (
+        "unknown metric name",
+        lambda m: evaluate(m, Interactions.from_matrices(R), metrics=["ndcg"]),
+        ValueError,
+        r"metric 'ndcg' needs a cutoff",
+    ),  # fmt: skip
+    (
+        "splitter with one fold",
+        lambda m: list(PerUserKFold(1).split(Interactions.from_matrices(R))),
+        ValueError,
+        r"n_splits",
+    ),  # fmt: skip
 ]
 if not torch.cuda.is_available():
     BAD_INPUTS.append(("device='cuda' without CUDA", _fit(device="cuda"), ValueError, r"CUDA is not available"))

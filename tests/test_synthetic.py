@@ -170,9 +170,7 @@ def exposure_split():
     """Exposure carries signal: what a user is shown and skips says something."""
     from skbpr.model_selection import train_test_split
 
-    data = make_interactions(
-        1000, 300, 30000, exposure_signal=1.0, negative_rate=1.0, noise=0.25, random_state=0
-    )
+    data = make_interactions(1000, 300, 30000, exposure_signal=1.0, negative_rate=1.0, noise=0.25, random_state=0)
     return train_test_split(data, test_size=0.2, random_state=0)
 
 
