@@ -18,6 +18,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -184,7 +185,43 @@ def _long(a: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def _int(a: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.int32).contiguous()
+    return _huge_copy(torch.as_tensor(np.ascontiguousarray(a), dtype=torch.int32))
+
+
+_HUGE = 2 << 20
+_MADV_HUGEPAGE = 14
+
+
+@functools.cache
+def _madvise():
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+        fn.argtypes, fn.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
+        return fn
+    except (OSError, AttributeError):
+        return None
+
+
+def _huge_copy(t: torch.Tensor) -> torch.Tensor:
+    """A copy of ``t`` in memory the kernel may back with transparent huge pages.
+
+    The kernel reads these arrays at random; with 4 KiB pages nearly every
+    access of a large array also misses the TLB. Linux backs a region with
+    2 MiB pages on request (``madvise``), but only for pages not yet
+    touched, hence the fresh copy. Small arrays and other systems get a
+    plain copy.
+    """
+    fn = _madvise() if sys.platform.startswith("linux") else None
+    nbytes = t.numel() * t.element_size()
+    if fn is None or nbytes < 4 * _HUGE:
+        return t.clone().contiguous()
+    raw = torch.empty(nbytes + _HUGE, dtype=torch.uint8)
+    offset = (-raw.data_ptr()) % _HUGE
+    fn(raw.data_ptr() + offset, nbytes - nbytes % _HUGE, _MADV_HUGEPAGE)
+    out = raw[offset : offset + nbytes].view(t.dtype).view(t.shape)
+    out.copy_(t)
+    return out
 
 
 class NativeKernel:
@@ -252,9 +289,15 @@ class NativeKernel:
         self.n_samples, self.batch_size = n, b
         self.model = model
         tables = []
-        for weight, optimizer in ((model.user_weight.data, user_optimizer), (model.item_weight.data, item_optimizer)):
-            if weight.dtype != torch.float32 or weight.device.type != "cpu" or not weight.is_contiguous():
-                raise ValueError("the compiled kernel needs contiguous float32 CPU weights")
+        for param, optimizer in ((model.user_weight, user_optimizer), (model.item_weight, item_optimizer)):
+            if param.dtype != torch.float32 or param.device.type != "cpu":
+                raise ValueError("the compiled kernel needs float32 CPU weights")
+            # the tables and their optimiser state move to huge-page-backed copies (same values)
+            param.data = _huge_copy(param.data)
+            weight = optimizer.param = param.data
+            for key, value in optimizer.state.items():
+                if value.dim():
+                    optimizer.state[key] = _huge_copy(value)
             state = optimizer.state
             first = state.get("sum_sq", state.get("m"))
             tables.append(
