@@ -136,21 +136,18 @@ struct Permutation {
 
 // The r-th item (0-based) that is not among the user's sorted positives.
 inline int64_t nth_non_positive(const Problem& P, int64_t user, int64_t r) {
-    const int64_t start = P.pos_indptr[user];
-    int64_t lo = 0, hi = P.pos_indptr[user + 1] - start;
-    const int32_t* pos = P.pos_indices + start;
+    const int32_t* pos = P.pos_indices + P.pos_indptr[user];
+    int64_t n = P.pos_indptr[user + 1] - P.pos_indptr[user];
     // Count the positives whose key (item - rank) is <= r: branch-free
     // halving, so that the searches of neighbouring samples overlap.
-    int64_t n = hi - lo;
-    const int32_t* base = pos;
-    int64_t offset = 0;
+    int64_t below = 0;
     while (n > 1) {
         const int64_t half = n >> 1;
-        offset = (base[offset + half - 1] - (offset + half - 1) <= r) ? offset + half : offset;
+        below = (pos[below + half - 1] - (below + half - 1) <= r) ? below + half : below;
         n -= half;
     }
-    if (n == 1 && base[offset] - offset <= r) ++offset;
-    return r + offset;
+    if (n == 1 && pos[below] - below <= r) ++below;
+    return r + below;
 }
 
 // Negative number `slot` of the sample at epoch position `position`.
