@@ -20,6 +20,7 @@ from skbpr.losses import LOSSES, resolve_loss
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.sampling import SAMPLERS, NegativeSampler
 from skbpr.training import OPTIMIZERS, Trainer, make_optimizer, resolve_device, torch_threads
+from skbpr.training.stream import epoch_seed
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 BACKENDS = ("auto", "native", "torch")
@@ -126,9 +127,10 @@ class HybridBPR(BaseEstimator):
         losses; ``torch``: torch operations on any device, and the only
         engine for a loss callable; ``auto``: ``native`` on the CPU when it
         applies and builds, ``torch`` otherwise. Both apply the same update
-        to a batch, and a fixed seed gives identical weights with either
-        (whatever the thread count), but they draw the epoch order and the
-        negatives from different random streams, so their weights differ.
+        to a batch and draw the same epoch order and negatives from one
+        counter-based random stream (:mod:`skbpr.training.stream`), so a
+        fixed seed gives the same weights, to float rounding, with either
+        engine, on the CPU or a GPU, whatever the thread count.
     callbacks : Callback, callable, list of them or None, default=None
         :class:`skbpr.callbacks.Callback` objects or functions
         ``f(estimator, epoch, logs)``.
@@ -397,6 +399,11 @@ class HybridBPR(BaseEstimator):
         full = sampler.users_without_candidates
         if full.size:
             keep = ~np.isin(coo.row, full)
+            if not keep.any():
+                raise ValueError(
+                    f"X (Rpos) leaves no negative to draw: every user with a positive has all {data.n_items} "
+                    "items as positives, so there is nothing to rank them against"
+                )
             warnings.warn(
                 f"{full.size} users have every item as a positive and no possible negative; "
                 "their positives are skipped in training",
@@ -468,8 +475,8 @@ class HybridBPR(BaseEstimator):
         self.train_positives_ = positives
         self.negatives_ = mode
         self.device_ = device
+        self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
         self._run_epochs(trainer, epochs, data, eval_data)
-        self._optimizer_state = (opt_u.state, opt_i.state)
 
     def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
         if matrix is None:
@@ -492,21 +499,23 @@ class HybridBPR(BaseEstimator):
         stopped_early = False
         for offset in range(epochs):
             epoch = start + offset + 1
-            generator = torch.Generator(device=self.device_).manual_seed(self._seed + 7919 * epoch)
-            snapshot = self._weights()
+            snapshot = self._weights(trainer)
             try:
-                loss = trainer.epoch(generator)
+                loss = trainer.epoch(epoch_seed(self._seed, epoch))
             except KeyboardInterrupt:
-                self._restore(snapshot)
+                self._restore(snapshot, trainer)
                 self.history_.append({"epoch": epoch, "interrupted": True})
                 callbacks.on_fit_end(self, {"interrupted": True})
                 raise
-            if not np.isfinite(loss):
-                self._restore(snapshot)
-                callbacks.on_fit_end(self, {"error": f"non-finite loss at epoch {epoch}"})
+            problem = f"the training loss became {loss}" if not np.isfinite(loss) else self._divergence(trainer)
+            if problem is not None:
+                self._restore(snapshot, trainer)
+                kept = f"the weights of epoch {epoch - 1}" if epoch > 1 else "the initial weights"
+                callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
                 raise FloatingPointError(
-                    f"training loss became {loss} at epoch {epoch}; the weights of epoch {epoch - 1} were kept. "
-                    f"Try a smaller learning_rate (now {self.learning_rate!r})"
+                    f"training diverged at epoch {epoch}: {problem}; {kept} were kept. "
+                    f"Try a smaller learning_rate (now {self.learning_rate!r}), init_std (now {self.init_std!r}) "
+                    f"or sigma (now {self.sigma!r})"
                 )
             logs: dict[str, float] = {"epoch": epoch, "loss": loss}
             if eval_data is not None and (offset + 1) % self.eval_every == 0:
@@ -533,12 +542,47 @@ class HybridBPR(BaseEstimator):
         metrics = {self.eval_metric, "ndcg@10", "auc"}
         return evaluate(self, eval_data, metrics=sorted(metrics))
 
-    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model_.user_weight.data.clone(), self.model_.item_weight.data.clone()
+    def _weights(self, trainer: Trainer | None = None) -> tuple[torch.Tensor, ...]:
+        """Copies of the tables, and of the optimisers' state when ``trainer`` is given."""
+        tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
+        if trainer is not None:
+            for optimizer in (trainer.user_optimizer, trainer.item_optimizer):
+                tensors.extend(optimizer.state.values())
+        return tuple(t.clone() for t in tensors)
 
-    def _restore(self, weights: tuple[torch.Tensor, torch.Tensor]) -> None:
-        self.model_.user_weight.data.copy_(weights[0])
-        self.model_.item_weight.data.copy_(weights[1])
+    def _restore(self, weights: tuple[torch.Tensor, ...], trainer: Trainer | None = None) -> None:
+        tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
+        if trainer is not None:
+            for optimizer in (trainer.user_optimizer, trainer.item_optimizer):
+                tensors.extend(optimizer.state.values())
+        for target, saved in zip(tensors, weights, strict=True):
+            target.copy_(saved)
+
+    def _divergence(self, trainer: Trainer) -> str | None:
+        """Why the current weights cannot be kept (non-finite tables, state or scores), or None.
+
+        Scores are bounded without computing them: a representation is a
+        weighted sum of table rows, so ``|score| <= |Fu|max ||U||max
+        |Fi|max ||V||max + |Fi|max |b|max`` (row sums of the feature
+        weights, largest row norms); the bound must stay below float32's
+        range, or some score could overflow.
+        """
+        user, item = self.model_.user_weight.data, self.model_.item_weight.data
+        for name, table in (("user embeddings", user), ("item embeddings", item)):
+            if not bool(torch.isfinite(table).all()):
+                return f"the {name} became non-finite"
+        for optimizer in (trainer.user_optimizer, trainer.item_optimizer):
+            for key, value in optimizer.state.items():
+                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                    return f"the optimiser state {key!r} became non-finite"
+        su, si = _feature_scale(self._user_map), _feature_scale(self._item_map)
+        u_norm = float(torch.linalg.vector_norm(user.double(), dim=1).max()) if user.numel() else 0.0
+        v_norm = float(torch.linalg.vector_norm(item[:, :-1].double(), dim=1).max()) if item.numel() else 0.0
+        bias = float(item[:, -1].double().abs().max()) if item.numel() else 0.0
+        bound = su * u_norm * si * v_norm + si * bias
+        if not bound < _SCORE_LIMIT:
+            return f"scores could reach {bound:.3g}, beyond float32's range"
+        return None
 
     @staticmethod
     def _data_summary(data: Any) -> dict[str, int]:
@@ -818,6 +862,20 @@ class HybridBPR(BaseEstimator):
         self.__dict__.update(state)
         if saved is not None and torch.cuda.is_available():
             _move_state(self.__dict__, torch.device(saved))
+
+
+_SCORE_LIMIT = 1e37  # below float32's largest value (3.4e38), with room for the sums of a GEMM
+
+
+def _feature_scale(fmap: FeatureMap) -> float:
+    """Largest sum of absolute feature weights over the rows of ``fmap`` (1 for the identity)."""
+    if fmap.identity:
+        return 1.0
+    lengths = fmap.indptr[1:] - fmap.indptr[:-1]
+    owner = torch.repeat_interleave(torch.arange(lengths.numel(), device=lengths.device), lengths)
+    sums = torch.zeros(lengths.numel(), dtype=torch.float64, device=lengths.device)
+    sums.index_add_(0, owner, fmap.data.double().abs())
+    return float(sums.max()) if sums.numel() else 0.0
 
 
 def _move_state(state: dict[str, Any], device: torch.device) -> None:

@@ -18,6 +18,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from skbpr.training.stream import uniform01
+
 SAMPLERS = ("uniform", "implicit", "mixed")
 
 
@@ -79,29 +81,47 @@ class NegativeSampler:
         """Users whose every item is a positive: no negative can be drawn."""
         return torch.nonzero(self._n_candidates == 0).flatten().cpu().numpy()
 
-    def uniform(self, users: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
+    def _counters(self, users: torch.Tensor, n: int, positions: torch.Tensor | None) -> torch.Tensor:
+        """Counter of each draw: ``3 * (position * n + slot)``, shape ``(len(users), n)``."""
+        if positions is None:
+            positions = torch.arange(users.numel(), device=self.device)
+        slots = torch.arange(n, device=self.device)
+        return (positions.to(self.device, torch.int64)[:, None] * n + slots) * 3
+
+    def uniform(
+        self, users: torch.Tensor, n: int, seed: int, *, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Exact uniform non-positive items, shape ``(len(users), n)``."""
-        cand = self._n_candidates.index_select(0, users)
-        draw = torch.rand((users.numel(), n), generator=generator, device=self.device)
-        r = (draw * cand[:, None]).long().clamp_(max=(cand[:, None] - 1).clamp(min=0))
+        return self._uniform(users, seed, self._counters(users, n, positions))
+
+    def _uniform(self, users: torch.Tensor, seed: int, counters: torch.Tensor) -> torch.Tensor:
+        cand = self._n_candidates.index_select(0, users)[:, None]
+        r = (uniform01(seed, counters) * cand).long()
+        r = torch.minimum(r, cand - 1).clamp_(min=0)
         start = self._pos_indptr.index_select(0, users)[:, None]
         probe = users[:, None] * self._stride + r
         below = torch.searchsorted(self._keys, probe, right=True) - start
         return r + below
 
-    def sample(self, users: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Draw ``n`` negatives per user, shape ``(len(users), n)``."""
-        items = self.uniform(users, n, generator)
+    def sample(
+        self, users: torch.Tensor, n: int, seed: int, *, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Draw ``n`` negatives per user, shape ``(len(users), n)``.
+
+        Draw ``k`` of the sample at epoch position ``p`` is a function of
+        ``(seed, p, k)`` alone (:mod:`skbpr.training.stream`), the draw of
+        the compiled kernel; ``positions`` defaults to ``0..len(users)-1``.
+        """
+        counters = self._counters(users, n, positions)
+        items = self._uniform(users, seed, counters)
         if self._neg is None:
             return items
         starts, counts, neg_items = self._neg
         cnt = counts.index_select(0, users)[:, None].expand(-1, n)
-        draw = torch.rand((users.numel(), n), generator=generator, device=self.device)
         use = cnt > 0
         if self.mode == "mixed":
-            coin = torch.rand((users.numel(), n), generator=generator, device=self.device)
-            use = use & (coin < self.implicit_ratio)
-        offset = (draw * cnt).long().clamp_(max=(cnt - 1).clamp(min=0))
+            use = use & (uniform01(seed, counters + 2) < self.implicit_ratio)
+        offset = torch.minimum((uniform01(seed, counters + 1) * cnt).long(), cnt - 1).clamp_(min=0)
         pick = (starts.index_select(0, users)[:, None] + offset).clamp_(max=neg_items.numel() - 1)
         implicit = neg_items.index_select(0, pick.flatten()).view_as(pick)
         return torch.where(use, implicit, items)

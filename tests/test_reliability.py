@@ -173,12 +173,12 @@ def test_keyboard_interrupt_keeps_the_last_completed_epoch_and_resumes(monkeypat
     original = training.Trainer.epoch
     epochs_started = []
 
-    def epoch_then_interrupt(self, generator):
+    def epoch_then_interrupt(self, seed):
         epochs_started.append(1)
         if len(epochs_started) == 3:
-            self.step(self.users[:5], self.items[:5], generator)  # half-done work that must be undone
+            self.step(self.users[:5], self.items[:5], torch.arange(5), seed)  # half-done work that must be undone
             raise KeyboardInterrupt
-        return original(self, generator)
+        return original(self, seed)
 
     monkeypatch.setattr(training.Trainer, "epoch", epoch_then_interrupt)
     model = HybridBPR(**{**FAST, "epochs": 5})

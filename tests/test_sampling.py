@@ -27,9 +27,8 @@ def _rows(n_users: int, n_items: int, rows: dict[int, list[int]]) -> sp.csr_matr
 
 
 def _draw(sampler: NegativeSampler, user: int, n_rows: int, n: int, seed: int = 0) -> np.ndarray:
-    gen = torch.Generator().manual_seed(seed)
     users = torch.full((n_rows,), user, dtype=torch.int64)
-    return sampler.sample(users, n, gen).numpy()
+    return sampler.sample(users, n, seed).numpy()
 
 
 def _chi_square(counts: np.ndarray) -> float:
@@ -57,7 +56,7 @@ def test_uniform_mixed_batch_of_users():
     positives = _rows(4, 9, {0: [0, 1, 2, 3, 4, 5, 6, 7], 1: [8], 2: [0, 2, 4, 6, 8], 3: [3]})
     sampler = NegativeSampler(positives)
     users = torch.tensor([0, 1, 2, 3, 0, 2] * 200)
-    draws = sampler.uniform(users, 5, torch.Generator().manual_seed(1)).numpy()
+    draws = sampler.uniform(users, 5, 1).numpy()
     assert draws.shape == (1200, 5)
     dense = positives.toarray() > 0
     assert not dense[users.numpy()[:, None], draws].any()
@@ -91,10 +90,9 @@ def test_implicit_draws_only_from_rneg_row():
 
 def test_implicit_mode_without_negatives_is_uniform():
     positives = _rows(2, 6, {0: [1], 1: [2, 3]})
-    gen_a, gen_b = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
     users = torch.tensor([0, 1, 1, 0])
-    a = NegativeSampler(positives, None, mode="implicit").sample(users, 3, gen_a)
-    b = NegativeSampler(positives, mode="uniform").sample(users, 3, gen_b)
+    a = NegativeSampler(positives, None, mode="implicit").sample(users, 3, 4)
+    b = NegativeSampler(positives, mode="uniform").sample(users, 3, 4)
     assert torch.equal(a, b)
 
 
@@ -135,9 +133,9 @@ def test_same_seed_same_draws(mode):
     neg = (rng.random((20, 30)) < 0.2) & ~dense
     sampler = NegativeSampler(_csr(dense), _csr(neg), mode=mode)
     users = torch.as_tensor(rng.integers(0, 20, size=64))
-    a = sampler.sample(users, 5, torch.Generator().manual_seed(123))
-    b = sampler.sample(users, 5, torch.Generator().manual_seed(123))
-    c = sampler.sample(users, 5, torch.Generator().manual_seed(124))
+    a = sampler.sample(users, 5, 123)
+    b = sampler.sample(users, 5, 123)
+    c = sampler.sample(users, 5, 124)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     assert a.dtype == torch.int64 and a.shape == (64, 5)
@@ -168,7 +166,7 @@ def test_uniform_never_returns_positives(dense, n, seed):
     if users.size == 0:
         return
     users = np.repeat(users, 3)
-    draws = sampler.uniform(torch.as_tensor(users), n, torch.Generator().manual_seed(seed)).numpy()
+    draws = sampler.uniform(torch.as_tensor(users), n, seed).numpy()
     assert draws.shape == (users.size, n)
     assert draws.min() >= 0 and draws.max() < n_items
     assert not dense[users[:, None], draws].any()
@@ -192,7 +190,7 @@ def test_implicit_draws_only_rneg_items_or_uniform_non_positives(cells, seed):
     if users.size == 0:
         return
     users = np.repeat(users, 4)
-    draws = sampler.sample(torch.as_tensor(users), 3, torch.Generator().manual_seed(seed)).numpy()
+    draws = sampler.sample(torch.as_tensor(users), 3, seed).numpy()
     has_rneg = negative[users].any(axis=1)
     assert negative[users[has_rneg][:, None], draws[has_rneg]].all()
     assert not positive[users[:, None], draws].any()
