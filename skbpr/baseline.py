@@ -25,14 +25,50 @@ class PopularityRecommender(BaseEstimator):
         Training positives, excluded from rankings.
     """
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn >= 1.6 tags: sparse, nonnegative users x items input, no target."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        tags.target_tags.required = False
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:
+        """The same tags for scikit-learn < 1.6."""
+        return {"X_types": ["2darray", "sparse"], "requires_positive_X": True, "requires_y": False}
+
     def fit(self, X: Any, Rneg: Any = None, **kwargs: Any) -> PopularityRecommender:
-        """Count each item's training positives; features and negatives are ignored."""
+        """Count each item's training positives; features and negatives are ignored.
+
+        Parameters
+        ----------
+        X : Interactions or sparse matrix or array of shape (n_users, n_items)
+            Training positives (nonzero = interaction; values other than 1
+            are treated as binary, with a ``UserWarning``).
+        Rneg : sparse matrix or array of shape (n_users, n_items), optional
+            Implicit negatives, checked and ignored. A 1-D array (the target
+            ``y`` of scikit-learn tools) is ignored.
+        **kwargs
+            Other arguments of :meth:`skbpr.HybridBPR.fit`, ignored.
+
+        Returns
+        -------
+        self : PopularityRecommender
+        """
+        from skbpr.estimator import _check_matrix, _ignore_target, warn_if_weighted
         from skbpr.interactions import Interactions
 
-        data = X if isinstance(X, Interactions) else Interactions.from_matrices(X, Rneg)
+        Rneg = _ignore_target(Rneg)
+        if isinstance(X, Interactions):
+            data = X
+        else:
+            X = _check_matrix(X, "X")
+            data = Interactions.from_matrices(X, None if Rneg is None else _check_matrix(Rneg, "Rneg"))
+        warn_if_weighted(data, type(self).__name__)
         self.train_positives_ = data.positives
         self.item_counts_ = np.asarray(data.positives.getnnz(axis=0), dtype=np.float32)
         self.n_users_, self.n_items_ = data.n_users, data.n_items
+        self.n_features_in_ = data.n_items
         self.device_ = torch.device("cpu")
         return self
 

@@ -137,7 +137,10 @@ class MLflowCallback(Callback):
     Attributes
     ----------
     run_id_ : str
-        Id of the run of the last fit (in ``tracking_uri_``).
+        Id of the run of the last fit (in ``tracking_uri_``). Estimators
+        fit deep copies of their callbacks, so read it on the fitted copy,
+        ``estimator.callbacks_[i].run_id_``; the ``callbacks`` parameter
+        is never modified.
     tracking_uri_ : str
         Store the last fit's records went to: the fallback after a failure.
     model_uri_ : str or None
@@ -310,6 +313,7 @@ def _serving_copy(estimator: Any) -> Any:
     model = copy.copy(estimator)
     if hasattr(model, "callbacks"):
         model.callbacks = None
+    model.__dict__.pop("callbacks_", None)  # the fitted copies, this callback among them
     return model
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import numbers
 import warnings
 from collections.abc import Callable
@@ -13,9 +14,9 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from skbpr.callbacks import CallbackList, ProgressBar
+from skbpr.callbacks import Callback, CallbackList, ProgressBar
 from skbpr.losses import LOSSES, resolve_loss
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.sampling import SAMPLERS, NegativeSampler
@@ -24,6 +25,68 @@ from skbpr.training.stream import epoch_seed
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 BACKENDS = ("auto", "native", "torch")
+_F32_MAX = float(np.finfo(np.float32).max)
+# scikit-learn renamed force_all_finite to ensure_all_finite in 1.6
+_FINITE_KW = (
+    "ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters else "force_all_finite"
+)
+
+
+def _check_matrix(matrix: Any, name: str) -> Any:
+    """Shape and dtype checks of a users x items matrix, with scikit-learn's messages.
+
+    Values (NaN, negative entries) are checked by the container, which names
+    the matrix as well.
+    """
+    checked = check_array(
+        matrix, accept_sparse=("csr", "csc", "coo"), dtype="numeric", input_name=name, **{_FINITE_KW: False}
+    )
+    values = checked.data if sp.issparse(checked) else checked
+    if values.dtype.kind in "fi" and values.size and np.nanmin(values) < 0:
+        examples = np.unique(values[values < 0])[:5].tolist()
+        raise ValueError(
+            f"Negative values in data passed to {name}, e.g. {examples}: entries are interactions "
+            "(nonzero = interaction) and must be >= 0"
+        )
+    return checked
+
+
+def _ignore_target(Rneg: Any) -> Any:
+    """``None`` for a 1-D ``Rneg``: the target ``y`` that scikit-learn tools pass second.
+
+    Implicit negatives are always a 2-D users x items matrix, so a 1-D array
+    can only be such a ``y``, which an unsupervised ranking model ignores.
+    """
+    if Rneg is not None and not sp.issparse(Rneg) and np.ndim(Rneg) == 1:
+        return None
+    return Rneg
+
+
+def warn_if_weighted(data: Any, owner: str) -> None:
+    """One ``UserWarning`` when positives or negatives carry values other than 1.
+
+    Parameters
+    ----------
+    data : Interactions
+        The training data.
+    owner : str
+        Name of the estimator, for the message.
+    """
+    found = []
+    values = np.asarray(data.pos_values)
+    if values.size and np.any(values != 1):
+        found.append(f"positives (e.g. {np.unique(values[values != 1])[:3].tolist()})")
+    negatives = data.negatives
+    if negatives is not None and negatives.nnz and np.any(negatives.data != 1):
+        found.append(f"negatives (e.g. {np.unique(negatives.data[negatives.data != 1])[:3].tolist()})")
+    if found:
+        warnings.warn(
+            f"the {' and '.join(found)} hold values other than 1 (weights, counts or merged duplicates); "
+            f"{owner} does not use interaction weights: the values are treated as binary, "
+            "every nonzero entry is one interaction",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_number(name: str, value: Any, *, low: float, integer: bool = False, strict: bool = True) -> None:
@@ -153,6 +216,14 @@ class HybridBPR(BaseEstimator):
         scorers.
     n_users_, n_items_ : int
         Size of the id space seen in ``fit``.
+    n_features_in_ : int
+        Columns of the users x items matrix ``fit`` takes: ``n_items_``.
+    callbacks_ : list
+        Deep copies of ``callbacks`` that the last ``fit`` called (and that
+        ``partial_fit`` keeps calling): fitting never modifies the
+        ``callbacks`` parameter, so ``clone`` and ``get_params`` are the same
+        before and after. Read what a callback recorded, such as the
+        ``run_id_`` of :class:`~skbpr.callbacks.MLflowCallback`, here.
     negatives_ : str
         The sampling mode ``auto`` resolved to.
     device_ : torch.device
@@ -218,6 +289,19 @@ class HybridBPR(BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
+    # -------------------------------------------------------------------- tags
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn >= 1.6 tags: sparse, nonnegative users x items input, no target."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        tags.target_tags.required = False
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:
+        """The same tags for scikit-learn < 1.6."""
+        return {"X_types": ["2darray", "sparse"], "requires_positive_X": True, "requires_y": False}
+
     # ------------------------------------------------------------------ checks
     def _validate_params(self) -> None:
         _check_number("n_components", self.n_components, low=0, integer=True)
@@ -237,6 +321,7 @@ class HybridBPR(BaseEstimator):
         _check_number("learning_rate", self.learning_rate, low=0)
         _check_number("alpha", self.alpha, low=0, strict=False)
         _check_number("init_std", self.init_std, low=0, strict=False)
+        self._check_float32_range()
         _check_number("epochs", self.epochs, low=0, integer=True)
         _check_number("batch_size", self.batch_size, low=0, integer=True)
         _check_number("eval_every", self.eval_every, low=0, integer=True)
@@ -259,6 +344,66 @@ class HybridBPR(BaseEstimator):
             raise ValueError(f"eval_metric: {exc}") from exc
         CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
 
+    def _check_float32_range(self) -> None:
+        """Reject magnitudes that overflow float32, the training dtype, for the initial model.
+
+        Initial weights lie within 6 standard deviations (all but a 2e-9
+        share), so an initial score, a sum of ``n_components`` products, is
+        bounded by ``n_components * (6 * init_std)**2``; trained scores are
+        taken to be of order 1 at least. ``init_std`` must keep that bound
+        finite, and ``sigma`` (times a score difference), ``alpha`` (times a
+        row's squared norm) and ``margin`` must keep the loss finite.
+        """
+        k = int(self.n_components)
+        coord = 6.0 * float(self.init_std)
+        score = k * coord * coord  # products of floats: inf, never OverflowError
+        std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
+        if not float(self.init_std) <= std_max:
+            raise ValueError(
+                f"init_std must be <= {std_max:.3g} with n_components={k}: larger initial weights make "
+                f"the scores overflow float32 (the training dtype), got {self.init_std!r}"
+            )
+        scale = max(score, 1.0)
+        sigma_max = _F32_MAX / (2 * scale)
+        if not float(self.sigma) <= sigma_max:
+            raise ValueError(
+                f"sigma must be <= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
+                f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k}), "
+                f"got {self.sigma!r}"
+            )
+        if not float(self.alpha) <= sigma_max:
+            raise ValueError(
+                f"alpha must be <= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
+                f"(the training dtype) for rows of squared norm {scale:.3g} "
+                f"(init_std={self.init_std!r}, n_components={k}), got {self.alpha!r}"
+            )
+        if not float(self.margin) <= _F32_MAX / 4:
+            raise ValueError(f"margin must be <= {_F32_MAX / 4:.3g} (float32, the training dtype), got {self.margin!r}")
+
+    def _check_eval_metric(self, n_items: int) -> None:
+        """The cutoff of ``eval_metric`` cannot exceed the number of items."""
+        from skbpr.metrics import _parse_metric
+
+        metric = _parse_metric(self.eval_metric)
+        if metric.k is not None and metric.k > n_items:
+            raise ValueError(
+                f"eval_metric={self.eval_metric!r} cuts the ranking at k={metric.k} but the data has "
+                f"{n_items} items; use a cutoff <= {n_items}"
+            )
+
+    def _copy_callbacks(self) -> list:
+        """Deep copies of the ``callbacks`` parameter: fit works on them, never on the parameter."""
+        if self.callbacks is None:
+            return []
+        items = [self.callbacks] if isinstance(self.callbacks, Callback) or callable(self.callbacks) else self.callbacks
+        try:
+            return copy.deepcopy(list(items))
+        except Exception as exc:
+            raise TypeError(
+                "callbacks must support copy.deepcopy: fit works on copies (the fitted callbacks_) so that "
+                f"the callbacks parameter is never modified; copying failed with {exc!r}"
+            ) from exc
+
     # --------------------------------------------------------------------- fit
     def fit(
         self,
@@ -275,25 +420,43 @@ class HybridBPR(BaseEstimator):
         ----------
         X : Interactions or sparse matrix or array of shape (n_users, n_items)
             An :class:`skbpr.interactions.Interactions` container, or the
-            positives ``Rpos`` (nonzero = interaction).
+            positives ``Rpos`` (nonzero = interaction, nonnegative values).
+            Interaction weights are not used: values other than 1 (counts,
+            weights) are treated as binary, with a ``UserWarning``.
         Rneg : sparse matrix or array of shape (n_users, n_items), optional
             Implicit negatives (shown or watched, not engaged). Entries that
-            are also positives are dropped, with a warning.
+            are also positives are dropped, with a warning. A 1-D array is
+            ignored: it can only be the target ``y`` that scikit-learn tools
+            pass second, and a ranking model learned from implicit feedback
+            has no target.
         user_features : sparse matrix or array of shape (n_users, n_user_features), optional
             Nonnegative user feature weights.
         item_features : sparse matrix or array of shape (n_items, n_item_features), optional
             Nonnegative item feature weights.
-        eval_set : Interactions, optional
+        eval_set : Interactions or sparse matrix or array of shape (n_users, n_items), optional
             Held-out positives (same id space) for early stopping.
 
         Returns
         -------
         self : HybridBPR
+
+        Notes
+        -----
+        With ``warm_start=True`` a refit continues from the current weights
+        when the data has the same feature columns; a grown id space (more
+        users or items) adds fresh rows for the new ones. Anything else
+        (fewer users or items, other feature columns, ``n_components`` or
+        feature modes) re-initialises the model with a ``UserWarning`` that
+        names what changed.
         """
         data = self._as_interactions(X, Rneg, user_features, item_features)
         self._validate_params()
         eval_data = self._check_eval_set(eval_set, data)
+        if eval_data is not None or self.validation_fraction is not None:
+            self._check_eval_metric(data.n_items)
         device = resolve_device(self.device)
+        warn_if_weighted(data, type(self).__name__)
+        self.callbacks_ = self._copy_callbacks()
         if eval_data is None and self.validation_fraction is not None:
             from skbpr.model_selection import train_test_split
 
@@ -304,22 +467,55 @@ class HybridBPR(BaseEstimator):
             )
         with torch_threads(self.n_threads):
             self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start)
+        self.n_features_in_ = self.n_items_
         return self
 
     def partial_fit(
         self, X: Any, Rneg: Any = None, *, user_features: Any = None, item_features: Any = None
     ) -> HybridBPR:
-        """Train one more epoch from the current weights (initialises them if unfitted)."""
+        """Train one more epoch from the current weights (initialises them if unfitted).
+
+        Parameters
+        ----------
+        X, Rneg, user_features, item_features
+            As in :meth:`fit`. Data with more users or items than the fitted
+            model (a grown id space, same feature columns) grows the model:
+            the new users and items get fresh rows, the others keep their
+            weights and optimiser state, and ``history_`` continues.
+
+        Returns
+        -------
+        self : HybridBPR
+
+        Raises
+        ------
+        ValueError
+            When the data cannot continue the fitted model: fewer users or
+            items, other feature columns, ``n_components`` or feature modes.
+            The model is left untouched.
+        """
         data = self._as_interactions(X, Rneg, user_features, item_features)
         self._validate_params()
+        device = resolve_device(self.device)
+        changes = self._incompatibilities(data) if hasattr(self, "model_") else []
+        if changes:
+            raise ValueError(
+                f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
+                "Call fit to train a new model on this data"
+            )
+        warn_if_weighted(data, type(self).__name__)
+        if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
+            self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
-            self._fit(data, None, resolve_device(self.device), 1, reset=False)
+            self._fit(data, None, device, 1, reset=False)
+        self.n_features_in_ = self.n_items_
         return self
 
     def _as_interactions(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> Any:
         from skbpr.interactions import Interactions
 
         if isinstance(X, Interactions):
+            Rneg = _ignore_target(Rneg)
             given = {"Rneg": Rneg, "user_features": user_features, "item_features": item_features}
             extra = [k for k, v in given.items() if v is not None]
             if extra:
@@ -329,6 +525,10 @@ class HybridBPR(BaseEstimator):
             return X
         if X is None:
             raise ValueError("X (Rpos) must be an Interactions container or a users x items matrix, got None")
+        Rneg = _ignore_target(Rneg)
+        X = _check_matrix(X, "X")
+        if Rneg is not None:
+            Rneg = _check_matrix(Rneg, "Rneg")
         return Interactions.from_matrices(X, Rneg, user_features=user_features, item_features=item_features)
 
     def _check_eval_set(self, eval_set: Any, data: Any) -> Any:
@@ -337,7 +537,12 @@ class HybridBPR(BaseEstimator):
         from skbpr.interactions import Interactions
 
         if not isinstance(eval_set, Interactions):
-            raise TypeError(f"eval_set must be an Interactions container, got {type(eval_set).__name__}")
+            if not (sp.issparse(eval_set) or hasattr(eval_set, "__array__") or isinstance(eval_set, list)):
+                raise TypeError(
+                    "eval_set must be an Interactions container or a users x items matrix, "
+                    f"got {type(eval_set).__name__}"
+                )
+            eval_set = Interactions.from_matrices(_check_matrix(eval_set, "eval_set"))
         if (eval_set.n_users, eval_set.n_items) != (data.n_users, data.n_items):
             raise ValueError(
                 f"eval_set has {eval_set.n_users} users x {eval_set.n_items} items, "
@@ -345,13 +550,75 @@ class HybridBPR(BaseEstimator):
             )
         return eval_set
 
-    def _compatible(self, data: Any) -> bool:
-        return (
-            hasattr(self, "model_")
-            and (self.n_users_, self.n_items_) == (data.n_users, data.n_items)
-            and self._feature_signature(data) == self._feature_signature_
-            and self.model_.n_components == self.n_components
-        )
+    def _incompatibilities(self, data: Any) -> list[str]:
+        """What keeps ``data`` from continuing the fitted model (empty when it can, maybe grown)."""
+        changes = []
+        if data.n_users < self.n_users_:
+            changes.append(f"n_users went from {self.n_users_} to {data.n_users} (fewer users)")
+        if data.n_items < self.n_items_:
+            changes.append(f"n_items went from {self.n_items_} to {data.n_items} (fewer items)")
+        if self.model_.n_components != self.n_components:
+            changes.append(f"n_components went from {self.model_.n_components} to {self.n_components}")
+        names = ("user feature columns", "item feature columns", "user_features_mode", "item_features_mode")
+        for name, old, new in zip(names, self._feature_signature_, self._feature_signature(data), strict=True):
+            if old != new:
+                changes.append(f"{name} went from {old!r} to {new!r}")
+        return changes
+
+    def _grow_or_reset(self, data: Any, reset: bool) -> bool:
+        """Whether ``_fit`` must initialise a fresh model; grows the fitted one when it can.
+
+        A model continues on data whose id space has grown (more users or
+        items, same feature columns and modes, same ``n_components``): the
+        tables get rows for the new identity columns, drawn like a fresh
+        model's (seeded by the fit seed and the table sizes), and the
+        optimiser state is padded with zeros. Anything else re-initialises
+        the model, with a ``UserWarning`` when a warm start was asked for
+        (``partial_fit`` raises before getting here).
+        """
+        if reset or not hasattr(self, "model_"):
+            return True
+        changes = self._incompatibilities(data)
+        if changes:
+            warnings.warn(
+                f"warm_start=True cannot continue the fitted model: {'; '.join(changes)}; "
+                "the model is re-initialised and history_ restarts",
+                UserWarning,
+                stacklevel=4,
+            )
+            return True
+        user_rows = self._table_rows(data.user_features, data.n_users, self.user_features_mode)
+        item_rows = self._table_rows(data.item_features, data.n_items, self.item_features_mode)
+        model = self.model_
+        weights = [model.user_weight.data, model.item_weight.data]
+        states = list(self._optimizer_state)
+        for side, rows in enumerate((user_rows, item_rows)):
+            old = weights[side].shape[0]
+            if rows == old:
+                continue
+            init = torch.Generator().manual_seed(int(self._seed) * 1_000_003 + 2 * old + side)
+            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * self.init_std
+            if side == 1:
+                fresh[:, -1] = 0.0  # biases start at zero, as in a fresh model
+            weights[side] = torch.cat([weights[side], fresh.to(weights[side])])
+            if states[side] is not None:
+                states[side] = {
+                    key: torch.cat([value, value.new_zeros((rows - old, *value.shape[1:]))])
+                    if value.dim() and value.shape[0] == old
+                    else value
+                    for key, value in states[side].items()
+                }
+        model.user_weight = torch.nn.Parameter(weights[0], requires_grad=False)
+        model.item_weight = torch.nn.Parameter(weights[1], requires_grad=False)
+        self._optimizer_state = tuple(states)
+        return False
+
+    @staticmethod
+    def _table_rows(features: Any, n_rows: int, mode: str) -> int:
+        """Rows of an embedding table: feature columns, then one identity row per entity."""
+        if features is None or mode == "identity":
+            return n_rows
+        return features.shape[1] + (n_rows if mode == "both" else 0)
 
     def _feature_signature(self, data: Any) -> tuple:
         uf, itf = data.user_features, data.item_features
@@ -412,7 +679,7 @@ class HybridBPR(BaseEstimator):
             )
             users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
 
-        fresh = reset or not self._compatible(data)
+        fresh = self._grow_or_reset(data, reset)
         if fresh:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
             init = torch.Generator().manual_seed(self._seed)
@@ -489,7 +756,7 @@ class HybridBPR(BaseEstimator):
             )
 
     def _run_epochs(self, trainer: Trainer, epochs: int, data: Any, eval_data: Any) -> None:
-        callbacks = CallbackList(self.callbacks)
+        callbacks = CallbackList(self.callbacks_)
         if self.verbose:
             callbacks.callbacks.append(ProgressBar(total=epochs))
         callbacks.on_fit_begin(self, {"epochs": epochs, **self._data_summary(data)})
@@ -681,11 +948,12 @@ class HybridBPR(BaseEstimator):
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0)):
                 raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}")
-        arr = arr.astype(np.int64)
+        # bounds in the given dtype: casting first turns uint64 2**64 - 1 into -1
         bad = arr[(arr < 0) | (arr >= n)]
         if bad.size:
-            raise ValueError(f"{name} must be indices in [0, {n}), got {bad[:5].tolist()}")
-        return arr
+            shown = [int(v) if float(v).is_integer() else v for v in bad[:5].tolist()]
+            raise ValueError(f"{name} must be indices in [0, {n}), got {shown}")
+        return arr.astype(np.int64)
 
     def _user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for ``users`` (a LongTensor on ``device_``)."""
@@ -711,7 +979,8 @@ class HybridBPR(BaseEstimator):
         check_is_fitted(self, "model_")
         pairs = np.asarray(X)
         if pairs.ndim != 2 or pairs.shape[1] != 2:
-            raise ValueError(f"X must have shape (n_pairs, 2) of (user, item) indices, got shape {pairs.shape}")
+            hint = " (Reshape your data: a single pair is [[user, item]])" if pairs.ndim < 2 else ""
+            raise ValueError(f"X must have shape (n_pairs, 2) of (user, item) indices, got shape {pairs.shape}{hint}")
         users = self._check_ids(pairs[:, 0], "X[:, 0] (users)", self.n_users_)
         items = self._check_ids(pairs[:, 1], "X[:, 1] (items)", self.n_items_)
         with torch.no_grad():
@@ -742,11 +1011,14 @@ class HybridBPR(BaseEstimator):
             Indices of known users. Leave ``None`` and pass ``user_features``
             to recommend for new users from their feature rows.
         k : int, default=10
-            Items per user.
+            Items per user, at most the number of distinct candidates.
         exclude_seen : bool, default=True
             Remove each known user's training positives from the ranking.
         items : array of int, optional
             Rank only these candidate items (returned ids are item indices).
+            Repeated candidates count once (the first occurrence is kept),
+            and with ``exclude_seen`` the user's training positives are
+            removed from them like from the full catalogue.
         user_features : matrix of shape (n_new_users, n_user_features), optional
             Cold-start users' features.
         item_features : matrix of shape (n_new_items, n_item_features), optional
@@ -777,6 +1049,8 @@ class HybridBPR(BaseEstimator):
         candidates = None
         if items is not None:
             candidates = self._check_ids(items, "items", self.n_items_)
+            _, first = np.unique(candidates, return_index=True)
+            candidates = candidates[np.sort(first)]  # distinct, in first-occurrence order
             item_vecs = item_vecs.index_select(0, torch.as_tensor(candidates, device=self.device_))
         n_cand = item_vecs.shape[0]
         if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 0 < k <= n_cand:
@@ -843,7 +1117,23 @@ class HybridBPR(BaseEstimator):
         return ids, sims
 
     def score(self, X: Any, y: Any = None) -> float:
-        """NDCG@10 of the held-out positives in ``X``, training positives excluded."""
+        """NDCG@10 of the held-out positives in ``X``, training positives excluded.
+
+        Parameters
+        ----------
+        X : Interactions or sparse matrix or array of shape (n_users, n_items)
+            Held-out positives in the fitted id space: a container, or a
+            matrix as :meth:`fit` takes it (row u is user u).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            Mean NDCG@10 over the users with held-out positives; a
+            ``UserWarning`` says when most of them have no training positive
+            (see :func:`skbpr.metrics.evaluate`).
+        """
         from skbpr.metrics import ndcg_at_k
 
         return ndcg_at_k(self, X, k=10)

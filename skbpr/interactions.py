@@ -51,6 +51,7 @@ import scipy.sparse as sp
 __all__ = ["EventColumns", "FeatureEncoding", "Interactions"]
 
 _N_EXAMPLES = 5
+_MAX_PAIRS = int(np.iinfo(np.int64).max)
 
 
 # --------------------------------------------------------------------------
@@ -147,7 +148,12 @@ def _as_csr(matrix: Any, name: str) -> sp.csr_matrix:
     if data.size and np.any(data < 0):
         raise ValueError(f"{name} has negative values, e.g. {_examples(data[data < 0])}")
     if csr is None:
-        csr = sp.csr_matrix(data)
+        if data.dtype == np.float16:  # scipy.sparse has no float16; float32 holds every float16 exactly
+            data = data.astype(np.float32)
+        try:
+            csr = sp.csr_matrix(data)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} has dtype {data.dtype}, which scipy.sparse cannot hold: {exc}") from exc
     csr = csr.astype(np.float32)
     if csr.nnz and not np.all(np.isfinite(csr.data)):
         raise ValueError(f"{name} has values too large for float32")
@@ -608,6 +614,11 @@ class Interactions:
     ) -> None:
         n_users = _check_count(n_users, "n_users")
         n_items = _check_count(n_items, "n_items")
+        if n_users * n_items > _MAX_PAIRS:  # Python ints: the product cannot overflow here
+            raise ValueError(
+                f"n_users * n_items must be <= 2**63 - 1 (pairs are keyed as user * n_items + item in int64), "
+                f"got n_users={n_users}, n_items={n_items}"
+            )
         users = _check_indices(pos_users, "pos_users", n_users, None)
         items = _check_indices(pos_items, "pos_items", n_items, users.shape[0])
         if users.shape[0] == 0:

@@ -546,8 +546,69 @@ def _resolve(estimator: Any, X: Any) -> tuple[Any, Any]:
                 f"(missing {attr}); call fit before evaluating"
             )
     if not hasattr(X, "positives") or not hasattr(X, "negatives"):
-        raise TypeError(f"X must be an Interactions container with .positives and .negatives, got {type(X).__name__}")
+        X = _HeldOutMatrix(_held_out_positives(estimator, X), None)
     return estimator, X
+
+
+@dataclass(frozen=True)
+class _HeldOutMatrix:
+    """Held-out positives given as a users x items matrix (no implicit negatives)."""
+
+    positives: sp.csr_matrix
+    negatives: None
+
+
+_PER_USER_SPLITTERS = (
+    "skbpr.model_selection.PerUserKFold, PerUserShuffleSplit, LeaveKOut or PerUserTimeSplit as cv, "
+    "or skbpr.model_selection.train_test_split"
+)
+
+
+def _held_out_positives(estimator: Any, X: Any) -> sp.csr_matrix:
+    """Check a users x items matrix of held-out positives against the fitted id space."""
+    if X is None or not (sp.issparse(X) or hasattr(X, "__array__") or isinstance(X, list | tuple)):
+        raise TypeError(
+            "X must be an Interactions container or a users x items matrix of held-out positives, "
+            f"got {type(X).__name__}"
+        )
+    from skbpr.estimator import _check_matrix
+    from skbpr.interactions import _as_csr
+
+    matrix = _as_csr(_check_matrix(X, "X"), "X")
+    n_users, n_items = estimator.train_positives_.shape
+    name = type(estimator).__name__
+    if matrix.shape[1] != n_items:
+        raise ValueError(
+            f"X has {matrix.shape[1]} features, but {name} is expecting {n_items} features as input "
+            "(X is a users x items matrix of held-out positives, one column per item of the fitted model)"
+        )
+    if matrix.shape[0] != n_users:
+        raise ValueError(
+            f"X has {matrix.shape[0]} rows (users) but {name} was fitted on {n_users}: a users x items matrix "
+            "of held-out positives must be in the fitted id space, row u being user u. scikit-learn's "
+            "splitters (the default KFold of cross_validate and GridSearchCV) split a matrix by rows: "
+            "they hold out whole users the model never saw and renumber the others. Split each user's "
+            f"positives instead: put the data in an Interactions container and use {_PER_USER_SPLITTERS}"
+        )
+    return matrix
+
+
+def _warn_unseen_test_users(test: sp.csr_matrix, train: sp.csr_matrix) -> None:
+    """Warn when most test users have no training positive: the split held out whole users."""
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    if users.size == 0:
+        return
+    unseen = int(np.count_nonzero(np.diff(train.indptr)[users] == 0))
+    if unseen > 0.5 * users.size:
+        warnings.warn(
+            f"{unseen} of the {users.size} test users have no training positive: the split held out whole "
+            "users, whom the model ranks from untrained representations, so the metric measures the wrong "
+            "thing. scikit-learn's KFold and ShuffleSplit (the default cv of cross_validate and GridSearchCV) "
+            "split by position and positives are stored sorted by user. Split each user's positives "
+            f"instead: {_PER_USER_SPLITTERS}",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def evaluate(
@@ -567,9 +628,11 @@ def evaluate(
     estimator : fitted recommender or Pipeline ending in one
         Needs ``_user_item_scores``, ``device_`` and ``train_positives_``.
         With a Pipeline, ``X`` is transformed by all steps but the last.
-    X : Interactions
+    X : Interactions or sparse matrix or array of shape (n_users, n_items)
         Held-out data: ``X.positives`` are the test positives and
-        ``X.negatives`` (or None) the implicit negatives.
+        ``X.negatives`` (or None) the implicit negatives; or a matrix of
+        test positives (nonzero = positive) in the fitted id space, as
+        ``fit`` takes it.
     metrics : str or sequence of str
         Metric names, see the module docstring.
     exclude_train : bool
@@ -581,6 +644,14 @@ def evaluate(
     -------
     dict of str to float
         Mean of each metric over the evaluated users.
+
+    Warns
+    -----
+    UserWarning
+        When more than half of the users with test positives have no
+        training positive: the split held out whole users (the default
+        ``KFold`` of scikit-learn does, on positives sorted by user), and
+        the per-user splitters of :mod:`skbpr.model_selection` are needed.
     """
     estimator, X = _resolve(estimator, X)
     if not isinstance(exclude_train, bool | np.bool_):
@@ -594,6 +665,7 @@ def evaluate(
             f"X.positives has shape {test.shape} but the estimator was fitted on shape {getattr(train, 'shape', None)}"
         )
     parsed = _parse_metrics(metrics)
+    _warn_unseen_test_users(sp.csr_matrix(test), sp.csr_matrix(train))
     negatives = None
     if any(m.base == "implicit_auc" for _, m in parsed):
         negatives = X.negatives

@@ -100,6 +100,18 @@ class InteractionsEncoder(TransformerMixin, BaseEstimator):
         self.item_features = item_features
         self.weight_col = weight_col
 
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn >= 1.6 tags: the input is an events DataFrame, not a numeric array."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        tags.target_tags.required = False
+        return tags
+
+    def _more_tags(self) -> dict[str, Any]:
+        """The same tags for scikit-learn < 1.6."""
+        return {"X_types": ["string"], "requires_y": False}
+
     def _columns(self) -> EventColumns:
         return EventColumns(
             self.user_col,

@@ -426,7 +426,8 @@ def test_warm_start_continues_training(small_train):
 
 def test_warm_start_with_other_shape_starts_over(small_train):
     est = HybridBPR(**{**COMMON, "epochs": 2}, warm_start=True).fit(small_train)
-    est.fit(_random_positives(n_items=20))
+    with pytest.warns(UserWarning, match=r"n_items went from 25 to 20 \(fewer items\).*re-initialised"):
+        est.fit(_random_positives(n_items=20))
     assert len(est.history_) == 2 and est.n_items_ == 20
 
 
@@ -586,8 +587,8 @@ def test_callbacks_receive_epoch_logs(small_train):
     def fn(est, epoch, logs):
         seen.append((epoch, logs["loss"], est.history_[-1]["loss"]))
 
-    recorder = _Recorder()
-    est = HybridBPR(**COMMON, callbacks=[fn, recorder]).fit(small_train)
+    est = HybridBPR(**COMMON, callbacks=[fn, _Recorder()]).fit(small_train)
+    recorder = est.callbacks_[1]  # fit calls copies: the parameter is never modified
     assert [e for e, _, _ in seen] == [1, 2, 3]
     assert [loss for _, loss, _ in seen] == [h["loss"] for h in est.history_]
     assert all(a == b for _, a, b in seen)
@@ -598,8 +599,8 @@ def test_callbacks_receive_epoch_logs(small_train):
 
 
 def test_callback_returning_true_stops(small_train):
-    recorder = _Recorder(stop_at=2)
-    est = HybridBPR(**{**COMMON, "epochs": 10}, callbacks=[recorder]).fit(small_train)
+    est = HybridBPR(**{**COMMON, "epochs": 10}, callbacks=[_Recorder(stop_at=2)]).fit(small_train)
+    recorder = est.callbacks_[0]
     assert len(est.history_) == 2 and recorder.end["epochs_run"] == 2
     calls = []
     HybridBPR(**{**COMMON, "epochs": 10}, callbacks=[lambda e, ep, logs: calls.append(ep) or ep == 4]).fit(small_train)
@@ -607,9 +608,9 @@ def test_callback_returning_true_stops(small_train):
 
 
 def test_callbacks_see_validation_metrics(small_train):
-    recorder = _Recorder()
     test = Interactions.from_matrices(_random_positives(seed=3))
-    HybridBPR(**{**COMMON, "eval_every": 2, "epochs": 4}, callbacks=[recorder]).fit(small_train, eval_set=test)
+    est = HybridBPR(**{**COMMON, "eval_every": 2, "epochs": 4}, callbacks=[_Recorder()])
+    recorder = est.fit(small_train, eval_set=test).callbacks_[0]
     assert "val_ndcg@10" not in recorder.epochs[0][1]
     assert 0.0 <= recorder.epochs[1][1]["val_ndcg@10"] <= 1.0
     assert "val_auc" in recorder.epochs[3][1]

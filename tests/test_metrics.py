@@ -650,7 +650,7 @@ def test_estimator_errors(fitted):
     with pytest.raises(ValueError, match="not fitted"):
         evaluate(FixedRecommender(est.scores, est.train), X)
     with pytest.raises(TypeError, match="X"):
-        evaluate(est, est.train)
+        evaluate(est, object())
     with pytest.raises(ValueError, match="shape"):
         evaluate(est, HeldOut(sp.csr_matrix((2, 2))))
 

@@ -12,15 +12,18 @@ import resource
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.model_selection import cross_validate
 
 from skbpr import HybridBPR, Interactions
 from skbpr.datasets import make_interactions
-from skbpr.metrics import evaluate
+from skbpr.metrics import evaluate, ndcg_scorer
 from skbpr.model_selection import PerUserKFold, train_test_split
 
 FAST = {"n_components": 4, "epochs": 2, "batch_size": 64, "random_state": 0, "n_threads": 1}
@@ -112,6 +115,45 @@ BAD_INPUTS = [
         lambda m: evaluate(m, Interactions.from_matrices(R), metrics=["ndcg"]),
         ValueError,
         r"metric 'ndcg' needs a cutoff",
+    ),  # fmt: skip
+    ("sigma that overflows float32", _fit(sigma=1e300), ValueError, r"sigma must be <= 1\.\d+e\+38.*got 1e\+300"),
+    ("init_std that overflows float32", _fit(init_std=1e30), ValueError, r"init_std must be <= .*got 1e\+30"),
+    ("alpha that overflows float32", _fit(alpha=1e300), ValueError, r"alpha must be <= .*got 1e\+300"),
+    (
+        "eval_metric cutoff beyond the catalogue",
+        _fit(eval_metric="precision@1000", validation_fraction=0.2),
+        ValueError,
+        r"eval_metric='precision@1000' cuts the ranking at k=1000 but the data has 9 items",
+    ),  # fmt: skip
+    (
+        "uint64 user id 2**64 - 1",
+        lambda m: m.recommend(np.array([2**64 - 1], dtype=np.uint64)),
+        ValueError,
+        r"users must be indices in \[0, 12\), got \[18446744073709551615\]",
+    ),  # fmt: skip
+    (
+        "pair keys beyond int64",
+        lambda m: Interactions([0, 1], [2**62 - 1, 5], n_users=3, n_items=2**62),
+        ValueError,
+        r"n_users \* n_items must be <= 2\*\*63 - 1.*n_users=3, n_items=4611686018427387904",
+    ),  # fmt: skip
+    (
+        "partial_fit on fewer users",
+        lambda m: m.partial_fit(R[:10]),
+        ValueError,
+        r"partial_fit cannot continue the fitted model: n_users went from 12 to 10 \(fewer users\)",
+    ),  # fmt: skip
+    (
+        "partial_fit with other item feature columns",
+        lambda m: m.partial_fit(R, item_features=FEAT),
+        ValueError,
+        r"item feature columns went from None to 3",
+    ),  # fmt: skip
+    (
+        "score on a matrix split by rows",
+        lambda m: m.score(R[:4]),
+        ValueError,
+        r"X has 4 rows \(users\) but HybridBPR was fitted on 12.*PerUserKFold",
     ),  # fmt: skip
     (
         "splitter with one fold",
@@ -229,3 +271,114 @@ def test_two_million_interactions_fit_and_recommend_within_memory_bound():
     assert not seen[np.arange(1000)[:, None], np.maximum(ids[:1000], 0)][ids[:1000] >= 0].any()
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     assert peak_gb < 3.0, f"peak resident memory {peak_gb:.2f} GB"
+
+
+# ------------------------------------------------ results that must not be silently wrong
+def _grow(matrix: sp.csr_matrix, n_users: int, n_items: int) -> sp.csr_matrix:
+    """``matrix`` in a larger id space, with one positive for each new user and item."""
+    grown = sp.lil_matrix((n_users, n_items), dtype=np.float32)
+    grown[: matrix.shape[0], : matrix.shape[1]] = matrix
+    for u in range(matrix.shape[0], n_users):
+        grown[u, u % n_items] = 1.0
+    for i in range(matrix.shape[1], n_items):
+        grown[i % n_users, i] = 1.0
+    return grown.tocsr()
+
+
+GROWN_FEAT = sp.vstack([FEAT, sp.csr_matrix(np.array([[0.0, 1.0, 1.0]], dtype=np.float32))]).tocsr()
+
+
+@pytest.mark.parametrize("optimizer, state_key", [("adagrad", "sum_sq"), ("adam", "v")])
+def test_partial_fit_on_a_grown_id_space_keeps_the_training(optimizer, state_key):
+    params = {**FAST, "optimizer": optimizer}
+    model = HybridBPR(**params).fit(R, item_features=FEAT)
+    old_items = model.model_.item_weight.data.clone()  # rows: 3 feature rows, then 9 identity rows
+    old_state = model._optimizer_state[1][state_key].clone()
+    old_t = model._optimizer_state[1].get("t", 0)
+    grown = _grow(R, 13, 10)
+    model.set_params(learning_rate=1e-7).partial_fit(grown, item_features=GROWN_FEAT)
+    assert (model.n_users_, model.n_items_) == (13, 10)
+    assert [h["epoch"] for h in model.history_] == [1, 2, 3]  # history continues
+    table = model.model_.item_weight.data
+    assert table.shape == (3 + 10, FAST["n_components"] + 1)
+    # old feature and identity rows keep their place and (at a tiny step) their values
+    np.testing.assert_allclose(table[:12].numpy(), old_items.numpy(), atol=1e-5)
+    assert torch.all(table[12, :-1].abs() > 1e-4) and abs(float(table[12, -1])) < 1e-5  # drawn; bias from 0
+    state = model._optimizer_state[1]
+    assert state[state_key].shape[0] == 13  # padded for the new row
+    if optimizer == "adagrad":  # accumulators kept: they only grow
+        assert torch.all(state["sum_sq"][:12] >= old_state)
+    else:  # Adam's step count continues
+        assert int(state["t"]) > int(old_t)
+    again = HybridBPR(**params).fit(R, item_features=FEAT)
+    again.set_params(learning_rate=1e-7).partial_fit(grown, item_features=GROWN_FEAT)
+    np.testing.assert_array_equal(again.item_embeddings_, model.item_embeddings_)  # deterministic growth
+
+
+def test_warm_start_on_a_grown_id_space_continues_and_otherwise_warns():
+    model = HybridBPR(**FAST, warm_start=True).fit(R)
+    model.fit(_grow(R, 14, 9))
+    assert len(model.history_) == 4 and model.user_embeddings_.shape[0] == 14
+    with pytest.warns(UserWarning, match=r"n_users went from 14 to 12 \(fewer users\).*re-initialised"):
+        model.fit(R)
+    assert len(model.history_) == 2
+    with pytest.warns(UserWarning, match=r"n_components went from 4 to 3"):
+        model.set_params(n_components=3).fit(R)
+
+
+def test_recommend_deduplicates_candidates_and_never_returns_seen_items(fitted):
+    seen = R[0].indices
+    unseen = np.setdiff1d(np.arange(9), seen)
+    ids, scores = fitted.recommend([0], k=2, items=[seen[0], seen[0], unseen[0]])
+    assert ids.tolist() == [[unseen[0], -1]] and np.isneginf(scores[0, 1])
+    ids, _ = fitted.recommend([0], k=2, items=[unseen[1], unseen[0], unseen[1]])
+    assert sorted(ids[0].tolist()) == sorted(unseen[:2].tolist())
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 2\]"):
+        fitted.recommend([0], k=3, items=[unseen[1], unseen[0], unseen[1]])
+
+
+def test_interaction_weights_are_not_silently_binarised():
+    counts = R.copy()
+    counts.data[:3] = [3.0, 2.0, 7.0]
+    with pytest.warns(UserWarning, match=r"positives \(e\.g\. \[2\.0, 3\.0, 7\.0\]\).*treated as binary") as record:
+        weighted = HybridBPR(**FAST).fit(counts)
+    assert len([w for w in record if "treated as binary" in str(w.message)]) == 1  # once per fit
+    np.testing.assert_array_equal(weighted.item_embeddings_, HybridBPR(**FAST).fit(R).item_embeddings_)
+    events = pd.DataFrame({"user_id": [0, 1, 1, 2], "item_id": [0, 1, 2, 0], "plays": [1, 5, 1, 2]})
+    data = Interactions.from_frame(events, weight_col="plays")
+    with pytest.warns(UserWarning, match=r"positives .*HybridBPR does not use interaction weights"):
+        HybridBPR(**FAST).fit(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        HybridBPR(**FAST).fit(R)  # binary data: no warning
+
+
+def test_cross_validate_with_the_default_kfold_warns_that_whole_users_were_held_out():
+    data = make_interactions(60, 40, 400, random_state=0)
+    with pytest.warns(UserWarning, match=r"test users have no training positive.*PerUserKFold"):
+        default = cross_validate(HybridBPR(**FAST), data, cv=3)
+    assert np.all(np.isfinite(default["test_score"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        per_user = cross_validate(HybridBPR(**FAST), data, cv=PerUserKFold(3, random_state=0))
+    assert np.all(np.isfinite(per_user["test_score"]))
+
+
+def test_score_takes_a_matrix_in_the_fitted_id_space_and_cross_validate_names_row_splits():
+    data = make_interactions(60, 40, 400, random_state=0)
+    train, test = train_test_split(data, test_size=0.2, random_state=0)
+    model = HybridBPR(**FAST).fit(train.positives)
+    assert model.score(test.positives) == model.score(test) > 0
+    assert model.score(test.positives.toarray()) == model.score(test)
+    assert ndcg_scorer(5)(model, test.positives) == ndcg_scorer(5)(model, test)
+    matrix = data.positives
+    with pytest.raises(ValueError, match=r"rows \(users\) but HybridBPR was fitted on 40.*PerUserKFold"):
+        cross_validate(HybridBPR(**FAST), matrix, cv=3, error_score="raise")
+    with pytest.warns(UserWarning, match=r"split each user's positives|Split each user's positives"):
+        scores = cross_validate(HybridBPR(**FAST), matrix, cv=3)["test_score"]
+    assert np.all(np.isnan(scores))  # reported, not a number measuring the wrong thing
+
+
+def test_float16_input_is_read_exactly():
+    half = HybridBPR(**FAST).fit(R.toarray().astype(np.float16))
+    np.testing.assert_array_equal(half.item_embeddings_, HybridBPR(**FAST).fit(R).item_embeddings_)

@@ -124,7 +124,13 @@ def server(tmp_path_factory):
 def _fit(data, callback, *extra_callbacks, **params):
     train, test = train_test_split(data, test_size=0.2, random_state=0)
     est = HybridBPR(**{**FAST, **params}, callbacks=[callback, *extra_callbacks])
+    _fit.last = est
     return est.fit(train, eval_set=test)
+
+
+def _fitted():
+    """The copy of the callback that the last ``_fit`` recorded on (the parameter is left unchanged)."""
+    return _fit.last.callbacks_[0]
 
 
 def _check_run(client, run_id, est, epochs=FAST["epochs"]):
@@ -175,14 +181,14 @@ def test_sqlite_store_records_params_metrics_and_model(data, tmp_path):
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
     callback = MLflowCallback(tracking_uri=uri, experiment_name="unit", run_name="first")
     est = _fit(data, callback)
-    assert callback.tracking_uri_ == uri
+    assert _fitted().tracking_uri_ == uri
     client = MlflowClient(uri)
-    run = _check_run(client, callback.run_id_, est)
+    run = _check_run(client, _fitted().run_id_, est)
     assert run.info.run_name == "first"
     assert client.get_experiment(run.info.experiment_id).name == "unit"
     assert "mlflow.parentRunId" not in run.data.tags
-    _check_model(uri, callback.run_id_, est)
-    loaded = mlflow.sklearn.load_model(callback.model_uri_)
+    _check_model(uri, _fitted().run_id_, est)
+    loaded = mlflow.sklearn.load_model(_fitted().model_uri_)
     np.testing.assert_array_equal(loaded.predict(PAIRS), est.predict(PAIRS))
 
 
@@ -197,20 +203,20 @@ def test_a_fit_that_fails_ends_its_run_as_failed_without_a_model(data, tmp_path)
 
     with pytest.raises(FloatingPointError, match="epoch 1"):
         _fit(data, callback, loss=explode)
-    run = MlflowClient(uri).get_run(callback.run_id_)
+    run = MlflowClient(uri).get_run(_fitted().run_id_)
     assert run.info.status == "FAILED"
-    assert callback.model_uri_ is None
+    assert _fitted().model_uri_ is None
 
 
 def test_default_store_is_mlflow_default_and_active_run_gets_a_child(data, tmp_path):
     callback = MLflowCallback(log_model=False)
     est = _fit(data, callback, epochs=2)
-    assert callback.tracking_uri_ == mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    _check_run(MlflowClient(), callback.run_id_, est, epochs=2)
+    assert _fitted().tracking_uri_ == mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _check_run(MlflowClient(), _fitted().run_id_, est, epochs=2)
     with mlflow.start_run(run_name="outer") as outer:
         _fit(data, callback, epochs=2)
         assert mlflow.active_run().info.run_id == outer.info.run_id  # the joined run stays open
-    child = MlflowClient().get_run(callback.run_id_)
+    child = MlflowClient().get_run(_fitted().run_id_)
     assert child.data.tags["mlflow.parentRunId"] == outer.info.run_id
     assert child.info.experiment_id == outer.info.experiment_id
     assert child.info.status == "FINISHED"
@@ -221,7 +227,7 @@ def test_nested_false_records_into_the_active_run(data, tmp_path):
     mlflow.set_tracking_uri(callback.tracking_uri)
     with mlflow.start_run() as outer:
         est = _fit(data, callback, epochs=2)
-        assert callback.run_id_ == outer.info.run_id
+        assert _fitted().run_id_ == outer.info.run_id
         assert MlflowClient().get_run(outer.info.run_id).info.status == "RUNNING"
     _check_run(MlflowClient(), outer.info.run_id, est, epochs=2)
 
@@ -232,10 +238,10 @@ def test_http_server_records_params_metrics_and_model(data, server):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         est = _fit(data, callback)
-    assert callback.tracking_uri_ == server.uri
+    assert _fitted().tracking_uri_ == server.uri
     assert not os.path.exists("never.db")
-    _check_run(MlflowClient(server.uri), callback.run_id_, est)
-    _check_model(server.uri, callback.run_id_, est)
+    _check_run(MlflowClient(server.uri), _fitted().run_id_, est)
+    _check_model(server.uri, _fitted().run_id_, est)
 
 
 @pytest.mark.slow
@@ -322,18 +328,18 @@ def test_unreachable_server_falls_back_with_one_warning(data, tmp_path):
     found = _fallback_warnings(record)
     assert len(found) == 1, [str(w.message) for w in found]
     assert closed in str(found[0].message) and fallback in str(found[0].message)
-    assert callback.tracking_uri_ == fallback
-    run = _check_run(MlflowClient(fallback), callback.run_id_, est)
+    assert _fitted().tracking_uri_ == fallback
+    run = _check_run(MlflowClient(fallback), _fitted().run_id_, est)
     assert run.data.tags["skbpr.intended_tracking_uri"] == closed
-    _check_model(fallback, callback.run_id_, est)
+    _check_model(fallback, _fitted().run_id_, est)
 
 
 def test_default_fallback_location(data, tmp_path):
     callback = MLflowCallback(tracking_uri=f"http://127.0.0.1:{_free_port()}", log_model=False)
     with pytest.warns(UserWarning, match="mlflow-fallback.db"):
         _fit(data, callback, epochs=1)
-    assert callback.tracking_uri_ == f"sqlite:///{tmp_path / 'mlflow-fallback.db'}"
-    assert MlflowClient(callback.tracking_uri_).get_run(callback.run_id_).data.params["epochs"] == "1"
+    assert _fitted().tracking_uri_ == f"sqlite:///{tmp_path / 'mlflow-fallback.db'}"
+    assert MlflowClient(_fitted().tracking_uri_).get_run(_fitted().run_id_).data.params["epochs"] == "1"
 
 
 @pytest.mark.slow
@@ -351,12 +357,12 @@ def test_server_dying_mid_fit_falls_back_without_losing_records(data, server, tm
     found = _fallback_warnings(record)
     assert len(found) == 1, [str(w.message) for w in found]
     assert server.uri in str(found[0].message) and fallback in str(found[0].message)
-    assert callback.tracking_uri_ == fallback
+    assert _fitted().tracking_uri_ == fallback
     assert est.predict(PAIRS).shape == (len(PAIRS),)
-    run = _check_run(MlflowClient(fallback), callback.run_id_, est)
+    run = _check_run(MlflowClient(fallback), _fitted().run_id_, est)
     assert run.data.tags["skbpr.intended_tracking_uri"] == server.uri
     assert "skbpr.intended_run_id" in run.data.tags
-    _check_model(fallback, callback.run_id_, est)
+    _check_model(fallback, _fitted().run_id_, est)
 
 
 def test_copies_carry_the_active_run_as_parent(tmp_path):
