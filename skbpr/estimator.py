@@ -668,8 +668,8 @@ class HybridBPR(BaseEstimator):
             keep = ~np.isin(coo.row, full)
             if not keep.any():
                 raise ValueError(
-                    f"X (Rpos) leaves no negative to draw: every user with a positive has all {data.n_items} "
-                    "items as positives, so there is nothing to rank them against"
+                    "X (Rpos) leaves no negative to draw: every user with a positive has every item (column, "
+                    f"n_features = {data.n_items}) as a positive, so there is nothing to rank them against"
                 )
             warnings.warn(
                 f"{full.size} users have every item as a positive and no possible negative; "
