@@ -459,3 +459,74 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
         cli._save(str(target), object(), cli.validate_config({}), type("D", (), {"user_ids": None, "item_ids": None}))
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["model.joblib"]
+
+
+# --------------------------------------------------------------------------
+# output destinations are checked before any data is loaded
+# --------------------------------------------------------------------------
+def _bad_destinations(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (value, text the message must hold)."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain.txt").write_text("a file")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return {
+        "existing directory": (str(tmp_path / "folder"), "existing directory"),
+        "trailing slash": (str(tmp_path / "newdir") + "/", "ends with a separator"),
+        "under a file": (str(tmp_path / "plain.txt" / "model.joblib"), "is not a directory"),
+        "under a file, deeper": (str(tmp_path / "plain.txt" / "sub" / "model.joblib"), "is not a directory"),
+        "device node": ("/dev/null", "not a regular file"),
+        "fifo": (str(fifo), "not a regular file"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["existing directory", "trailing slash", "under a file", "under a file, deeper", "device node", "fifo"],
+)
+@pytest.mark.parametrize("command", ["fit", "sweep"])
+def test_bad_save_destination_exits_2_before_any_work(tiny, tmp_path, capsys, case, command):
+    value, reason = _bad_destinations(tmp_path)[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([command, "--config", tiny, "--save", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing loaded, nothing fitted
+    assert captured.err.startswith("skbpr: error: --save ")
+    assert repr(value) in captured.err and reason in captured.err, captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    assert not (tmp_path / "newdir").exists()
+    assert Path("/dev/null").is_char_device()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_save_into_read_only_folder_exits_2(tiny, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["fit", "--config", tiny, "--save", str(locked / "m.joblib")]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["plot dir is a file", "plot dir under a file", "plot file is a directory"])
+def test_bad_plot_dir_exits_2_before_any_work(tiny, tmp_path, capsys, case):
+    (tmp_path / "plain.txt").write_text("a file")
+    (tmp_path / "plots" / "learning_curve.png").mkdir(parents=True)
+    value, reason = {
+        "plot dir is a file": (str(tmp_path / "plain.txt"), "is not a directory"),
+        "plot dir under a file": (str(tmp_path / "plain.txt" / "plots"), "is not a directory"),
+        "plot file is a directory": (str(tmp_path / "plots"), "learning_curve.png"),
+    }[case]
+    assert main(["fit", "--config", tiny, "--plot-dir", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("skbpr: error: --plot-dir ") and repr(value) in captured.err
+    assert reason in captured.err, captured.err
+
+
+def test_save_creates_missing_folders_under_a_writable_one(tiny, tmp_path):
+    target = tmp_path / "a" / "b" / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(target)]) == 0
+    assert load_model(str(target))["estimator"].n_users_ == 60
