@@ -72,10 +72,7 @@ def load_data(config: Config) -> Any:
         )
     if d["source"] == "movielens":
         from skbpr.datasets import load_movielens
-        from skbpr.datasets.movielens import _RELEASES
 
-        if d["name"] not in _RELEASES:
-            raise ConfigError(f"data.name: expected one of {', '.join(sorted(_RELEASES))}, got {d['name']!r}")
         return load_movielens(
             d["name"],
             data_home=d["data_home"],
@@ -395,6 +392,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for values in grid.values():
         n_candidates *= len(values)
     cv = config["sweep"]["cv"]
+    folds = PerUserKFold(cv, random_state=config["data"]["random_state"])
+    try:  # a data-dependent limit, checked before the search starts
+        next(iter(folds.split(train)))
+    except ValueError as exc:
+        raise ConfigError(f"sweep.cv: {exc}") from None
     scoring = {name: make_ranking_scorer(name) for name in config.scoring}
     primary = config.scoring[0]
     _say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={args.n_jobs}")
@@ -407,7 +409,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     search = GridSearchCV(
         base,
         grid,
-        cv=PerUserKFold(cv, random_state=config["data"]["random_state"]),
+        cv=folds,
         scoring=scoring,
         refit=primary,
         n_jobs=args.n_jobs,

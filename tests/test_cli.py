@@ -117,6 +117,11 @@ def test_config_maps_keys_to_estimator_params():
         ({"sweep": {"training.loss": ["bpr", "nope"]}}, ["sweep.training.loss[1]", "'nope'"]),
         ({"sweep": {"data.test_size": [0.1, 0.2]}}, ["sweep.data.test_size"]),
         ({"sweep": {"scoring": "ndcg"}}, ["sweep.scoring", "ndcg"]),
+        ({"training": {"random_state": 99999999999999}}, ["training.random_state", "99999999999999", "4294967295"]),
+        ({"training": {"random_state": -1}}, ["training.random_state", "-1"]),
+        ({"data": {"random_state": 2**32}}, ["data.random_state", "4294967296", "[0, 4294967295] or null"]),
+        ({"sweep": {"training.random_state": [0, 2**40]}}, ["sweep.training.random_state[1]", str(2**40)]),
+        ({"data": {"source": "movielens", "name": "ml-5m"}}, ["data.name", "'ml-5m'", "ml-100k"]),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, change, expected):
@@ -143,6 +148,62 @@ def test_missing_config_file_and_bad_yaml_exit_2(tmp_path, capsys):
     bad.write_text("- just\n- a list\n", encoding="utf-8")
     assert main(["fit", "--config", str(bad)]) == 2
     assert "mapping of sections" in capsys.readouterr().err
+
+
+def _alias_bomb(depth: int) -> str:
+    """A few hundred bytes of nested YAML aliases that expand to 9**depth scalars."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, depth + 1)]
+    return "\n".join(lines) + f"\nmodel: *a{depth}\n"
+
+
+def test_yaml_aliases_are_refused_naming_the_file(tmp_path, capsys):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb(6), encoding="utf-8")  # 9**6 scalars: the message used to repr them all
+    assert main(["fit", "--config", str(bomb)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert str(bomb) in captured.err and "YAML aliases are not allowed" in captured.err, captured.err
+    assert len(captured.err) < 1000
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(bomb)
+    single = tmp_path / "single.yaml"  # even one alias, harmless as it is
+    single.write_text("training: {epochs: &n 3, eval_every: *n}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"single\.yaml.*found \*n"):
+        load_config(single)
+
+
+def test_error_messages_bound_the_value_they_show(tmp_path, capsys):
+    path = _write(tmp_path, _merge(TINY, model={"n_components": list(range(100_000))}))
+    assert main(["fit", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "model.n_components" in err and "[0, 1, 2" in err
+    assert len(err) < 600, len(err)
+    long_key = {"x" * 10_000: 1}
+    with pytest.raises(ConfigError) as info:
+        validate_config({"training": long_key})
+    assert len(str(info.value)) < 1000
+    with pytest.raises(ConfigError) as info:
+        validate_config({"y" * 10_000: {"a": "z" * 10_000}})
+    assert len(str(info.value)) < 1000
+
+
+def test_non_utf8_config_names_the_file(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# caf\xe9\nmodel: {n_components: 4}\n".encode("latin-1"))
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skbpr: configuration error:")
+    assert str(path) in err and "not UTF-8" in err and "0xe9" in err, err
+
+
+def test_sweep_cv_larger_than_the_data_exits_2_before_the_search(tmp_path, capsys):
+    config = _merge(TINY, sweep={"cv": 1000})
+    path = _write(tmp_path, config)
+    assert main(["sweep", "--config", path]) == 2
+    captured = capsys.readouterr()
+    assert "sweep.cv" in captured.err and "n_splits=1000" in captured.err, captured.err
+    assert "grid search:" not in captured.out
 
 
 def test_sweep_needs_a_grid(tmp_path, capsys):
