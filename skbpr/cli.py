@@ -234,7 +234,7 @@ def _check_output_file(option: str, value: str) -> Path:
         raise CommandLineError(f"{option} {value!r}: expected a file path, got one that ends with a separator")
     path = Path(value).expanduser()
     if path.is_dir():
-        raise CommandLineError(f"{option} {value!r}: is an existing directory; expected a file path")
+        raise CommandLineError(f"{option} {value!r}: it is an existing directory, not a file path")
     if path.exists() and not path.is_file():
         raise CommandLineError(f"{option} {value!r}: exists and is not a regular file (a device, FIFO or socket)")
     _writable_folder(option, value, path.parent)
