@@ -132,7 +132,10 @@ class MLflowCallback(Callback):
         server gone mid-fit): ``None`` means ``sqlite:///<cwd>/mlflow-fallback.db``.
         Training is never interrupted; one ``UserWarning`` says what failed
         and where the records went, and everything recorded so far is
-        replayed there.
+        replayed there. Both stores are probed first (a GET of the server's
+        ``/health`` with a 2 s timeout, a writability check of a local
+        store), so a dead server or an unwritable fallback costs seconds, not
+        MLflow's minutes of retries.
 
     Attributes
     ----------
@@ -141,8 +144,11 @@ class MLflowCallback(Callback):
         fit deep copies of their callbacks, so read it on the fitted copy,
         ``estimator.callbacks_[i].run_id_``; the ``callbacks`` parameter
         is never modified.
-    tracking_uri_ : str
-        Store the last fit's records went to: the fallback after a failure.
+    tracking_uri_ : str or None
+        Store the last fit's records went to: the fallback after a failure;
+        ``None`` when the fallback store failed as well, so that nothing of
+        the fit is recorded (the one warning says so; ``run_id_`` is then
+        ``None`` too). Training completes either way.
     model_uri_ : str or None
         URI of the logged model (``models:/<model_id>``) when ``log_model``;
         ``runs:/<run_id_>/model`` names the same model.

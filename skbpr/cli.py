@@ -12,8 +12,11 @@ planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`). Models are saved
 with joblib, which runs code when loading: load only files you trust.
 
 Exit status: 0 on success, 2 for an invalid configuration or command line
-(the message names the offending key), 1 for other errors (for example a
-download that failed).
+(the message names the offending key or option), 1 for other errors (for
+example a download that failed). Output destinations (``--save``,
+``--plot-dir``) are checked before any data is loaded: ``--save`` must name a
+regular file (new or existing) whose folder is, or can be created in, a
+writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ from typing import Any
 
 from skbpr.config import Config, ConfigError, load_config, validate_config
 
-__all__ = ["main"]
+__all__ = ["CommandLineError", "main"]
 
 MODEL_FORMAT = "skbpr-model/1"
+
+
+class CommandLineError(ValueError):
+    """An invalid command-line option; the message names the option and the bad value (exit status 2)."""
 
 
 def _say(*parts: Any) -> None:
@@ -65,10 +72,7 @@ def load_data(config: Config) -> Any:
         )
     if d["source"] == "movielens":
         from skbpr.datasets import load_movielens
-        from skbpr.datasets.movielens import _RELEASES
 
-        if d["name"] not in _RELEASES:
-            raise ConfigError(f"data.name: expected one of {', '.join(sorted(_RELEASES))}, got {d['name']!r}")
         return load_movielens(
             d["name"],
             data_home=d["data_home"],
@@ -200,6 +204,72 @@ def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: 
 
 
 # --------------------------------------------------------------------------
+# output destinations, checked before any work
+# --------------------------------------------------------------------------
+def _writable_folder(option: str, value: str, folder: Path) -> None:
+    """``folder`` exists as a writable directory, or can be created under one."""
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandLineError(f"{option} {value!r}: {str(existing)!r} exists and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandLineError(f"{option} {value!r}: the folder {str(existing)!r} is not writable")
+
+
+def _check_output_file(option: str, value: str) -> Path:
+    """The path of a file the command will write, checked before any work.
+
+    Refuses an empty path, a path ending with a separator, an existing
+    directory or other non-regular file (a device node, a FIFO), and a path
+    whose folder is not, and cannot be created as, a writable directory.
+    Missing folders are created when the file is written.
+
+    Raises
+    ------
+    CommandLineError
+        Naming ``option`` and ``value``.
+    """
+    if not value or value.endswith(("/", os.sep)) or (os.altsep and value.endswith(os.altsep)):
+        raise CommandLineError(f"{option} {value!r}: expected a file path, got one that ends with a separator")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise CommandLineError(f"{option} {value!r}: it is an existing directory, not a file path")
+    if path.exists() and not path.is_file():
+        raise CommandLineError(f"{option} {value!r}: exists and is not a regular file (a device, FIFO or socket)")
+    _writable_folder(option, value, path.parent)
+    return path
+
+
+def _check_output_dir(option: str, value: str, files: tuple[str, ...] = ()) -> Path:
+    """A folder the command will write ``files`` into, checked before any work.
+
+    Raises
+    ------
+    CommandLineError
+        Naming ``option`` and ``value`` when the folder exists and is not a
+        writable directory, cannot be created, or one of ``files`` in it
+        cannot be written as a regular file.
+    """
+    if not value:
+        raise CommandLineError(f"{option} {value!r}: expected a folder path")
+    path = Path(value).expanduser()
+    _writable_folder(option, value, path)
+    for name in files:
+        target = path / name
+        if target.exists() and not target.is_file():
+            raise CommandLineError(f"{option} {value!r}: {str(target)!r} exists and is not a regular file")
+    return path
+
+
+def _check_outputs(args: argparse.Namespace, plot: str) -> None:
+    if args.save is not None:
+        _check_output_file("--save", args.save)
+    if args.plot_dir is not None:
+        _check_output_dir("--plot-dir", args.plot_dir, (plot,))
+
+
+# --------------------------------------------------------------------------
 # saving and loading
 # --------------------------------------------------------------------------
 def _save(path: str, model: Any, config: Config, data: Any) -> None:
@@ -250,6 +320,7 @@ def load_model(path: str) -> dict[str, Any]:
 def cmd_fit(args: argparse.Namespace) -> int:
     from skbpr import HybridBPR
 
+    _check_outputs(args, "learning_curve.png")
     config = load_config(args.config)
     data = load_data(config)
     train, test = split_data(config, data)
@@ -287,7 +358,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         fig.savefig(path, dpi=90)
         files.append(path)
         _say(f"learning curve saved to {path}")
+    callback = model.callbacks_[0] if callback is not None else None  # the fitted copy holds the run
     model.set_params(callbacks=None)  # the fitted model is saved without its tracking hook
+    model.__dict__.pop("callbacks_", None)  # nor the fitted copy of it
     if args.save:
         _save(args.save, model, config, data)
     if callback is not None and getattr(callback, "run_id_", None):
@@ -309,6 +382,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from skbpr.metrics import evaluate, make_ranking_scorer
     from skbpr.model_selection import PerUserKFold
 
+    _check_outputs(args, "sweep.png")
     config = load_config(args.config)
     if not config.grid:
         raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
@@ -320,6 +394,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for values in grid.values():
         n_candidates *= len(values)
     cv = config["sweep"]["cv"]
+    folds = PerUserKFold(cv, random_state=config["data"]["random_state"])
+    try:  # a data-dependent limit, checked before the search starts
+        next(iter(folds.split(train)))
+    except ValueError as exc:
+        raise ConfigError(f"sweep.cv: {exc}") from None
     scoring = {name: make_ranking_scorer(name) for name in config.scoring}
     primary = config.scoring[0]
     _say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={args.n_jobs}")
@@ -332,7 +411,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     search = GridSearchCV(
         base,
         grid,
-        cv=PerUserKFold(cv, random_state=config["data"]["random_state"]),
+        cv=folds,
         scoring=scoring,
         refit=primary,
         n_jobs=args.n_jobs,
@@ -374,6 +453,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _say(f"sweep plot saved to {path}")
     model = search.best_estimator_
     model.set_params(callbacks=None)
+    model.__dict__.pop("callbacks_", None)
     if args.save:
         _save(args.save, model, config, data)
     if parent is not None and parent.run_id:
@@ -594,6 +674,9 @@ def main(argv: list[str] | None = None) -> int:
             return args.func(args)
     except ConfigError as exc:
         print(f"skbpr: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except CommandLineError as exc:
+        print(f"skbpr: error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:
         print(f"skbpr: error: {exc}", file=sys.stderr)

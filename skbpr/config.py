@@ -20,7 +20,11 @@ The keys of ``model``, ``optimizer`` and ``training`` map to parameters of
 ``training.top_k`` to ``eval_metric="ndcg@<top_k>"``). Any problem (an
 unknown section or key, a value of the wrong type or outside its range, a
 missing file) raises :class:`ConfigError`, whose message names the dotted
-key and the offending value.
+key and the offending value (its repr cut to about 200 characters).
+
+Configuration files are UTF-8 YAML read with a safe loader that refuses
+aliases (``*name``): an alias would let a few hundred bytes expand to
+gigabytes. Write repeated values out instead.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import copy
 import difflib
 import math
 import numbers
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +61,15 @@ class Field:
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
     strict: bool = False  # minimum excluded
+    maximum: float | None = None  # included
     param: str | None = None  # HybridBPR parameter it sets
 
     def describe(self) -> str:
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[self.kind]
         if self.choices is not None:
             what = "one of " + ", ".join(self.choices)
+        elif self.minimum is not None and self.maximum is not None:
+            what += f" in {'(' if self.strict else '['}{self.minimum:g}, {self.maximum:.0f}]"
         elif self.minimum is not None:
             what += f" {'>' if self.strict else '>='} {self.minimum:g}"
         if self.nullable:
@@ -71,6 +79,9 @@ class Field:
 
 def _f(kind: str, default: Any, **kwargs: Any) -> Field:
     return Field(kind, default, **kwargs)
+
+
+MAX_SEED = 2**32 - 1  # numpy's RandomState and scikit-learn take seeds in [0, 2**32 - 1]
 
 
 SCHEMA: dict[str, dict[str, Field]] = {
@@ -99,7 +110,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "patience": _f("int", None, nullable=True, minimum=1, param="patience"),
         "validation_fraction": _f("float", None, nullable=True, minimum=0, strict=True, param="validation_fraction"),
         "top_k": _f("int", 10, minimum=1),
-        "random_state": _f("int", 0, nullable=True, minimum=0, param="random_state"),
+        "random_state": _f("int", 0, nullable=True, minimum=0, maximum=MAX_SEED, param="random_state"),
         "device": _f("str", "auto", choices=("auto", "cpu", "cuda"), param="device"),
         "n_threads": _f("int", None, nullable=True, minimum=1, param="n_threads"),
     },
@@ -127,7 +138,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "threshold": _f("float", None, nullable=True),
         # split
         "test_size": _f("float", 0.2, minimum=0, strict=True),
-        "random_state": _f("int", 0, nullable=True, minimum=0),
+        "random_state": _f("int", 0, nullable=True, minimum=0, maximum=MAX_SEED),
     },
     "mlflow": {
         "enabled": _f("bool", True),
@@ -172,8 +183,25 @@ mlflow:
 """
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 3, 10, 10, 10, 10
+_REPR.maxstring, _REPR.maxlong, _REPR.maxother = 200, 60, 200
+MAX_REPR = 200
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for an error message, bounded in size and in the work it takes (~200 characters)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
+
+
+def _name(key: Any) -> str:
+    """A section or key name for an error message: as written when it is a short string."""
+    return key if isinstance(key, str) and len(key) <= MAX_REPR else shown(key)
+
+
 def _fail(key: str, value: Any, what: str) -> ConfigError:
-    return ConfigError(f"{key}: expected {what}, got {value!r}")
+    return ConfigError(f"{key}: expected {what}, got {shown(value)}")
 
 
 def _suggest(name: str, options: list[str], prefix: str = "") -> str:
@@ -213,6 +241,8 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
     if field.minimum is not None:
         if value < field.minimum or (field.strict and value == field.minimum):
             raise _fail(key, value, field.describe())
+    if field.maximum is not None and value > field.maximum:
+        raise _fail(key, value, field.describe())
     return value
 
 
@@ -330,14 +360,15 @@ def validate_config(raw: Any, *, base_dir: str | Path | None = None) -> Config:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"the configuration must be a mapping of sections, got {raw!r}")
+        raise ConfigError(f"the configuration must be a mapping of sections, got {shown(raw)}")
     sections: dict[str, dict[str, Any]] = {}
     grid: dict[str, list] = {}
     scoring = DEFAULT_SCORING
     for section in raw:
         if section not in SCHEMA:
             raise ConfigError(
-                f"{section}: unknown section (value {raw[section]!r}){_suggest(str(section), list(SCHEMA))} "
+                f"{_name(section)}: unknown section (value {shown(raw[section])})"
+                f"{_suggest(str(section), list(SCHEMA))} "
                 f"Valid sections: {', '.join(SCHEMA)}"
             )
     for section, fields in SCHEMA.items():
@@ -358,7 +389,8 @@ def validate_config(raw: Any, *, base_dir: str | Path | None = None) -> Config:
             if key not in fields:
                 options = list(fields) + (["scoring", "<section>.<key>"] if section == "sweep" else [])
                 raise ConfigError(
-                    f"{dotted}: unknown key (value {value!r}){_suggest(str(key), list(fields), section + '.')} "
+                    f"{section}.{_name(key)}: unknown key (value {shown(value)})"
+                    f"{_suggest(str(key), list(fields), section + '.')} "
                     f"Valid keys of {section}: {', '.join(options)}"
                 )
             values[key] = _check_value(dotted, fields[key], value)
@@ -368,7 +400,7 @@ def validate_config(raw: Any, *, base_dir: str | Path | None = None) -> Config:
     _check_estimator(config.estimator_params())
     for dotted, values in grid.items():
         for value in values:
-            _check_estimator(config.estimator_params({dotted: value}), where=f"sweep.{dotted} value {value!r}: ")
+            _check_estimator(config.estimator_params({dotted: value}), where=f"sweep.{dotted} value {shown(value)}: ")
     return config
 
 
@@ -378,12 +410,12 @@ def _check_grid_entry(key: str, value: Any) -> list:
     if section not in SWEEP_SECTIONS or name not in SCHEMA[section]:
         options = [f"{s}.{k}" for s in SWEEP_SECTIONS for k in SCHEMA[s] if SCHEMA[s][k].param or k == "top_k"]
         raise ConfigError(
-            f"{dotted}: unknown key (value {value!r}){_suggest(key, options)} A sweep searches keys of the "
+            f"{dotted}: unknown key (value {shown(value)}){_suggest(key, options)} A sweep searches keys of the "
             f"{', '.join(SWEEP_SECTIONS)} sections"
         )
     field = SCHEMA[section][name]
     if field.param is None:
-        raise ConfigError(f"{dotted}: {key} cannot be searched (value {value!r})")
+        raise ConfigError(f"{dotted}: {key} cannot be searched (value {shown(value)})")
     if not isinstance(value, list) or not value:
         raise _fail(dotted, value, "a non-empty list of values")
     return [_check_value(f"{dotted}[{i}]", field, v) for i, v in enumerate(value)]
@@ -398,6 +430,11 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
             data["n_interactions"],
             f"at most 20% of data.n_users * data.n_items ({int(0.2 * data['n_users'] * data['n_items'])})",
         )
+    if data["source"] == "movielens":
+        from skbpr.datasets.movielens import _RELEASES
+
+        if data["name"] not in _RELEASES:
+            raise _fail("data.name", data["name"], "one of " + ", ".join(sorted(_RELEASES)))
     if data["rating_col"] is not None and data["threshold"] is None and data["source"] == "file":
         raise _fail("data.threshold", None, f"a number: data.rating_col is {data['rating_col']!r}")
     if data["source"] != "file":
@@ -418,17 +455,72 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
         data["format"] = formats.get(suffix, "csv")
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a YAML configuration file (``None``: the embedded default)."""
+def _loader() -> type:
+    """A ``yaml.SafeLoader`` that refuses aliases (``*name``), the way to a billion-laughs bomb."""
     import yaml
 
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"YAML aliases are not allowed in a configuration (found *{event.anchor}); "
+                    "write the value out instead of an &anchor and *alias",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def parse_yaml(text: str, name: str = "<configuration>") -> Any:
+    """Parse configuration text with the safe, alias-refusing loader.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``name`` when the text is not valid YAML or uses aliases.
+    """
+    import yaml
+
+    loader = _loader()(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{name}: not valid YAML: {_bounded(str(exc), 1000)}") from None
+    finally:
+        loader.dispose()
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML configuration file (``None``: the embedded default).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file when it is missing, unreadable, not UTF-8 text, not
+        valid YAML or uses YAML aliases, and naming the dotted key for an
+        invalid value.
+    """
     if path is None:
-        return validate_config(yaml.safe_load(DEFAULT_CONFIG))
+        return validate_config(parse_yaml(DEFAULT_CONFIG, "the embedded default configuration"))
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {str(path)!r}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return validate_config(raw, base_dir=path.parent)
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+            "save the configuration as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
+    return validate_config(parse_yaml(text, str(path)), base_dir=path.parent)

@@ -5,7 +5,15 @@ an MLflow tracking store and keeps a copy of everything it was asked to
 record. When the store fails (server unreachable, server gone mid-fit, a
 broken database), it warns once, opens a run in a local fallback store,
 replays every record there and carries on, so training never stops and no
-record is dropped.
+record is dropped. If the fallback store cannot be used either, the one
+warning says that nothing of the run is recorded and the recorder's ``uri``
+becomes ``None``.
+
+Stores are probed before MLflow touches them (:func:`probe`): a plain HTTP
+GET of ``<uri>/health`` with a short timeout for a server, a writability
+check for a local SQLite file or folder. MLflow's own client retries an
+unreachable server, and an SQLite file it cannot open, for up to two
+minutes; the probe fails in a couple of seconds instead.
 
 MLflow is imported inside the functions: ``import skbpr`` does not need it.
 """
@@ -13,17 +21,21 @@ MLflow is imported inside the functions: ``import skbpr`` does not need it.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import random
 import re
-import socket
 import threading
 import time
 import types
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 # Short network settings for HTTP stores: a dead server must not stall training.
 HTTP_SETTINGS = {
@@ -64,13 +76,81 @@ def is_http(uri: str) -> bool:
 
 
 def probe(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
-    """Raise ``OSError`` when an HTTP tracking server does not accept a TCP connection."""
-    if not is_http(uri):
+    """Check quickly that a tracking store can be used, without MLflow's retrying client.
+
+    Parameters
+    ----------
+    uri : str
+        Tracking URI. ``http(s)://``: a plain GET of ``<uri>/health``
+        answered within ``timeout`` seconds (any status below 500 counts:
+        a server asking for credentials is up). ``sqlite:///<path>``: the
+        database is a writable regular file, or can be created in a writable
+        folder. ``file://`` or a plain path: a writable folder, or one that
+        can be created. Other schemes are not checked.
+    timeout : float
+        Seconds to wait for the server.
+
+    Raises
+    ------
+    OSError
+        Saying why the store cannot be used.
+    """
+    if is_http(uri):
+        _probe_http(uri, timeout)
         return
+    local = _local_store(uri)
+    if local is not None:
+        _check_writable(*local)
+
+
+def _probe_http(uri: str, timeout: float) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "skbpr"}), timeout=timeout):
+            pass
+    except urllib.error.HTTPError as exc:
+        if exc.code >= 500:
+            raise OSError(f"{url} answered HTTP {exc.code}") from None
+    except urllib.error.URLError as exc:
+        raise OSError(f"{url} did not answer ({exc.reason})") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise OSError(f"{url} did not answer within {timeout:g} s ({type(exc).__name__}: {exc})") from None
+
+
+def _local_store(uri: str) -> tuple[Path, bool] | None:
+    """``(path, is_database_file)`` of a local SQLite or file store, else None."""
+    if uri.startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :].split("?", 1)[0]
+        return None if path in ("", ":memory:") else (Path(path), True)
     parsed = urlparse(uri)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout):
-        pass
+    if parsed.scheme == "file":
+        return Path(url2pathname(parsed.path)), False
+    if "://" not in uri and not uri.startswith(("sqlite:", "databricks", "uc:")):
+        return Path(uri), False
+    return None
+
+
+def _check_writable(path: Path, is_file: bool) -> None:
+    """Raise ``OSError`` unless ``path`` can be written (or created) as a database file or a folder."""
+    kind = "database file" if is_file else "folder"
+    if path.exists():
+        if is_file and not path.is_file():
+            raise OSError(f"{path} is not a regular file, so it cannot be the {kind} of a tracking store")
+        if not is_file and not path.is_dir():
+            raise OSError(f"{path} is not a directory, so it cannot be the {kind} of a tracking store")
+        if not os.access(path, os.W_OK):
+            raise OSError(f"{path} is not writable")
+        folder = path.parent if is_file else path
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OSError(f"the folder {folder} is not writable")
+        return
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OSError(f"cannot create the {kind} {path}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OSError(f"cannot create the {kind} {path}: the folder {existing} is not writable")
 
 
 @contextlib.contextmanager
@@ -187,8 +267,7 @@ class RunRecorder:
         from mlflow import MlflowClient
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-        if not fallback:
-            probe(uri)
+        probe(uri)  # fails in seconds where MLflow's client would retry for minutes
         client = MlflowClient(uri)
         tags = dict(self.tags)
         if self.join_run_id is not None and not fallback:
@@ -268,9 +347,11 @@ class RunRecorder:
             self._open(self.fallback_uri, fallback=True)
             where = f"the run's records (params, metrics so far and to come) go to {self.fallback_uri} instead"
         except Exception as second:
-            self._client = None
-            where = f"the fallback store {self.fallback_uri} failed too ({type(second).__name__}: {second}); "
-            where += "records of this run are lost"
+            self._client, self.uri, self.run_id = None, None, None
+            where = (
+                f"the fallback store {self.fallback_uri} failed too ({type(second).__name__}: {str(second)[:300]}); "
+                "nothing of this run is recorded"
+            )
         self.warning = (
             f"MLflow tracking at {intended} failed while trying to {action} "
             f"({type(exc).__name__}: {str(exc)[:300]}); training continues and {where}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,11 @@ def test_config_maps_keys_to_estimator_params():
         ({"sweep": {"training.loss": ["bpr", "nope"]}}, ["sweep.training.loss[1]", "'nope'"]),
         ({"sweep": {"data.test_size": [0.1, 0.2]}}, ["sweep.data.test_size"]),
         ({"sweep": {"scoring": "ndcg"}}, ["sweep.scoring", "ndcg"]),
+        ({"training": {"random_state": 99999999999999}}, ["training.random_state", "99999999999999", "4294967295"]),
+        ({"training": {"random_state": -1}}, ["training.random_state", "-1"]),
+        ({"data": {"random_state": 2**32}}, ["data.random_state", "4294967296", "[0, 4294967295] or null"]),
+        ({"sweep": {"training.random_state": [0, 2**40]}}, ["sweep.training.random_state[1]", str(2**40)]),
+        ({"data": {"source": "movielens", "name": "ml-5m"}}, ["data.name", "'ml-5m'", "ml-100k"]),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, change, expected):
@@ -143,6 +149,62 @@ def test_missing_config_file_and_bad_yaml_exit_2(tmp_path, capsys):
     bad.write_text("- just\n- a list\n", encoding="utf-8")
     assert main(["fit", "--config", str(bad)]) == 2
     assert "mapping of sections" in capsys.readouterr().err
+
+
+def _alias_bomb(depth: int) -> str:
+    """A few hundred bytes of nested YAML aliases that expand to 9**depth scalars."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, depth + 1)]
+    return "\n".join(lines) + f"\nmodel: *a{depth}\n"
+
+
+def test_yaml_aliases_are_refused_naming_the_file(tmp_path, capsys):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text(_alias_bomb(6), encoding="utf-8")  # 9**6 scalars: the message used to repr them all
+    assert main(["fit", "--config", str(bomb)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert str(bomb) in captured.err and "YAML aliases are not allowed" in captured.err, captured.err
+    assert len(captured.err) < 1000
+    with pytest.raises(ConfigError, match="aliases"):
+        load_config(bomb)
+    single = tmp_path / "single.yaml"  # even one alias, harmless as it is
+    single.write_text("training: {epochs: &n 3, eval_every: *n}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"single\.yaml.*found \*n"):
+        load_config(single)
+
+
+def test_error_messages_bound_the_value_they_show(tmp_path, capsys):
+    path = _write(tmp_path, _merge(TINY, model={"n_components": list(range(100_000))}))
+    assert main(["fit", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "model.n_components" in err and "[0, 1, 2" in err
+    assert len(err) < 600, len(err)
+    long_key = {"x" * 10_000: 1}
+    with pytest.raises(ConfigError) as info:
+        validate_config({"training": long_key})
+    assert len(str(info.value)) < 1000
+    with pytest.raises(ConfigError) as info:
+        validate_config({"y" * 10_000: {"a": "z" * 10_000}})
+    assert len(str(info.value)) < 1000
+
+
+def test_non_utf8_config_names_the_file(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# caf\xe9\nmodel: {n_components: 4}\n".encode("latin-1"))
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("skbpr: configuration error:")
+    assert str(path) in err and "not UTF-8" in err and "0xe9" in err, err
+
+
+def test_sweep_cv_larger_than_the_data_exits_2_before_the_search(tmp_path, capsys):
+    config = _merge(TINY, sweep={"cv": 1000})
+    path = _write(tmp_path, config)
+    assert main(["sweep", "--config", path]) == 2
+    captured = capsys.readouterr()
+    assert "sweep.cv" in captured.err and "n_splits=1000" in captured.err, captured.err
+    assert "grid search:" not in captured.out
 
 
 def test_sweep_needs_a_grid(tmp_path, capsys):
@@ -459,3 +521,82 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
         cli._save(str(target), object(), cli.validate_config({}), type("D", (), {"user_ids": None, "item_ids": None}))
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["model.joblib"]
+
+
+# --------------------------------------------------------------------------
+# output destinations are checked before any data is loaded
+# --------------------------------------------------------------------------
+def _bad_destinations(tmp_path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (value, text the message must hold)."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "plain.txt").write_text("a file")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    device = tmp_path / "null-device"  # never a real device: code under test may replace it
+    try:
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (OSError, AttributeError):
+        device = None
+    return {
+        "existing directory": (str(tmp_path / "folder"), "existing directory"),
+        "trailing slash": (str(tmp_path / "newdir") + "/", "ends with a separator"),
+        "under a file": (str(tmp_path / "plain.txt" / "model.joblib"), "is not a directory"),
+        "under a file, deeper": (str(tmp_path / "plain.txt" / "sub" / "model.joblib"), "is not a directory"),
+        "device node": (None if device is None else str(device), "not a regular file"),
+        "fifo": (str(fifo), "not a regular file"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["existing directory", "trailing slash", "under a file", "under a file, deeper", "device node", "fifo"],
+)
+@pytest.mark.parametrize("command", ["fit", "sweep"])
+def test_bad_save_destination_exits_2_before_any_work(tiny, tmp_path, capsys, case, command):
+    value, reason = _bad_destinations(tmp_path)[case]
+    if value is None:
+        pytest.skip("cannot create a device node here")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([command, "--config", tiny, "--save", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing loaded, nothing fitted
+    assert captured.err.startswith("skbpr: error: --save ")
+    assert repr(value) in captured.err and reason in captured.err, captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    assert not (tmp_path / "newdir").exists()
+    if case == "device node":
+        assert Path(value).is_char_device()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_save_into_read_only_folder_exits_2(tiny, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["fit", "--config", tiny, "--save", str(locked / "m.joblib")]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["plot dir is a file", "plot dir under a file", "plot file is a directory"])
+def test_bad_plot_dir_exits_2_before_any_work(tiny, tmp_path, capsys, case):
+    (tmp_path / "plain.txt").write_text("a file")
+    (tmp_path / "plots" / "learning_curve.png").mkdir(parents=True)
+    value, reason = {
+        "plot dir is a file": (str(tmp_path / "plain.txt"), "is not a directory"),
+        "plot dir under a file": (str(tmp_path / "plain.txt" / "plots"), "is not a directory"),
+        "plot file is a directory": (str(tmp_path / "plots"), "learning_curve.png"),
+    }[case]
+    assert main(["fit", "--config", tiny, "--plot-dir", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("skbpr: error: --plot-dir ") and repr(value) in captured.err
+    assert reason in captured.err, captured.err
+
+
+def test_save_creates_missing_folders_under_a_writable_one(tiny, tmp_path):
+    target = tmp_path / "a" / "b" / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(target)]) == 0
+    assert load_model(str(target))["estimator"].n_users_ == 60

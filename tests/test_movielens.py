@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -155,11 +159,21 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         payload = body[start:]
+        if server.cut_without_length > 0:  # no Content-Length: the client cannot tell the body was cut
+            server.cut_without_length -= 1
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            return
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.path in server.truncate_once:
             server.truncate_once.discard(self.path)
             payload = payload[: len(payload) // 2]  # announced in full, then cut
+        if server.pause:  # keep concurrent downloads overlapping
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            time.sleep(server.pause)
+            payload = payload[len(payload) // 2 :]
         self.wfile.write(payload)
 
     def log_message(self, *args: object) -> None:
@@ -175,6 +189,8 @@ class _Server(ThreadingHTTPServer):
         self.log: list[tuple[str, str | None]] = []
         self.truncate_once: set[str] = set()
         self.ignore_range = False
+        self.cut_without_length = 0  # responses still to send cut short, without Content-Length
+        self.pause = 0.0  # seconds to stall halfway through each body
 
     @property
     def url(self) -> str:
@@ -410,6 +426,103 @@ def test_corrupt_partial_file_is_deleted(server: _Server, tmp_path: Path) -> Non
     assert list(tmp_path.iterdir()) == []
     # the next call starts over and succeeds
     assert load_movielens("ml-1m", data_home=tmp_path, base_url=server.url, checksum=md5(content)).n_positives == 5
+
+
+def test_download_cut_short_without_length_is_fetched_again(server: _Server, tmp_path: Path) -> None:
+    # ml-latest-small has no published checksum: only the zip structure shows the body was cut
+    server.serve("ml-latest-small", release_archive("ml-latest-small"))
+    server.cut_without_length = 1
+    data = load_movielens("ml-latest-small", data_home=tmp_path, base_url=server.url)
+    assert data.n_positives == 6
+    assert [path for path, _ in server.log] == ["/movielens/ml-latest-small.zip"] * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ml-latest-small"]
+
+
+def test_download_always_cut_short_fails_naming_the_file_and_leaves_nothing(server: _Server, tmp_path: Path) -> None:
+    server.serve("ml-latest-small", release_archive("ml-latest-small"))
+    server.cut_without_length = 10
+    with pytest.raises(OSError, match="not a valid zip archive") as info:
+        load_movielens("ml-latest-small", data_home=tmp_path, base_url=server.url)
+    assert str(tmp_path / "ml-latest-small.zip") in str(info.value)
+    assert f"{server.url}/ml-latest-small.zip" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # no archive, no partial file
+    server.cut_without_length = 0  # the next call starts over and succeeds
+    assert load_movielens("ml-latest-small", data_home=tmp_path, base_url=server.url).n_positives == 6
+
+
+@pytest.mark.parametrize("corrupt", ["truncated", "garbage", "bad crc"])
+@pytest.mark.parametrize("download", [True, False])
+def test_corrupt_cached_archive_names_the_file(tmp_path: Path, closed_port: int, corrupt: str, download: bool) -> None:
+    content = release_archive("ml-latest-small")
+    if corrupt == "truncated":
+        content = content[: len(content) // 2]
+    elif corrupt == "garbage":
+        content = b"<html>502 Bad Gateway</html>"
+    else:  # stored members, one byte of ratings.csv flipped: only the CRC shows it
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as bundle:
+            for file, data in _files_csv().items():
+                bundle.writestr(f"ml-latest-small/{file}", data)
+        content = bytearray(buffer.getvalue())
+        at = bytes(content).index(b"userId,movieId")
+        content[at] ^= 0x20
+        content = bytes(content)
+    archive = tmp_path / "ml-latest-small.zip"
+    archive.write_bytes(content)
+    with pytest.raises(OSError, match="not a valid zip archive") as info:
+        load_movielens(
+            "ml-latest-small", data_home=tmp_path, base_url=f"http://127.0.0.1:{closed_port}", download=download
+        )
+    assert str(archive) in str(info.value) and "delete it" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ml-latest-small.zip"]  # nothing extracted
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+from skbpr.datasets import load_movielens
+home, url, ready, go = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+ready.touch()
+while not go.exists():
+    time.sleep(0.01)
+data = load_movielens("ml-latest-small", data_home=home, base_url=url)
+print(data.n_positives)
+"""
+
+
+def test_processes_loading_into_the_same_data_home_at_once(server: _Server, tmp_path: Path) -> None:
+    server.serve("ml-latest-small", release_archive("ml-latest-small"))
+    server.pause = 0.5  # every download is still running when the others start
+    home, sync = tmp_path / "home", tmp_path / "sync"
+    sync.mkdir()
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, str(home), server.url, str(sync / f"ready{i}"), str(sync / "go")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(3)
+    ]
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(sync.glob("ready*"))) < len(procs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (sync / "go").touch()
+        results = [proc.communicate(timeout=240) for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        assert out.split() == ["6"]
+    assert len(server.log) == len(procs)  # they did download at the same time
+    assert sorted(p.name for p in home.iterdir()) == ["ml-latest-small"]  # no archive or partial file left
 
 
 def _hostile(member: zipfile.ZipInfo | str, content: bytes = b"owned") -> bytes:

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import warnings
@@ -332,6 +333,61 @@ def test_unreachable_server_falls_back_with_one_warning(data, tmp_path):
     run = _check_run(MlflowClient(fallback), _fitted().run_id_, est)
     assert run.data.tags["skbpr.intended_tracking_uri"] == closed
     _check_model(fallback, _fitted().run_id_, est)
+
+
+@pytest.mark.parametrize("fallback_kind", ["sqlite under a file", "sqlite path is a folder", "folder under a file"])
+def test_server_down_and_fallback_unusable_records_nothing_and_says_so(data, tmp_path, fallback_kind):
+    (tmp_path / "plain.txt").write_text("a regular file, so nothing can be created under it")
+    (tmp_path / "folder.db").mkdir()
+    fallback = {
+        "sqlite under a file": f"sqlite:///{tmp_path / 'plain.txt' / 'fallback.db'}",
+        "sqlite path is a folder": f"sqlite:///{tmp_path / 'folder.db'}",  # MLflow retried opening it for ~100 s
+        "folder under a file": str(tmp_path / "plain.txt" / "mlruns"),
+    }[fallback_kind]
+    closed = f"http://127.0.0.1:{_free_port()}"
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    callback = MLflowCallback(tracking_uri=closed, fallback_uri=fallback)
+    start = time.monotonic()
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        est = _fit(data, callback)
+    assert time.monotonic() - start < 30  # generous: a fit of 3 tiny epochs and two probes
+    assert len(est.history_) == FAST["epochs"]  # the fit completed
+    found = _fallback_warnings(record)
+    assert len(found) == 1, [str(w.message) for w in found]
+    message = str(found[0].message)
+    assert closed in message and fallback in message and "nothing of this run is recorded" in message
+    assert callback.tracking_uri_ is None and callback.run_id_ is None and callback.model_uri_ is None
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no store created anywhere
+
+
+def test_server_answering_5xx_counts_as_down(data, tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Unavailable(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server naming)
+            self.send_error(503)
+
+        do_POST = do_GET  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Unavailable)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        uri = f"http://127.0.0.1:{httpd.server_address[1]}"
+        fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
+        callback = MLflowCallback(tracking_uri=uri, fallback_uri=fallback, log_model=False)
+        with pytest.warns(UserWarning, match="answered HTTP 503"):
+            _fit(data, callback, epochs=1)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert callback.tracking_uri_ == fallback
+    assert MlflowClient(fallback).get_run(callback.run_id_).data.params["epochs"] == "1"
 
 
 def test_default_fallback_location(data, tmp_path):

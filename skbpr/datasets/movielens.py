@@ -6,14 +6,24 @@ Supported releases: ``ml-100k``, ``ml-1m``, ``ml-10m``, ``ml-20m``,
 Cache layout (``data_home`` argument, else ``$SKBPR_DATA``, else
 ``~/skbpr_data``)::
 
-    <data_home>/<name>/            extracted files, used as they are
-    <data_home>/<name>.zip.part    download in progress (resumed with HTTP Range)
+    <data_home>/<name>/                 extracted files, used as they are
+    <data_home>/.<name>.zip.<random>.part  download in progress (one per process)
+    <data_home>/<name>.zip.part         download cut short, resumed by the next call
 
 A folder already holding the extracted files (for example
 ``<data_home>/ml-100k/u.data``) is read directly; no archive is needed.  A
-download is written to ``<name>.zip.part``, verified against a checksum, renamed
-to ``<name>.zip``, extracted (members that are absolute, contain ``..``, are
-symbolic links or would land outside the target are refused) and removed.
+download is written to a temporary file of its own in ``data_home`` (so that
+processes loading into the same folder at once never share one), verified
+against a checksum, tested as a zip archive (every member's CRC), renamed to
+``<name>.zip`` with an atomic ``os.replace``, extracted (members that are
+absolute, contain ``..``, are symbolic links or would land outside the target
+are refused) and removed.  A download that is not a valid archive (a body cut
+short by a server that sent no ``Content-Length``) is deleted and fetched once
+more; if it is still broken, ``OSError`` names the URL and the archive path.  A
+connection lost mid-download leaves ``<name>.zip.part``, which the next call
+resumes with an HTTP range request.  A cached ``<name>.zip`` that is not a
+valid archive raises ``OSError`` naming it and saying to delete it.  When
+several processes race, the first extracted folder wins and the others use it.
 
 Checksums: the table below holds the MD5 digests GroupLens publishes next to
 its archives (``<archive>.zip.md5``).  ``ml-latest-small`` is rebuilt by
@@ -36,6 +46,7 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -246,21 +257,73 @@ def _download(url: str, part: Path) -> None:
         time.sleep(0.1 * (attempt + 1))
 
 
+def _zip_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable zip archive (every member's CRC is checked), or None."""
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            bad = bundle.testzip()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if bad is not None:
+        return f"member {bad!r} fails its CRC check"
+    return None
+
+
 def _fetch_archive(url: str, archive: Path, expected: tuple[str, str] | None) -> None:
-    """Download ``url`` to ``archive`` atomically, verifying ``expected``."""
+    """Download ``url`` to ``archive`` atomically, verifying ``expected`` and the zip structure.
+
+    The download goes to a temporary file of this call's own beside
+    ``archive`` (a ``<archive>.part`` left by an interrupted call is claimed
+    with an atomic rename and resumed); only a verified archive is moved into
+    place, with ``os.replace``.
+    """
     archive.parent.mkdir(parents=True, exist_ok=True)
-    part = archive.with_name(archive.name + ".part")
-    _download(url, part)
-    if expected is not None:
-        algorithm, digest = expected
-        actual = _hash_file(part, algorithm)
-        if actual != digest:
-            part.unlink()
+    resumable = archive.with_name(archive.name + ".part")
+    handle, name = tempfile.mkstemp(prefix=f".{archive.name}.", suffix=".part", dir=archive.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        try:
+            os.replace(resumable, tmp)  # atomic: of several processes, one gets it
+        except FileNotFoundError:
+            pass
+        for attempt in range(2):
+            try:
+                _download(url, tmp)
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException):
+                if tmp.stat().st_size:
+                    os.replace(tmp, resumable)  # kept for the next call to resume
+                raise
+            if expected is not None:
+                algorithm, digest = expected
+                actual = _hash_file(tmp, algorithm)
+                if actual != digest:
+                    raise OSError(
+                        f"checksum mismatch for {url}: expected {algorithm}:{digest}, got "
+                        f"{algorithm}:{actual}; the download was deleted"
+                    )
+            problem = _zip_problem(tmp)
+            if problem is None:
+                break
+            if attempt == 0 and expected is None:
+                tmp.write_bytes(b"")  # cut short without a Content-Length: fetch it anew
+                continue
             raise OSError(
-                f"checksum mismatch for {url}: expected {algorithm}:{digest}, got "
-                f"{algorithm}:{actual}; the download was deleted"
+                f"the download of {url} for {archive} is not a valid zip archive ({problem}); "
+                "the download was deleted, call again to retry"
             )
-    os.replace(part, archive)
+        os.replace(tmp, archive)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_cached(archive: Path, expected: tuple[str, str] | None) -> None:
+    """Refuse a cached archive that fails its checksum or is not a valid zip archive."""
+    if expected is not None and _hash_file(archive, expected[0]) != expected[1]:
+        raise OSError(f"{archive} does not match {expected[0]}:{expected[1]}; delete it or pass the right checksum=")
+    problem = _zip_problem(archive)
+    if problem is not None:
+        raise OSError(f"{archive} is not a valid zip archive ({problem}); delete it and call again to download it anew")
 
 
 # --------------------------------------------------------------------------
@@ -307,16 +370,50 @@ def _extract(archive: Path, home: Path, name: str, release: _Release) -> Path:
                 raise ValueError(
                     f"{archive} has no {release.folder}/{release.ratings}; is it a MovieLens {name!r} archive?"
                 )
+            if (target / release.ratings).is_file():
+                return target  # placed by another process meanwhile
             if target.is_dir() and not any(target.iterdir()):
                 target.rmdir()
-            elif target.exists():
+            try:
+                os.replace(found, target)
+            except OSError:
+                if (target / release.ratings).is_file():
+                    return target  # another process won the race
                 raise OSError(
                     f"{target} exists without {release.ratings}; remove it so that {archive} can be extracted there"
-                )
-            os.replace(found, target)
+                ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _obtain(
+    name: str, release: _Release, home: Path, url: str, expected: tuple[str, str] | None, download: bool
+) -> Path:
+    """The extracted folder, from the cached archive or a download.
+
+    Another process loading into the same ``home`` may extract and delete
+    the archive meanwhile: its folder is then used.
+    """
+    archive = home / f"{name}.zip"
+    try:
+        if archive.is_file():
+            _check_cached(archive, expected)
+        elif not download:
+            raise _unavailable(name, home, release, url, "download=False and no cached copy")
+        else:
+            try:
+                _fetch_archive(url, archive, expected)
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+                raise _unavailable(name, home, release, url, f"downloading failed ({exc})") from exc
+        folder = _extract(archive, home, name, release)
+    except FileNotFoundError:
+        folder = _find_extracted(home, name, release)
+        if folder is None:
+            raise
+        return folder
+    archive.unlink(missing_ok=True)
+    return folder
 
 
 # --------------------------------------------------------------------------
@@ -659,20 +756,7 @@ def load_movielens(
 
     folder = _find_extracted(home, name, release)
     if folder is None:
-        archive = home / f"{name}.zip"
-        if not archive.is_file():
-            if not download:
-                raise _unavailable(name, home, release, url, "download=False and no cached copy")
-            try:
-                _fetch_archive(url, archive, expected)
-            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-                raise _unavailable(name, home, release, url, f"downloading failed ({exc})") from exc
-        elif expected is not None and _hash_file(archive, expected[0]) != expected[1]:
-            raise OSError(
-                f"{archive} does not match {expected[0]}:{expected[1]}; delete it or pass the right checksum="
-            )
-        folder = _extract(archive, home, name, release)
-        archive.unlink()
+        folder = _obtain(name, release, home, url, expected, download)
 
     tables = _READERS[release.layout](folder)
     if as_frame:
