@@ -357,7 +357,8 @@ def test_server_down_and_fallback_unusable_records_nothing_and_says_so(data, tmp
     assert len(found) == 1, [str(w.message) for w in found]
     message = str(found[0].message)
     assert closed in message and fallback in message and "nothing of this run is recorded" in message
-    assert callback.tracking_uri_ is None and callback.run_id_ is None and callback.model_uri_ is None
+    fitted = est.callbacks_[0]
+    assert fitted.tracking_uri_ is None and fitted.run_id_ is None and fitted.model_uri_ is None
     assert sorted(p.name for p in tmp_path.rglob("*")) == before  # no store created anywhere
 
 
@@ -386,8 +387,9 @@ def test_server_answering_5xx_counts_as_down(data, tmp_path):
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
-    assert callback.tracking_uri_ == fallback
-    assert MlflowClient(fallback).get_run(callback.run_id_).data.params["epochs"] == "1"
+    fitted = _fitted()
+    assert fitted.tracking_uri_ == fallback
+    assert MlflowClient(fallback).get_run(fitted.run_id_).data.params["epochs"] == "1"
 
 
 def test_default_fallback_location(data, tmp_path):
