@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import numbers
+import os
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ from skbpr.training.stream import epoch_seed
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 BACKENDS = ("auto", "native", "torch")
+_THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
 # scikit-learn renamed force_all_finite to ensure_all_finite in 1.6
 _FINITE_KW = (
@@ -333,6 +335,12 @@ class HybridBPR(BaseEstimator):
                 raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         if self.n_threads is not None:
             _check_number("n_threads", self.n_threads, low=0, integer=True)
+            limit = _THREADS_PER_CPU * (os.cpu_count() or 1)
+            if self.n_threads > limit:
+                raise ValueError(
+                    f"n_threads must be at most {limit} ({_THREADS_PER_CPU} x the {os.cpu_count()} CPUs: more "
+                    f"threads only slow training down), got {self.n_threads!r}"
+                )
         _check_choice("backend", self.backend, BACKENDS)
         if not isinstance(self.eval_metric, str):
             raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")

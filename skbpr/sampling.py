@@ -88,9 +88,7 @@ class NegativeSampler:
         slots = torch.arange(n, device=self.device)
         return (positions.to(self.device, torch.int64)[:, None] * n + slots) * 3
 
-    def uniform(
-        self, users: torch.Tensor, n: int, seed: int, *, positions: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def uniform(self, users: torch.Tensor, n: int, seed: int, *, positions: torch.Tensor | None = None) -> torch.Tensor:
         """Exact uniform non-positive items, shape ``(len(users), n)``."""
         return self._uniform(users, seed, self._counters(users, n, positions))
 
@@ -103,9 +101,7 @@ class NegativeSampler:
         below = torch.searchsorted(self._keys, probe, right=True) - start
         return r + below
 
-    def sample(
-        self, users: torch.Tensor, n: int, seed: int, *, positions: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def sample(self, users: torch.Tensor, n: int, seed: int, *, positions: torch.Tensor | None = None) -> torch.Tensor:
         """Draw ``n`` negatives per user, shape ``(len(users), n)``.
 
         Draw ``k`` of the sample at epoch position ``p`` is a function of

@@ -106,6 +106,12 @@ BAD_INPUTS = [
     ("non-positive batch_size", _fit(batch_size=0), ValueError, r"batch_size must be an integer > 0, got 0"),
     ("non-positive n_components", _fit(n_components=-2), ValueError, r"n_components must be an integer > 0, got -2"),
     ("non-positive epochs", _fit(epochs=0), ValueError, r"epochs must be an integer > 0, got 0"),
+    (
+        "n_threads beyond 8 per CPU",
+        _fit(n_threads=100_000),
+        ValueError,
+        r"n_threads must be at most \d+ \(8 x the \d+ CPUs",
+    ),
     ("non-positive learning rate", _fit(learning_rate=0.0), ValueError, r"learning_rate must be a finite number > 0"),
     ("WARP max_sampled < 1", _fit(loss="warp", max_sampled=0), ValueError, r"max_sampled must be an integer > 0"),
     ("unknown eval_metric", _fit(eval_metric="ndgc@10"), ValueError, r"eval_metric.*'ndgc@10'"),

@@ -112,9 +112,7 @@ def test_backends_train_the_same_weights(loss, optimizer, negatives, features):
     assert [f.backend_ for f in fits] == ["native", "torch"]
     for name in ("user_embeddings_", "item_embeddings_", "item_biases_"):
         np.testing.assert_allclose(getattr(fits[0], name), getattr(fits[1], name), atol=2e-4, rtol=0)
-    np.testing.assert_allclose(
-        [h["loss"] for h in fits[0].history_], [h["loss"] for h in fits[1].history_], rtol=1e-4
-    )
+    np.testing.assert_allclose([h["loss"] for h in fits[0].history_], [h["loss"] for h in fits[1].history_], rtol=1e-4)
 
 
 def test_seeds_give_other_streams():
