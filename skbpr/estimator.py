@@ -121,11 +121,12 @@ class HybridBPR(BaseEstimator):
         ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``
         sets another share. The compiled kernel uses as many threads.
     backend : {"auto", "native", "torch"}, default="auto"
-        Training engine. ``native``: a compiled CPU kernel (built with the
-        machine's C++ compiler on first use and cached) for the built-in
-        losses; ``torch``: torch operations on any device, and the only
-        engine for a loss callable; ``auto``: ``native`` on the CPU when it
-        applies and builds, ``torch`` otherwise. Both apply the same update
+        Training engine. ``native``: a compiled CPU kernel (an extension
+        module built when skbpr is installed) for the built-in losses;
+        ``torch``: torch operations on any device, and the only engine for a
+        loss callable; ``auto``: ``native`` on the CPU when it
+        applies, ``torch`` otherwise (with a warning when the extension is
+        missing or disabled by ``SKBPR_NATIVE=0``). Both apply the same update
         to a batch, and a fixed seed gives identical weights with either
         (whatever the thread count), but they draw the epoch order and the
         negatives from different random streams, so their weights differ.
@@ -373,6 +374,10 @@ class HybridBPR(BaseEstimator):
             blocker = "a loss callable needs autograd; use backend='torch' or 'auto'"
         elif not native.available():
             blocker = native.unavailable_reason()
+            if self.backend == "auto":  # the fast path is missing where it should run: say so
+                warnings.warn(
+                    f"training with torch: the compiled kernel is unavailable ({blocker})", UserWarning, stacklevel=4
+                )
         if blocker is not None and self.backend == "native":
             raise ValueError(f"backend='native' cannot be used: {blocker}")
         return blocker is None

@@ -1,5 +1,11 @@
 // The CPU training kernel of skbpr: epochs of mini-batches for the built-in
-// losses, compiled on first use by skbpr/native.py and called through ctypes.
+// losses, built into the extension module skbpr._kernel when the package is
+// installed (module.cpp is the binding; problem.hpp the data layout).
+//
+// This file is compiled once per instruction set, each time in its own
+// namespace: as itself for the baseline of the target (SSE2 on x86-64), and
+// through bpr_kernel_avx2.cpp with AVX2 and FMA enabled; module.cpp picks
+// the build the CPU supports when the module is imported.
 //
 // One batch is two parallel phases separated by a barrier, so that the
 // weights after a batch do not depend on the number of threads:
@@ -16,6 +22,9 @@
 // Randomness (the epoch order and the negatives) comes from counter-based
 // hashes of the epoch seed, so each draw depends only on its position.
 
+// Every standard header comes before any target pragma (see
+// bpr_kernel_avx2.cpp): templates and inline functions defined in them must
+// keep the baseline instruction set in every translation unit.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -23,72 +32,23 @@
 #include <omp.h>
 #endif
 
-namespace {
+#include "problem.hpp"
 
-enum Loss : int64_t { BPR = 0, LOGISTIC = 1, HINGE = 2, WARP = 3 };
-enum Optimizer : int64_t { SGD = 0, ADAGRAD = 1, ADAM = 2 };
-enum Negatives : int64_t { UNIFORM = 0, IMPLICIT = 1, MIXED = 2 };
+#ifndef SKBPR_ISA
+#define SKBPR_ISA baseline
+#endif
 
-}  // namespace
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <xmmintrin.h>
+#define SKBPR_PREFETCH(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
+#define SKBPR_PREFETCH_W(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
+#else
+#define SKBPR_PREFETCH(p) __builtin_prefetch(p)
+#define SKBPR_PREFETCH_W(p) __builtin_prefetch(p, 1)
+#endif
 
-extern "C" {
-
-// A weight table, its optimiser state and its gradient workspace.
-struct Table {
-    float* weight;     // n_rows x n_cols
-    float* state1;     // adagrad: sum of squares; adam: first moment (or null)
-    float* state2;     // adam: second moment (or null)
-    int64_t* step;     // adam: step counter (or null)
-    int32_t* head;     // n_rows, -1 between batches
-    int64_t n_rows;
-    int64_t n_cols;
-};
-
-// Rows of a sparse feature matrix (CSR); indptr == null means the identity.
-struct FeatureRows {
-    const int64_t* indptr;
-    const int64_t* indices;
-    const float* data;
-};
-
-struct Problem {
-    int64_t n_samples;
-    const int32_t* users;  // positives, n_samples each
-    const int32_t* items;
-    const int64_t* pos_indptr;  // training positives per user (sorted CSR)
-    const int32_t* pos_indices;
-    const int64_t* neg_indptr;  // implicit negatives per user (or null)
-    const int32_t* neg_indices;
-    int64_t n_items;
-    int64_t negatives;
-    double implicit_ratio;
-    FeatureRows user_rows;
-    FeatureRows item_rows;
-    Table user;  // n_cols = d
-    Table item;  // n_cols = d + 1 (bias last)
-    int64_t optimizer;
-    double learning_rate;
-    double eps;
-    double beta1;
-    double beta2;
-    int64_t loss;
-    double sigma;
-    double margin;
-    double alpha;
-    int64_t n_negatives;
-    int64_t batch_size;
-    int64_t n_threads;
-    // batch workspace
-    float* grad_user;     // batch_size x d
-    float* grad_item;     // batch_size x (M + 1) x (d + 1)
-    float* rep_user;      // batch_size x d             (feature rows only)
-    float* rep_item;      // batch_size x (M + 1) x (d + 1)  (feature rows only)
-    int64_t* batch_users; // batch_size
-    int64_t* batch_items; // batch_size x (M + 1)
-    double* sample_loss;  // batch_size
-};
-
-}  // extern "C"
+namespace skbpr {
+namespace SKBPR_ISA {
 
 namespace {
 
@@ -276,8 +236,8 @@ inline void draw_sample(const Problem& P, int64_t j, uint64_t seed, uint64_t p, 
 // Bring the positives of the user at batch slot j towards the cache.
 inline void prefetch_positives(const Problem& P, int64_t j, bool list) {
     const int64_t user = P.batch_users[j];
-    if (list) __builtin_prefetch(P.pos_indices + P.pos_indptr[user]);
-    else __builtin_prefetch(P.pos_indptr + user);
+    if (list) SKBPR_PREFETCH(P.pos_indices + P.pos_indptr[user]);
+    else SKBPR_PREFETCH(P.pos_indptr + user);
 }
 
 inline const float* user_rep(const Problem& P, int64_t j) {
@@ -293,12 +253,12 @@ inline void prefetch_sample(const Problem& P, int64_t j) {
     const int64_t M = P.n_negatives;
     if (P.user_rows.indptr == nullptr) {
         const float* u = P.user.weight + P.batch_users[j] * P.user.n_cols;
-        for (int64_t c = 0; c < P.user.n_cols; c += 16) __builtin_prefetch(u + c);
+        for (int64_t c = 0; c < P.user.n_cols; c += 16) SKBPR_PREFETCH(u + c);
     }
     if (P.item_rows.indptr == nullptr) {
         for (int64_t k = 0; k <= M; ++k) {
             const float* v = P.item.weight + P.batch_items[j * (M + 1) + k] * P.item.n_cols;
-            for (int64_t c = 0; c < P.item.n_cols; c += 16) __builtin_prefetch(v + c);
+            for (int64_t c = 0; c < P.item.n_cols; c += 16) SKBPR_PREFETCH(v + c);
         }
     }
 }
@@ -386,9 +346,9 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
         if (r + 8 < n_rows) {  // rows are scattered: fetch ahead
             const int64_t ahead = rows[r + 8] * n_cols;
             for (int64_t c = 0; c < n_cols; c += 16) {
-                __builtin_prefetch(T.weight + ahead + c, 1);
-                if (T.state1) __builtin_prefetch(T.state1 + ahead + c, 1);
-                if (T.state2) __builtin_prefetch(T.state2 + ahead + c, 1);
+                SKBPR_PREFETCH_W(T.weight + ahead + c);
+                if (T.state1) SKBPR_PREFETCH_W(T.state1 + ahead + c);
+                if (T.state2) SKBPR_PREFETCH_W(T.state2 + ahead + c);
             }
         }
         const int64_t row = rows[r];
@@ -431,18 +391,15 @@ double adam_step_size(const Problem& P, int64_t step) {
     return P.learning_rate * std::sqrt(1.0 - std::pow(P.beta2, t)) / (1.0 - std::pow(P.beta1, t));
 }
 
-}  // namespace
-
-extern "C" {
+// The entry points of this build.
 
 // Train on epoch positions [start, start + count) in batches of batch_size
 // (start is a multiple of batch_size). With shuffle, position p takes the
 // sample permutation(p) of the epoch; fixed_negatives (n_samples x M, by
 // position) replaces the drawn negatives when given. Returns the sum over
 // batches of (batch mean loss x batch size).
-double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_t seed, int64_t shuffle,
-                   const int64_t* fixed_negatives) {
-    const Problem& P = *problem;
+double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle,
+             const int64_t* fixed_negatives) {
     const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
     const int64_t M = P.n_negatives, B = P.batch_size;
     const int64_t stop = start + count;
@@ -479,8 +436,8 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
             }
             for (int64_t j = lo; j < hi; ++j) {  // indices -> (user, item)
                 if (j + 16 < hi) {
-                    __builtin_prefetch(P.users + P.batch_users[j + 16]);
-                    __builtin_prefetch(P.items + P.batch_users[j + 16]);
+                    SKBPR_PREFETCH(P.users + P.batch_users[j + 16]);
+                    SKBPR_PREFETCH(P.items + P.batch_users[j + 16]);
                 }
                 fetch_sample(P, j, P.batch_users[j]);
             }
@@ -518,19 +475,25 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
     return total;
 }
 
-// Negatives drawn as skbpr_train draws them: out[i * M + k] is negative k of
+// Negatives drawn as train draws them: out[i * M + k] is negative k of
 // a sample of user users[i] at epoch position i.
-void skbpr_sample(const Problem* problem, const int64_t* users, int64_t n, uint64_t seed, int64_t* out) {
-    const Problem& P = *problem;
+void sample(const Problem& P, const int64_t* users, int64_t n, uint64_t seed, int64_t* out) {
     for (int64_t i = 0; i < n; ++i)
         for (int64_t k = 0; k < P.n_negatives; ++k)
             out[i * P.n_negatives + k] = draw_negative(P, users[i], seed, static_cast<uint64_t>(i), k);
 }
 
-// The epoch order skbpr_train uses for n samples and this seed.
-void skbpr_permutation(int64_t n, uint64_t seed, int64_t* out) {
+// The epoch order train uses for n samples and this seed.
+void permutation(int64_t n, uint64_t seed, int64_t* out) {
     const Permutation perm(static_cast<uint64_t>(n), seed ^ 0x5bd1e9955bd1e995ULL);
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(perm(static_cast<uint64_t>(i)));
 }
 
-}  // extern "C"
+}  // namespace
+
+#define SKBPR_STR2(x) #x
+#define SKBPR_STR(x) SKBPR_STR2(x)
+const KernelFunctions functions = {SKBPR_STR(SKBPR_ISA), &train, &sample, &permutation};
+
+}  // namespace SKBPR_ISA
+}  // namespace skbpr
