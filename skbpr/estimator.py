@@ -130,6 +130,16 @@ class HybridBPR(BaseEstimator):
         to a batch, and a fixed seed gives identical weights with either
         (whatever the thread count), but they draw the epoch order and the
         negatives from different random streams, so their weights differ.
+    deterministic : bool, default=True
+        ``True``: batches whose weights are bit-identical for a seed,
+        whatever the thread count. ``False``: the compiled kernel trains
+        lock-free (Hogwild): each thread takes a share of the epoch and
+        updates the rows of each sample at once, without waiting for the
+        others, which is faster but makes the weights depend on thread
+        timing (with one thread they are still reproducible). Same samples,
+        negatives and learning rate scale; see ``docs/guide.md``. Without the
+        compiled kernel, training uses the deterministic torch path and
+        warns.
     callbacks : Callback, callable, list of them or None, default=None
         :class:`skbpr.callbacks.Callback` objects or functions
         ``f(estimator, epoch, logs)``.
@@ -185,6 +195,7 @@ class HybridBPR(BaseEstimator):
         device: str = "auto",
         n_threads: int | None = None,
         backend: str = "auto",
+        deterministic: bool = True,
         callbacks: list | None = None,
         verbose: bool = False,
         warm_start: bool = False,
@@ -213,6 +224,7 @@ class HybridBPR(BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.backend = backend
+        self.deterministic = deterministic
         self.callbacks = callbacks
         self.verbose = verbose
         self.warm_start = warm_start
@@ -248,6 +260,8 @@ class HybridBPR(BaseEstimator):
         if self.n_threads is not None:
             _check_number("n_threads", self.n_threads, low=0, integer=True)
         _check_choice("backend", self.backend, BACKENDS)
+        if not isinstance(self.deterministic, (bool, np.bool_)):
+            raise ValueError(f"deterministic must be True or False, got {self.deterministic!r}")
         if not isinstance(self.eval_metric, str):
             raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")
         from skbpr.metrics import _parse_metric
@@ -364,6 +378,13 @@ class HybridBPR(BaseEstimator):
     def _native(self, device: torch.device) -> bool:
         """Whether this fit runs on the compiled kernel (raises if ``backend='native'`` cannot)."""
         if self.backend == "torch":
+            if not self.deterministic:
+                warnings.warn(
+                    "deterministic=False needs the compiled kernel and backend='torch' was asked for: "
+                    "training uses the deterministic torch path",
+                    UserWarning,
+                    stacklevel=4,
+                )
             return False
         from skbpr import native
 
@@ -380,6 +401,13 @@ class HybridBPR(BaseEstimator):
                 )
         if blocker is not None and self.backend == "native":
             raise ValueError(f"backend='native' cannot be used: {blocker}")
+        if blocker is not None and not self.deterministic:
+            warnings.warn(
+                f"deterministic=False needs the compiled kernel, which cannot run ({blocker}): "
+                "training uses the deterministic torch path",
+                UserWarning,
+                stacklevel=4,
+            )
         return blocker is None
 
     def _fit(self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool) -> None:
@@ -462,6 +490,7 @@ class HybridBPR(BaseEstimator):
                 alpha=self.alpha,
                 n_negatives=trainer.n_negatives,
                 batch_size=trainer.batch_size,
+                deterministic=self.deterministic,
             )
         self.backend_ = "native" if use_native else "torch"
         self.model_ = model

@@ -113,6 +113,9 @@ class NativeKernel:
     loss : {"bpr", "logistic", "hinge", "warp"}
     sigma, margin, alpha : float
     n_negatives, batch_size : int
+    deterministic : bool, default=True
+        ``False``: lock-free (Hogwild) updates, one sample at a time, for
+        throughput over bit-identical weights (see ``src/bpr_kernel.cpp``).
     isa : str, default=""
         Which build of the kernel to run (``skbpr._kernel.SUPPORTED_ISAS``);
         empty: the best one this CPU supports.
@@ -138,6 +141,7 @@ class NativeKernel:
         alpha: float,
         n_negatives: int,
         batch_size: int,
+        deterministic: bool = True,
         isa: str = "",
     ) -> None:
         ext = _module()
@@ -205,6 +209,7 @@ class NativeKernel:
             alpha=float(alpha),
             n_negatives=int(n_negatives),
             batch_size=self.batch_size,
+            deterministic=bool(deterministic),
             isa=isa,
         )
         self.isa = self._kernel.isa

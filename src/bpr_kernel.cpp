@@ -148,10 +148,19 @@ inline void gather_features(const FeatureRows& F, const float* table, int64_t n_
 }
 
 inline double softplus(double x) { return std::log1p(std::exp(-std::fabs(x))) + (x > 0 ? x : 0.0); }
+inline float softplus(float x) { return std::log1p(std::exp(-std::fabs(x))) + (x > 0 ? x : 0.0f); }
 inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+// Whether a WARP candidate scoring `negative` violates the margin of the positive.
+inline bool violates(const Problem& P, float positive, float negative) {
+    return negative > positive - static_cast<float>(P.margin);
+}
+
 // Loss of one sample and its gradient with respect to the M + 1 scores
-// (positive first), scaled as the batch mean of skbpr/losses.py.
+// (positive first), scaled as the batch mean of skbpr/losses.py. The loss
+// value (reported, not differentiated) is computed in Real: double in the
+// deterministic mode, float in the lock-free one, where it costs less.
+template <typename Real = double>
 inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t b) {
     const int64_t M = P.n_negatives;
     const double inv_b = 1.0 / static_cast<double>(b);
@@ -167,16 +176,16 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
                 const float g = sigmoidf(-x) * scale;
                 d[k] = g;
                 d[0] -= g;
-                value += softplus(-static_cast<double>(x)) * inv_bm;
+                value += static_cast<double>(softplus(static_cast<Real>(-x))) * inv_bm;
             }
             break;
         }
         case LOGISTIC: {
             d[0] = -sigmoidf(-s[0]) * static_cast<float>(inv_b);
-            value = softplus(-static_cast<double>(s[0])) * inv_b;
+            value = static_cast<double>(softplus(static_cast<Real>(-s[0]))) * inv_b;
             for (int64_t k = 1; k <= M; ++k) {
                 d[k] = sigmoidf(s[k]) * static_cast<float>(inv_bm);
-                value += softplus(static_cast<double>(s[k])) * inv_bm;
+                value += static_cast<double>(softplus(static_cast<Real>(s[k]))) * inv_bm;
             }
             break;
         }
@@ -195,10 +204,11 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
             break;
         }
         case WARP: {
+            // reads the scores up to the first violation only (the others may be unset)
             const float margin = static_cast<float>(P.margin);
             for (int64_t k = 1; k <= M; ++k) d[k] = 0.0f;
             for (int64_t k = 1; k <= M; ++k) {
-                if (s[k] > s[0] - margin) {
+                if (violates(P, s[0], s[k])) {
                     const float tries = static_cast<float>(k);
                     float ratio = std::floor(static_cast<float>(P.n_items - 1) / tries);
                     if (ratio < 1.0f) ratio = 1.0f;
@@ -269,6 +279,9 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
     const int64_t d = P.user.n_cols, di = P.item.n_cols, M = P.n_negatives;
     const int64_t* ids = P.batch_items + j * (M + 1);
     const float* u = user_rep(P, j);
+    // WARP scores lazily: its gradient needs the candidates up to the first
+    // violation only (every candidate still takes its L2 term, as in torch)
+    bool scoring = true;
     for (int64_t k = 0; k <= M; ++k) {
         if (P.item_rows.indptr == nullptr) {
             vrep[k] = P.item.weight + ids[k] * di;
@@ -277,7 +290,10 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
             gather_features(P.item_rows, P.item.weight, di, ids[k], out);
             vrep[k] = out;
         }
-        scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+        if (scoring) {
+            scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+            if (P.loss == WARP && k > 0 && violates(P, scores[0], scores[k])) scoring = false;
+        }
     }
     P.sample_loss[j] = loss_and_grad(P, scores, dscores, b);
 
@@ -391,6 +407,216 @@ double adam_step_size(const Problem& P, int64_t step) {
     return P.learning_rate * std::sqrt(1.0 - std::pow(P.beta2, t)) / (1.0 - std::pow(P.beta1, t));
 }
 
+// ---------------------------------------------------------------------------
+// Lock-free mode (Hogwild): each thread takes a contiguous share of the
+// epoch's positions (the same Feistel order and the same per-position
+// negatives as above) and applies the optimiser to the rows of each sample
+// as soon as its gradients are known, without barriers or locks. Threads may
+// overwrite each other's updates of a row, so the weights depend on the
+// thread count and timing; with one thread they are reproducible.
+//
+// Scale: a sample's gradient is that of the deterministic mode's batch mean,
+// 1 / batch_size, so that SGD moves the weights as far per epoch for the
+// same learning rate (Adagrad and Adam barely depend on the scale). Adam's
+// bias correction advances by one step per batch_size positions, as in the
+// deterministic mode, whichever thread runs them.
+// WARP draws and scores candidates lazily and stops at the first violation:
+// the candidates after it are neither drawn nor regularised.
+
+// Apply the optimiser to one row with gradient w * g.
+inline void apply_row(const Problem& P, const Table& T, int64_t row, const float* g, float w, float adam_lr) {
+    const int64_t n_cols = T.n_cols;
+    float* wt = T.weight + row * n_cols;
+    const float lr = static_cast<float>(P.learning_rate);
+    if (P.optimizer == SGD) {
+        const float step = -lr * w;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) wt[c] += g[c] * step;
+    } else if (P.optimizer == ADAGRAD) {
+        const float eps = static_cast<float>(P.eps);
+        float* acc = T.state1 + row * n_cols;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) {
+            const float gc = g[c] * w;
+            acc[c] += gc * gc;
+            wt[c] += gc / (std::sqrt(acc[c]) + eps) * -lr;
+        }
+    } else {
+        const float eps = static_cast<float>(P.eps);
+        const float b1 = static_cast<float>(P.beta1), b2 = static_cast<float>(P.beta2);
+        float* m = T.state1 + row * n_cols;
+        float* v = T.state2 + row * n_cols;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) {
+            const float gc = g[c] * w;
+            m[c] = m[c] * b1 + gc * (1.0f - b1);
+            v[c] = v[c] * b2 + gc * gc * (1.0f - b2);
+            wt[c] += m[c] / (std::sqrt(v[c]) + eps) * -adam_lr;
+        }
+    }
+}
+
+// Apply a representation gradient to the table rows behind an entity.
+inline void apply_rep(const Problem& P, const Table& T, const FeatureRows& F, int64_t entity, const float* g,
+                      float adam_lr) {
+    if (F.indptr == nullptr) {
+        apply_row(P, T, entity, g, 1.0f, adam_lr);
+    } else {
+        for (int64_t f = F.indptr[entity]; f < F.indptr[entity + 1]; ++f)
+            apply_row(P, T, F.indices[f], g, F.data[f], adam_lr);
+    }
+}
+
+// Bring a table row (and its optimiser state) towards the cache.
+inline void prefetch_row(const Table& T, int64_t row) {
+    const int64_t at = row * T.n_cols;
+    for (int64_t c = 0; c < T.n_cols; c += 16) {
+        SKBPR_PREFETCH_W(T.weight + at + c);
+        if (T.state1) SKBPR_PREFETCH_W(T.state1 + at + c);
+        if (T.state2) SKBPR_PREFETCH_W(T.state2 + at + c);
+    }
+}
+
+double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle,
+                       const int64_t* fixed_negatives) {
+    const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
+    const int64_t M = P.n_negatives, B = P.batch_size;
+    const int64_t d = P.user.n_cols, di = P.item.n_cols;
+    const bool warp = P.loss == WARP;
+    const bool user_identity = P.user_rows.indptr == nullptr, item_identity = P.item_rows.indptr == nullptr;
+    const int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    const int64_t user_step0 = P.optimizer == ADAM ? *P.user.step : 0;
+    const int64_t item_step0 = P.optimizer == ADAM ? *P.item.step : 0;
+    const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(B));
+    const float reg_neg = static_cast<float>(2.0 * P.alpha / static_cast<double>(B) / static_cast<double>(M));
+    double total = 0.0;
+
+#pragma omp parallel num_threads(n_threads) reduction(+ : total)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+        const int team = omp_get_num_threads();
+#else
+        const int tid = 0;
+        const int team = 1;
+#endif
+        const int64_t lo = start + count * tid / team, hi = start + count * (tid + 1) / team;
+        // A software pipeline over the thread's positions: the memory each
+        // sample needs is requested several samples ahead of its use.
+        constexpr int64_t RING = 64, A = 0, Bd = 8, C = 16, D = 24, AHEAD = 32;
+        std::vector<int64_t> ring_index(RING), ring_user(RING), ring_ids(RING * (M + 1)), ring_drawn(RING);
+        std::vector<float> scores(M + 1), dscores(M + 1), gu(d), gv(di);
+        std::vector<float> urep(user_identity ? 0 : d), irep(item_identity ? 0 : (M + 1) * di);
+        std::vector<const float*> vrep(M + 1);
+        int64_t last_batch = -1;
+        float adam_lr_user = 0.0f, adam_lr_item = 0.0f;
+
+        auto draw = [&](int64_t q, int64_t slot, int64_t k) {  // negative k (0-based) of position q
+            int64_t* ids = ring_ids.data() + slot * (M + 1);
+            ids[k + 1] = fixed_negatives ? fixed_negatives[q * M + k]
+                                         : draw_negative(P, ring_user[slot], seed, static_cast<uint64_t>(q), k);
+        };
+
+        for (int64_t p = lo; p < hi + AHEAD; ++p) {
+            int64_t q = p - A;
+            if (q < hi) {  // position -> sample index; fetch the sample
+                const int64_t slot = q & (RING - 1);
+                const int64_t idx = shuffle ? static_cast<int64_t>(perm(static_cast<uint64_t>(q))) : q;
+                ring_index[slot] = idx;
+                SKBPR_PREFETCH(P.users + idx);
+                SKBPR_PREFETCH(P.items + idx);
+            }
+            q = p - Bd;
+            if (q >= lo && q < hi) {  // (user, item); fetch their rows and the user's positives
+                const int64_t slot = q & (RING - 1);
+                const int64_t idx = ring_index[slot];
+                const int64_t user = P.users[idx], item = P.items[idx];
+                ring_user[slot] = user;
+                ring_ids[slot * (M + 1)] = item;
+                ring_drawn[slot] = 0;
+                SKBPR_PREFETCH(P.pos_indptr + user);
+                if (P.neg_indptr) SKBPR_PREFETCH(P.neg_indptr + user);
+                if (user_identity) prefetch_row(P.user, user);
+                if (item_identity) prefetch_row(P.item, item);
+            }
+            q = p - C;
+            if (q >= lo && q < hi && !fixed_negatives) {
+                const int64_t user = ring_user[q & (RING - 1)];
+                SKBPR_PREFETCH(P.pos_indices + P.pos_indptr[user]);
+            }
+            q = p - D;
+            if (q >= lo && q < hi) {  // draw the negatives (WARP: the first one); fetch their rows
+                const int64_t slot = q & (RING - 1);
+                const int64_t n = warp ? 1 : M;
+                for (int64_t k = 0; k < n; ++k) {
+                    draw(q, slot, k);
+                    if (item_identity) prefetch_row(P.item, ring_ids[slot * (M + 1) + k + 1]);
+                }
+                ring_drawn[slot] = n;
+            }
+            q = p - AHEAD;
+            if (q < lo) continue;
+            // the sample at position q: scores, gradients, updates
+            const int64_t slot = q & (RING - 1);
+            const int64_t user = ring_user[slot];
+            int64_t* ids = ring_ids.data() + slot * (M + 1);
+            if (P.optimizer == ADAM && (q - start) / B != last_batch) {
+                last_batch = (q - start) / B;
+                adam_lr_user = static_cast<float>(adam_step_size(P, user_step0 + last_batch + 1));
+                adam_lr_item = static_cast<float>(adam_step_size(P, item_step0 + last_batch + 1));
+            }
+            const float* u = P.user.weight + user * d;
+            if (!user_identity) {
+                gather_features(P.user_rows, P.user.weight, d, user, urep.data());
+                u = urep.data();
+            }
+            int64_t used = M;  // candidates that take part (WARP: up to the first violation)
+            for (int64_t k = 0; k <= M; ++k) {
+                if (k > ring_drawn[slot]) {
+                    draw(q, slot, k - 1);
+                    ring_drawn[slot] = k;
+                }
+                if (item_identity) {
+                    vrep[k] = P.item.weight + ids[k] * di;
+                } else {
+                    gather_features(P.item_rows, P.item.weight, di, ids[k], irep.data() + k * di);
+                    vrep[k] = irep.data() + k * di;
+                }
+                scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+                if (warp && k > 0 && violates(P, scores[0], scores[k])) {
+                    used = k;
+                    break;
+                }
+            }
+            total += loss_and_grad<float>(P, scores.data(), dscores.data(), B) * static_cast<double>(B);
+#pragma omp simd
+            for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
+            for (int64_t k = 0; k <= used; ++k) {
+                const float dk = dscores[k];
+                const float* v = vrep[k];
+#pragma omp simd
+                for (int64_t c = 0; c < d; ++c) gu[c] += dk * v[c];
+            }
+            for (int64_t k = 0; k <= used; ++k) {
+                const float dk = dscores[k];
+                const float decay = k == 0 ? reg : reg_neg;
+                const float* v = vrep[k];
+#pragma omp simd
+                for (int64_t c = 0; c < d; ++c) gv[c] = dk * u[c] + decay * v[c];
+                gv[d] = dk + decay * v[d];
+                apply_rep(P, P.item, P.item_rows, ids[k], gv.data(), adam_lr_item);
+            }
+            apply_rep(P, P.user, P.user_rows, user, gu.data(), adam_lr_user);
+        }
+    }
+    if (P.optimizer == ADAM) {
+        const int64_t batches = (count + B - 1) / B;
+        *P.user.step = user_step0 + batches;
+        *P.item.step = item_step0 + batches;
+    }
+    return total;
+}
+
 // The entry points of this build.
 
 // Train on epoch positions [start, start + count) in batches of batch_size
@@ -400,6 +626,7 @@ double adam_step_size(const Problem& P, int64_t step) {
 // batches of (batch mean loss x batch size).
 double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle,
              const int64_t* fixed_negatives) {
+    if (!P.deterministic) return train_lock_free(P, start, count, seed, shuffle, fixed_negatives);
     const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
     const int64_t M = P.n_negatives, B = P.batch_size;
     const int64_t stop = start + count;

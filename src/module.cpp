@@ -100,7 +100,7 @@ class Kernel {
            py::object user_state1, py::object user_state2, py::object user_step, py::object item_weight,
            py::object item_state1, py::object item_state2, py::object item_step, int64_t optimizer,
            double learning_rate, double eps, double beta1, double beta2, int64_t loss, double sigma, double margin,
-           double alpha, int64_t n_negatives, int64_t batch_size, const std::string& isa)
+           double alpha, int64_t n_negatives, int64_t batch_size, bool deterministic, const std::string& isa)
         : fn_(pick_build(isa)) {
         if (loss < BPR || loss > WARP) throw py::value_error("loss code must be in [0, 3], got " + std::to_string(loss));
         if (optimizer < SGD || optimizer > ADAM)
@@ -137,6 +137,7 @@ class Kernel {
         P.margin = margin;
         P.alpha = alpha;
         P.n_negatives = n_negatives;
+        P.deterministic = deterministic;
         // The workspace holds one batch, and no batch is longer than the data.
         const int64_t b = std::max<int64_t>(1, std::min(batch_size, P.n_samples));
         P.batch_size = b;
@@ -204,6 +205,7 @@ class Kernel {
     int64_t n_negatives() const { return P_.n_negatives; }
     int64_t n_users() const { return n_users_; }
     std::string isa() const { return fn_->isa; }
+    bool deterministic() const { return P_.deterministic; }
 
    private:
     void table(Table& T, const py::object& weight, const py::object& state1, const py::object& state2,
@@ -271,7 +273,7 @@ PYBIND11_MODULE(_kernel, m) {
         .def(py::init<py::object, py::object, py::object, py::object, py::object, py::object, int64_t, int64_t, double,
                       py::object, py::object, int64_t, int64_t, py::object, py::object, py::object, py::object,
                       py::object, py::object, py::object, py::object, int64_t, double, double, double, double,
-                      int64_t, double, double, double, int64_t, int64_t, const std::string&>(),
+                      int64_t, double, double, double, int64_t, int64_t, bool, const std::string&>(),
              py::kw_only(), py::arg("users"), py::arg("items"), py::arg("pos_indptr"), py::arg("pos_indices"),
              py::arg("neg_indptr").none(true), py::arg("neg_indices").none(true), py::arg("n_items"),
              py::arg("negatives"), py::arg("implicit_ratio"), py::arg("user_rows").none(true),
@@ -280,7 +282,8 @@ PYBIND11_MODULE(_kernel, m) {
              py::arg("item_weight"), py::arg("item_state1").none(true), py::arg("item_state2").none(true),
              py::arg("item_step").none(true), py::arg("optimizer"), py::arg("learning_rate"), py::arg("eps"),
              py::arg("beta1"), py::arg("beta2"), py::arg("loss"), py::arg("sigma"), py::arg("margin"),
-             py::arg("alpha"), py::arg("n_negatives"), py::arg("batch_size"), py::arg("isa") = "")
+             py::arg("alpha"), py::arg("n_negatives"), py::arg("batch_size"), py::arg("deterministic") = true,
+             py::arg("isa") = "")
         .def("train", &Kernel::train, py::kw_only(), py::arg("start"), py::arg("count"), py::arg("seed"),
              py::arg("n_threads"), py::arg("shuffle") = true, py::arg("negatives").none(true) = py::none(),
              "Train on epoch positions [start, start + count); the summed batch-mean losses times batch sizes.")
@@ -290,5 +293,6 @@ PYBIND11_MODULE(_kernel, m) {
         .def_property_readonly("batch_size", &Kernel::batch_size)
         .def_property_readonly("workspace_batch", &Kernel::workspace_batch)
         .def_property_readonly("n_negatives", &Kernel::n_negatives)
-        .def_property_readonly("isa", &Kernel::isa);
+        .def_property_readonly("isa", &Kernel::isa)
+        .def_property_readonly("deterministic", &Kernel::deterministic);
 }

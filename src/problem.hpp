@@ -64,6 +64,7 @@ struct Problem {
     int64_t n_negatives = 1;
     int64_t batch_size = 1;  // effective: at most n_samples, the workspace holds this many samples
     int64_t n_threads = 1;
+    bool deterministic = true;  // false: lock-free (Hogwild) updates, see train_lock_free
     // batch workspace
     float* grad_user = nullptr;      // batch_size x d
     float* grad_item = nullptr;      // batch_size x (M + 1) x (d + 1)

@@ -383,3 +383,132 @@ def test_more_threads_than_a_build_without_openmp_runs_warns_once(monkeypatch):
         warnings.simplefilter("error")
         kernel.epoch(1, n_threads=2)  # once per process
         kernel.epoch(2, n_threads=1)
+
+
+# ---------------------------------------------------------------------------- lock-free mode
+def _lock_free(loss, optimizer, user_mode, item_mode, m, batch_size=8):
+    """Like _setup, with the kernel in lock-free mode."""
+    trainer, _, copies = _setup(loss, optimizer, user_mode, item_mode, m=m, batch_size=batch_size)
+    model, user_map, item_map, opt_u, opt_i = copies[1]
+    kernel = NativeKernel(
+        model=model, user_map=user_map, item_map=item_map, users=trainer.users, items=trainer.items,
+        positives=_positives(0), negatives=None, mode="uniform", implicit_ratio=0.5, user_optimizer=opt_u,
+        item_optimizer=opt_i, loss=loss, sigma=1.3, margin=0.7, alpha=0.2, n_negatives=m,
+        batch_size=batch_size, deterministic=False,
+    )  # fmt: skip
+    return trainer, kernel, copies
+
+
+@pytest.mark.parametrize("loss", ["bpr", "logistic", "hinge"])
+@pytest.mark.parametrize(
+    "optimizer,modes",
+    [
+        ("sgd", ("identity", "identity")),
+        ("adagrad", ("identity", "identity")),
+        ("adam", ("identity", "identity")),
+        ("sgd", ("both", "features")),  # feature rows: per-contribution steps, linear for SGD only
+    ],
+)
+def test_lock_free_on_one_thread_is_the_sequential_per_sample_update(loss, optimizer, modes):
+    # one sample at a time, in position order, each step scaled as one sample of a batch_size mean
+    B = 8
+    trainer, kernel, copies = _lock_free(loss, optimizer, *modes, m=1, batch_size=B)
+    n = trainer.users.numel()
+    for epoch in range(2):
+        negatives = kernel.sample(trainer.users, seed=epoch)
+        t0 = int(trainer.user_optimizer.state["t"]) if optimizer == "adam" else 0
+        torch_total = 0.0
+        for q in range(n):
+            sl = slice(q, q + 1)
+            value, (ur, ug), (ir, ig) = trainer.gradients(trainer.users[sl], trainer.items[sl], negatives[sl])
+            if optimizer == "adam":  # the bias correction advances once per batch_size positions
+                trainer.user_optimizer.state["t"].fill_(t0 + q // B)
+                trainer.item_optimizer.state["t"].fill_(t0 + q // B)
+            trainer.item_optimizer.step(ir, ig / B)
+            trainer.user_optimizer.step(ur, ug / B)
+            torch_total += float(value)
+        native_total = kernel.train(0, n, seed=epoch, n_threads=1, shuffle=False, negatives=negatives)
+        assert native_total == pytest.approx(torch_total, rel=1e-4)
+    (mt, *_, ut, it), (mn, *_, un, in_) = copies
+    torch.testing.assert_close(mn.user_weight.data, mt.user_weight.data, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mn.item_weight.data, mt.item_weight.data, rtol=1e-4, atol=1e-5)
+    if optimizer == "adam":
+        assert int(un.state["t"]) == int(ut.state["t"]) == 2 * -(-n // B)  # ceil(n / B) steps per epoch
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
+@pytest.mark.parametrize("modes", [("identity", "identity"), ("both", "features")], ids=["identity", "features"])
+def test_lock_free_on_one_thread_is_reproducible_and_two_threads_stay_finite(loss, optimizer, modes):
+    m = 4 if loss == "warp" else 2
+    weights = []
+    for threads in (1, 1, 2):
+        _, kernel, _ = _lock_free(loss, optimizer, *modes, m=m)
+        start = kernel.model.item_weight.data.clone()
+        for epoch in range(3):
+            assert np.isfinite(kernel.epoch(epoch, n_threads=threads))
+        weights.append(torch.cat([kernel.model.user_weight.data.flatten(), kernel.model.item_weight.data.flatten()]))
+        assert (kernel.model.item_weight.data - start).abs().max() > 1e-4  # training moved the weights
+    assert torch.equal(weights[0], weights[1])
+    assert torch.isfinite(weights[2]).all()
+
+
+def test_lock_free_warp_stops_at_the_first_violation():
+    # the first candidate violates the margin: later candidates are neither scored nor regularised in
+    # lock-free mode, while the deterministic mode (like torch) regularises every candidate
+    changed = {}
+    for deterministic in (True, False):
+        trainer, kernel, _ = (_setup if deterministic else _lock_free)("warp", "sgd", "identity", "identity", m=4)
+        first_items = set(trainer.items[:8].tolist())
+        a, b = [i for i in range(N_ITEMS) if i not in first_items][:2]
+        weights = kernel.model.item_weight.data
+        weights[[a, b], -1] = 5.0  # high scores: both violate
+        negatives = torch.tensor([[a, b, b, b]] * trainer.users.numel())
+        before = weights.clone()
+        kernel.train(0, 8, seed=0, n_threads=1, shuffle=False, negatives=negatives)
+        changed[deterministic] = {i for i in (a, b) if not torch.equal(weights[i], before[i])}
+        changed[deterministic] = ["a" if i == a else "b" for i in sorted(changed[deterministic], key=(a, b).index)]
+    assert changed == {True: ["a", "b"], False: ["a"]}
+
+
+def test_estimator_lock_free_quality_is_close_and_one_thread_is_reproducible():
+    data = make_interactions(300, 200, 6000, random_state=0)
+    from skbpr.model_selection import train_test_split
+
+    train, test = train_test_split(data, test_size=0.2, random_state=0)
+    params = dict(n_components=16, epochs=15, random_state=0, batch_size=256, backend="native")
+    det = HybridBPR(**params).fit(train).score(test)
+    a = HybridBPR(deterministic=False, n_threads=1, **params).fit(train)
+    b = HybridBPR(deterministic=False, n_threads=1, **params).fit(train)
+    np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
+    np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
+    c = HybridBPR(deterministic=False, n_threads=2, **params).fit(train)
+    assert np.isfinite(c.item_embeddings_).all() and np.isfinite(c.user_embeddings_).all()
+    assert a.score(test) == pytest.approx(det, abs=0.03)
+    assert c.score(test) == pytest.approx(det, abs=0.03)
+    assert det > 0.15  # the planted structure is learned at all
+
+
+def test_deterministic_is_validated_and_torch_says_it_is_used():
+    data = make_interactions(60, 40, 400, random_state=1)
+    with pytest.raises(ValueError, match="deterministic must be True or False, got 'no'"):
+        HybridBPR(deterministic="no").fit(data)
+    with pytest.warns(UserWarning, match="deterministic=False needs the compiled kernel.*backend='torch'"):
+        assert HybridBPR(8, epochs=1, deterministic=False, backend="torch").fit(data).backend_ == "torch"
+
+
+def test_lock_free_without_the_kernel_trains_with_torch_and_warns(monkeypatch):
+    monkeypatch.setattr(native, "available", lambda: False)
+    monkeypatch.setattr(native, "unavailable_reason", lambda: "skbpr was installed without its compiled extension")
+    data = make_interactions(60, 40, 400, random_state=1)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = HybridBPR(8, epochs=1, deterministic=False).fit(data)
+    assert model.backend_ == "torch"
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("training with torch: the compiled kernel is unavailable") for m in messages)
+    assert any(
+        m.startswith("deterministic=False needs the compiled kernel") and "installed without" in m for m in messages
+    )
