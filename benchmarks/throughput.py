@@ -62,6 +62,7 @@ IDENTITY = {"user_features_mode": "identity", "item_features_mode": "identity"}
 VARIANTS = {
     "skbpr bpr": {},
     "skbpr bpr lock-free": {"deterministic": False},
+    "skbpr bpr lock-free sgd": {"deterministic": False, "optimizer": "sgd"},  # the peers' optimiser
     "skbpr bpr torch backend": {"backend": "torch"},
     "skbpr bpr genres+id": {"item_features_mode": "both"},
     "skbpr bpr implicit": {"negatives": "implicit"},

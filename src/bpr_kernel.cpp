@@ -247,10 +247,24 @@ inline void draw_sample(const Problem& P, int64_t j, uint64_t seed, uint64_t p, 
         ids[k + 1] = fixed_negatives ? fixed_negatives[p * M + k] : draw_negative(P, user, seed, p, k);
 }
 
+// Bring a user's sorted positives towards the cache: the whole list up to
+// 16 lines (256 items), else 16 lines spread over it, where the binary
+// search of nth_non_positive probes first. Otherwise each step of the search
+// waits on memory in turn once the lists outgrow the caches. Always inlined:
+// GCC finds a function that only prefetches free of side effects and
+// deletes its calls.
+SKBPR_ALWAYS_INLINE void prefetch_list(const Problem& P, int64_t user) {
+    const int32_t* list = P.pos_indices + P.pos_indptr[user];
+    const int64_t n = P.pos_indptr[user + 1] - P.pos_indptr[user];
+    const int64_t stride = n <= 256 ? 16 : n / 16;
+    for (int64_t c = 0; c < n; c += stride) SKBPR_PREFETCH(list + c);
+    if (n > 0) SKBPR_PREFETCH(list + n - 1);
+}
+
 // Bring the positives of the user at batch slot j towards the cache.
 inline void prefetch_positives(const Problem& P, int64_t j, bool list) {
     const int64_t user = P.batch_users[j];
-    if (list) SKBPR_PREFETCH(P.pos_indices + P.pos_indptr[user]);
+    if (list) prefetch_list(P, user);
     else SKBPR_PREFETCH(P.pos_indptr + user);
 }
 
@@ -554,7 +568,7 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
             q = p - C;
             if (q >= lo && q < hi && !fixed_negatives) {
                 const int64_t user = ring_user[q & (RING - 1)];
-                SKBPR_PREFETCH(P.pos_indices + P.pos_indptr[user]);
+                prefetch_list(P, user);
             }
             q = p - D;
             if (q >= lo && q < hi) {  // draw the negatives (WARP: the first one); fetch their rows
