@@ -9,8 +9,12 @@ Training
     included, BPR with identity features and uniform negatives: on MovieLens
     100K (``--epochs`` epochs) and on synthetic sets of ml-20m shape (138k
     users x 27k items) of growing size (one epoch). skbpr variants on
-    MovieLens: genres + identity, implicit and mixed negatives, WARP, and the
-    torch backend.
+    MovieLens: lock-free, genres + identity, implicit and mixed negatives,
+    WARP (and lock-free), and the torch backend; the synthetic sets run the
+    deterministic and the lock-free modes.
+Quality of the lock-free mode
+    NDCG@10 on the MovieLens split (seed 0) for random_state 0, 1 and 2, at
+    the defaults (``--quality-epochs`` epochs), deterministic and lock-free.
 Time to quality
     The MovieLens protocol of ``benchmarks/movielens.py`` (seed 0): training
     seconds (evaluation excluded) until skbpr's NDCG@10 reaches
@@ -28,6 +32,7 @@ Examples
 --------
 python benchmarks/throughput.py --plot docs/img/throughput.png   # everything (about 10 minutes on 2 cores)
 python benchmarks/throughput.py --sizes 1000000 --epochs 5       # a quick look
+python benchmarks/throughput.py --sections ml-100k quality       # MovieLens only
 python benchmarks/throughput.py --device cuda                    # skbpr on a GPU (peers stay on the CPU)
 """
 
@@ -56,12 +61,17 @@ ML20M_SHAPE = (138_000, 27_000)
 IDENTITY = {"user_features_mode": "identity", "item_features_mode": "identity"}
 VARIANTS = {
     "skbpr bpr": {},
+    "skbpr bpr lock-free": {"deterministic": False},
+    "skbpr bpr lock-free sgd": {"deterministic": False, "optimizer": "sgd"},  # the peers' optimiser
     "skbpr bpr torch backend": {"backend": "torch"},
     "skbpr bpr genres+id": {"item_features_mode": "both"},
     "skbpr bpr implicit": {"negatives": "implicit"},
     "skbpr bpr mixed": {"negatives": "mixed"},
     "skbpr warp": {"loss": "warp"},
+    "skbpr warp lock-free": {"loss": "warp", "deterministic": False},
 }
+SCALE_VARIANTS = ("skbpr bpr", "skbpr bpr lock-free")  # the skbpr rows of the synthetic sets
+SECTIONS = ("ml-100k", "quality", "time-to-quality", "scale", "synthetic", "serving")
 
 
 def _skbpr(data, epochs: int, args, **params) -> float:
@@ -107,7 +117,8 @@ def training_rows(name: str, data, epochs: int, args, variants: bool, skip: tupl
     """One row per system on one data set, with the ratios to the peers."""
     rows = []
     repeats = args.repeats if data.n_positives <= 5_000_000 else 1
-    for label, params in VARIANTS.items() if variants else [("skbpr bpr", {})]:
+    systems = VARIANTS if variants else {k: VARIANTS[k] for k in SCALE_VARIANTS}
+    for label, params in systems.items():
         rate = max(_skbpr(data, epochs, args, **params) for _ in range(repeats))
         rows.append({"data": name, "system": label, "samples_per_s": rate})
         print(f"# {name} {label}: {rows[-1]['samples_per_s'] / 1e6:.2f} M/s", file=sys.stderr, flush=True)
@@ -167,12 +178,32 @@ def time_to_quality(ml100k, args) -> dict:
     return out
 
 
+def seed_quality(ml100k, args) -> dict:
+    """NDCG@10 on the MovieLens split for 3 seeds, deterministic and lock-free, at the defaults."""
+    train, test = train_test_split(ml100k, test_size=0.2, random_state=0)
+    out = {}
+    for label, deterministic in (("deterministic", True), ("lock-free", False)):
+        scores = []
+        for seed in range(3):
+            model = HybridBPR(64, epochs=args.quality_epochs, random_state=seed, n_threads=args.threads)
+            model.set_params(deterministic=deterministic, device=args.device, **IDENTITY)
+            scores.append(evaluate(model.fit(train), test, metrics=["ndcg@10"])["ndcg@10"])
+        out[label] = {"ndcg@10": scores, "min": min(scores), "max": max(scores), "mean": float(np.mean(scores))}
+        print(f"# quality {label}: {scores}", file=sys.stderr, flush=True)
+    det = out["deterministic"]
+    out["lock_free_within_spread"] = (
+        det["min"] <= out["lock-free"]["mean"] <= det["max"]
+        or abs(out["lock-free"]["mean"] - det["mean"]) <= (det["max"] - det["min"]) / 2
+    )
+    return out
+
+
 def scale_child(size: int, args) -> dict:
     """One epoch on ``size`` synthetic positives in this (fresh) process: memory and speed."""
     torch.set_num_threads(args.threads)
     data = make_interactions(*ML20M_SHAPE, size, random_state=0)
-    rate = _skbpr(data, 1, args)
-    return {"size": size, "samples_per_s": rate, "peak_rss_gb": _peak_gb()}
+    rate = _skbpr(data, 1, args, deterministic=not args.lock_free)
+    return {"size": size, "samples_per_s": rate, "peak_rss_gb": _peak_gb(), "lock_free": args.lock_free}
 
 
 def serving(ml100k, big, args) -> dict:
@@ -240,7 +271,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--target-ndcg", type=float, default=0.29)
     parser.add_argument("--no-cornac-above", type=int, default=None, help="skip cornac on larger synthetic sets")
+    parser.add_argument("--quality-epochs", type=int, default=30, help="epochs of the 3-seed NDCG@10 comparison")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        default=list(SECTIONS),
+        help="what to run (default: everything)",
+    )
     parser.add_argument("--scale-child", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--lock-free", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "throughput.json")
     args = parser.parse_args(argv)
@@ -250,40 +290,47 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
 
     ml100k = load_movielens("ml-100k", data_home=args.data_home, download=False)
-    _skbpr(ml100k, 1, args)  # warm-up: the first fit builds the kernel and pays one-off costs
-    rows = training_rows("ml-100k", ml100k, args.epochs, args, variants=True)
-    quality = time_to_quality(ml100k, args)
-    print(f"# time to quality: {json.dumps({k: v for k, v in quality.items() if k != 'skbpr_curve'})}", file=sys.stderr)
+    _skbpr(ml100k, 1, args)  # warm-up: the first fit pays one-off costs
+    run = set(args.sections)
+    rows = training_rows("ml-100k", ml100k, args.epochs, args, variants=True) if "ml-100k" in run else []
+    quality = seed_quality(ml100k, args) if "quality" in run else {}
+    ttq = time_to_quality(ml100k, args) if "time-to-quality" in run else {}
+    if ttq:
+        print(f"# time to quality: {json.dumps({k: v for k, v in ttq.items() if k != 'skbpr_curve'})}", file=sys.stderr)
 
     scale = []
-    for size in args.sizes:
-        cmd = [sys.executable, __file__, "--scale-child", str(size), "--threads", str(args.threads)]
-        cmd += ["--device", args.device]
-        scale.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-        print(f"# scale {size}: {scale[-1]}", file=sys.stderr, flush=True)
+    for size in args.sizes if "scale" in run else []:
+        for lock_free in (False, True):
+            cmd = [sys.executable, __file__, "--scale-child", str(size), "--threads", str(args.threads)]
+            cmd += ["--device", args.device] + (["--lock-free"] if lock_free else [])
+            scale.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
+            print(f"# scale {size}: {scale[-1]}", file=sys.stderr, flush=True)
 
     big = None
-    for size in args.sizes:
+    for size in args.sizes if {"synthetic", "serving"} & run else []:
         big = make_interactions(*ML20M_SHAPE, size, random_state=0)
+        if "synthetic" not in run:
+            continue
         skip = ("cornac bpr",) if args.no_cornac_above is not None and size > args.no_cornac_above else ()
         new = training_rows(f"synthetic {size / 1e6:g}M", big, 1, args, variants=False, skip=skip)
         for r in new:
             r["size"] = size
         rows += new
-    rates = [s["samples_per_s"] for s in scale]
+    rates = [s["samples_per_s"] for s in scale if not s["lock_free"]]
     result = {
         "machine": f"{platform.machine()}, {args.threads} threads, torch {torch.__version__}, device {args.device}",
         "skbpr": __version__,
         "epochs": args.epochs,
         "training": rows,
-        "time_to_quality": quality,
+        "quality_3_seeds": quality,
+        "time_to_quality": ttq,
         "scale": scale,
         "scale_flatness": min(rates) / max(rates) if rates else None,
-        "serving": serving(ml100k, big, args) if big is not None else {},
+        "serving": serving(ml100k, big, args) if big is not None and "serving" in run else {},
     }
     result["markdown"] = markdown(result)
     print(result["markdown"])
-    print(json.dumps({k: result[k] for k in ("scale", "scale_flatness", "serving")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("quality_3_seeds", "scale", "scale_flatness", "serving")}, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     if args.plot is not None:

@@ -187,15 +187,26 @@ class HybridBPR(BaseEstimator):
         ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``
         sets another share. The compiled kernel uses as many threads.
     backend : {"auto", "native", "torch"}, default="auto"
-        Training engine. ``native``: a compiled CPU kernel (built with the
-        machine's C++ compiler on first use and cached) for the built-in
-        losses; ``torch``: torch operations on any device, and the only
-        engine for a loss callable; ``auto``: ``native`` on the CPU when it
-        applies and builds, ``torch`` otherwise. Both apply the same update
-        to a batch and draw the same epoch order and negatives from one
-        counter-based random stream (:mod:`skbpr.training.stream`), so a
+        Training engine. ``native``: a compiled CPU kernel (an extension
+        module built when skbpr is installed) for the built-in losses;
+        ``torch``: torch operations on any device, and the only engine for a
+        loss callable; ``auto``: ``native`` on the CPU when it applies,
+        ``torch`` otherwise (with a warning, once, when the extension is
+        missing or disabled by ``SKBPR_NATIVE=0``). Both apply the same
+        update to a batch and draw the same epoch order and negatives from
+        one counter-based random stream (:mod:`skbpr.training.stream`), so a
         fixed seed gives the same weights, to float rounding, with either
         engine, on the CPU or a GPU, whatever the thread count.
+    deterministic : bool, default=True
+        ``True``: batches whose weights are bit-identical for a seed,
+        whatever the thread count. ``False``: the compiled kernel trains
+        lock-free (Hogwild): each thread takes a share of the epoch and
+        updates the rows of each sample at once, without waiting for the
+        others, which is faster but makes the weights depend on thread
+        timing (with one thread they are still reproducible). Same samples,
+        negatives and learning rate scale; see ``docs/guide.md``. Without the
+        compiled kernel, training uses the deterministic torch path and
+        warns.
     callbacks : Callback, callable, list of them or None, default=None
         :class:`skbpr.callbacks.Callback` objects or functions
         ``f(estimator, epoch, logs)``.
@@ -259,6 +270,7 @@ class HybridBPR(BaseEstimator):
         device: str = "auto",
         n_threads: int | None = None,
         backend: str = "auto",
+        deterministic: bool = True,
         callbacks: list | None = None,
         verbose: bool = False,
         warm_start: bool = False,
@@ -287,6 +299,7 @@ class HybridBPR(BaseEstimator):
         self.device = device
         self.n_threads = n_threads
         self.backend = backend
+        self.deterministic = deterministic
         self.callbacks = callbacks
         self.verbose = verbose
         self.warm_start = warm_start
@@ -342,6 +355,8 @@ class HybridBPR(BaseEstimator):
                     f"threads only slow training down), got {self.n_threads!r}"
                 )
         _check_choice("backend", self.backend, BACKENDS)
+        if not isinstance(self.deterministic, (bool, np.bool_)):
+            raise ValueError(f"deterministic must be True or False, got {self.deterministic!r}")
         if not isinstance(self.eval_metric, str):
             raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")
         from skbpr.metrics import _parse_metric
@@ -640,6 +655,13 @@ class HybridBPR(BaseEstimator):
     def _native(self, device: torch.device) -> bool:
         """Whether this fit runs on the compiled kernel (raises if ``backend='native'`` cannot)."""
         if self.backend == "torch":
+            if not self.deterministic:
+                warnings.warn(
+                    "deterministic=False needs the compiled kernel and backend='torch' was asked for: "
+                    "training uses the deterministic torch path",
+                    UserWarning,
+                    stacklevel=4,
+                )
             return False
         from skbpr import native
 
@@ -650,8 +672,19 @@ class HybridBPR(BaseEstimator):
             blocker = "a loss callable needs autograd; use backend='torch' or 'auto'"
         elif not native.available():
             blocker = native.unavailable_reason()
+            if self.backend == "auto":  # the fast path is missing where it should run: say so
+                warnings.warn(
+                    f"training with torch: the compiled kernel is unavailable ({blocker})", UserWarning, stacklevel=4
+                )
         if blocker is not None and self.backend == "native":
             raise ValueError(f"backend='native' cannot be used: {blocker}")
+        if blocker is not None and not self.deterministic:
+            warnings.warn(
+                f"deterministic=False needs the compiled kernel, which cannot run ({blocker}): "
+                "training uses the deterministic torch path",
+                UserWarning,
+                stacklevel=4,
+            )
         return blocker is None
 
     def _fit(self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool) -> None:
@@ -739,6 +772,7 @@ class HybridBPR(BaseEstimator):
                 alpha=self.alpha,
                 n_negatives=trainer.n_negatives,
                 batch_size=trainer.batch_size,
+                deterministic=self.deterministic,
             )
         self.backend_ = "native" if use_native else "torch"
         self.model_ = model

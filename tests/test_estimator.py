@@ -114,6 +114,7 @@ def test_get_params_returns_constructor_args_unchanged():
         "device": "cpu",
         "n_threads": 1,
         "backend": "torch",
+        "deterministic": False,
         "callbacks": [cb],
         "verbose": True,
         "warm_start": True,

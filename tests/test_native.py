@@ -1,4 +1,4 @@
-"""The compiled CPU kernel: same updates as the torch path, exact samplers, determinism, fallback."""
+"""The compiled CPU kernel: same updates as the torch path, exact samplers, determinism, strict binding, fallback."""
 
 from __future__ import annotations
 
@@ -22,9 +22,15 @@ CPU = torch.device("cpu")
 N_USERS, N_ITEMS, DIM = 13, 17, 5
 
 
-def test_kernel_builds_here():
-    # the machines this project supports have a C++ compiler: the fast path must not silently vanish
+ISAS = native._extension()[0].SUPPORTED_ISAS if native.available() else []
+
+
+def test_kernel_is_installed():
+    # the package is installed with its extension here: the fast path must not silently vanish
     assert native.available(), native.unavailable_reason()
+    from skbpr import _kernel
+
+    assert _kernel.ISA == ISAS[0] and "baseline" in ISAS
 
 
 def _positives(seed: int) -> sp.csr_matrix:
@@ -38,7 +44,7 @@ def _positives(seed: int) -> sp.csr_matrix:
     return R
 
 
-def _setup(loss, optimizer, user_mode, item_mode, m, seed=0):
+def _setup(loss, optimizer, user_mode, item_mode, m, seed=0, batch_size=8, isa=""):
     """Two identical copies of model + optimisers, and the data of one fit."""
     R = _positives(seed)
     rng = np.random.default_rng(seed)
@@ -71,7 +77,7 @@ def _setup(loss, optimizer, user_mode, item_mode, m, seed=0):
         user_optimizer=opt_u,
         item_optimizer=opt_i,
         alpha=0.2,
-        batch_size=8,
+        batch_size=batch_size,
         n_negatives=m,
     )
     model, user_map, item_map, opt_u, opt_i = copies[1]
@@ -92,17 +98,21 @@ def _setup(loss, optimizer, user_mode, item_mode, m, seed=0):
         margin=0.7,
         alpha=0.2,
         n_negatives=m,
-        batch_size=8,
+        batch_size=batch_size,
+        isa=isa,
     )
     return trainer, kernel, copies
 
 
+@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 @pytest.mark.parametrize("modes", [("identity", "identity"), ("both", "features")], ids=["identity", "features"])
-def test_kernel_applies_the_torch_update(loss, optimizer, modes):
+def test_kernel_applies_the_torch_update(loss, optimizer, modes, isa):
+    # every build of the kernel the CPU can run (AVX2 and the portable baseline) against torch
     m = 4 if loss == "warp" else 2
-    trainer, kernel, copies = _setup(loss, optimizer, *modes, m=m)
+    trainer, kernel, copies = _setup(loss, optimizer, *modes, m=m, isa=isa)
+    assert kernel.isa == isa
     n = trainer.users.numel()
     start_weights = trainer.model.item_weight.data.clone()
     for epoch in range(3):  # several epochs of 8-sample batches, the last one partial
@@ -221,21 +231,284 @@ def test_auto_picks_native_on_cpu_and_torch_for_callables():
         HybridBPR(backend="fast").fit(data)
 
 
-def test_without_a_compiler_auto_falls_back_and_native_says_why(tmp_path):
-    code = (
-        "from skbpr import HybridBPR\n"
-        "from skbpr.datasets import make_interactions\n"
-        "d = make_interactions(60, 40, 400, random_state=1)\n"
-        "print(HybridBPR(8, epochs=1).fit(d).backend_)\n"
-        "try:\n"
-        "    HybridBPR(8, epochs=1, backend='native').fit(d)\n"
-        "except ValueError as e:\n"
-        "    print(e)\n"
+FALLBACK = (
+    "import warnings\n"
+    "from skbpr import HybridBPR\n"
+    "from skbpr.datasets import make_interactions\n"
+    "d = make_interactions(60, 40, 400, random_state=1)\n"
+    "with warnings.catch_warnings(record=True) as caught:\n"
+    "    warnings.simplefilter('always')\n"
+    "    print(HybridBPR(8, epochs=1).fit(d).backend_)\n"
+    "print([str(w.message) for w in caught if 'compiled kernel' in str(w.message)])\n"
+    "try:\n"
+    "    HybridBPR(8, epochs=1, backend='native').fit(d)\n"
+    "except ValueError as e:\n"
+    "    print(e)\n"
+)
+
+
+@pytest.mark.parametrize(
+    "prelude,env,reason",
+    [
+        # an install without the extension (what a source install without a compiler leaves)
+        ("import sys; sys.modules['skbpr._kernel'] = None\n", {}, "skbpr was installed without its compiled extension"),
+        ("", {"SKBPR_NATIVE": "0"}, "disabled by SKBPR_NATIVE=0"),
+    ],
+    ids=["no-extension", "disabled"],
+)
+def test_without_the_extension_auto_falls_back_with_a_warning_and_native_says_why(prelude, env, reason):
+    import os
+
+    run_env = {**os.environ, **env}
+    out = subprocess.run(
+        [sys.executable, "-c", prelude + FALLBACK], env=run_env, capture_output=True, text=True, timeout=300
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CXX": "/bin/false", "SKBPR_CACHE_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "torch"
-    assert "backend='native' cannot be used: building bpr_kernel.cpp failed" in lines[1]
-    assert not list(tmp_path.glob("kernels/*.so"))  # nothing half-written
+    assert reason in lines[1] and "training with torch" in lines[1]
+    assert lines[2].startswith("backend='native' cannot be used: ") and reason in lines[2]
+
+
+def _kernel_args(**overrides):
+    """Arguments of a valid skbpr._kernel.Kernel (Adagrad, identity rows, 3 users x 4 items)."""
+    args = dict(
+        users=np.array([0, 1, 2], np.int32),
+        items=np.array([1, 2, 3], np.int32),
+        pos_indptr=np.array([0, 1, 2, 3], np.int64),
+        pos_indices=np.array([1, 2, 3], np.int32),
+        neg_indptr=None,
+        neg_indices=None,
+        n_items=4,
+        negatives=0,
+        implicit_ratio=0.5,
+        user_rows=None,
+        item_rows=None,
+        n_users=3,
+        n_item_entities=4,
+        user_weight=np.zeros((3, 2), np.float32),
+        user_state1=np.zeros((3, 2), np.float32),
+        user_state2=None,
+        user_step=None,
+        item_weight=np.zeros((4, 3), np.float32),
+        item_state1=np.zeros((4, 3), np.float32),
+        item_state2=None,
+        item_step=None,
+        optimizer=1,
+        learning_rate=0.1,
+        eps=1e-10,
+        beta1=0.9,
+        beta2=0.999,
+        loss=0,
+        sigma=1.0,
+        margin=1.0,
+        alpha=0.0,
+        n_negatives=1,
+        batch_size=2,
+    )
+    return {**args, **overrides}
+
+
+@pytest.mark.skipif(not native.available(), reason="needs the compiled extension")
+def test_the_binding_takes_written_arrays_as_they_are_or_refuses_them():
+    from skbpr import _kernel
+
+    k = _kernel.Kernel(**_kernel_args())
+    assert k.n_samples == 3 and k.batch_size == 2
+    weight = np.full((4, 3), 0.5, np.float32)
+    k = _kernel.Kernel(**_kernel_args(item_weight=weight))
+    k.train(start=0, count=3, seed=1, n_threads=1)
+    assert not np.all(weight == 0.5)  # trained in place: the very array passed, not a copy
+    bad = {
+        "item_weight": (np.zeros((4, 3), np.float64), TypeError, "item_weight must have dtype float32, got float64"),
+        "user_weight": (np.zeros((2, 3), np.float32).T, ValueError, "user_weight must be C-contiguous"),
+        "user_state1": (np.zeros((3, 3), np.float32), ValueError, r"user_state1 has shape \(3, 3\), expected 2"),
+        "item_state1": (None, ValueError, "item_state1 is required"),
+        "users": ([0, 1, 2], TypeError, "users must be a numpy array, got list"),
+        "items": (np.array([1, 2], np.int32), ValueError, r"items has shape \(2,\), expected 3"),
+        "pos_indices": (np.array([1, 2, 3], np.int64), TypeError, "pos_indices must have dtype int32, got int64"),
+        "loss": (7, ValueError, "loss code must be in"),
+        "batch_size": (0, ValueError, "batch_size must be >= 1, got 0"),
+    }
+    for name, (value, error, message) in bad.items():
+        with pytest.raises(error, match=message):
+            _kernel.Kernel(**_kernel_args(**{name: value}))
+    frozen = np.zeros((4, 3), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="item_weight must be writeable"):
+        _kernel.Kernel(**_kernel_args(item_weight=frozen))
+    with pytest.raises(ValueError, match="start must be a non-negative multiple of batch_size"):
+        k.train(start=1, count=1, seed=0, n_threads=1)
+    with pytest.raises(ValueError, match="start \\+ count must be in"):
+        k.train(start=2, count=2, seed=0, n_threads=1)
+    with pytest.raises(ValueError, match="n_threads must be >= 1, got 0"):
+        k.train(start=0, count=1, seed=0, n_threads=0)
+    with pytest.raises(ValueError, match="users must be in \\[0, 3\\), got 5"):
+        k.sample(np.array([5]), seed=0)
+    with pytest.raises(ValueError, match="isa must be one of"):
+        _kernel.Kernel(**_kernel_args(isa="avx1024"))
+
+
+def test_a_batch_larger_than_the_data_allocates_for_the_data():
+    # batch_size=10**9 would ask for tens of GB of workspace if allocated as given
+    n = _setup("bpr", "adagrad", "identity", "identity", m=2)[0].users.numel()
+    weights = []
+    for batch_size in (10**9, n):
+        trainer, kernel, _ = _setup("bpr", "adagrad", "identity", "identity", m=2, batch_size=batch_size)
+        assert kernel._kernel.workspace_batch == n and kernel.batch_size == batch_size
+        for epoch in range(2):
+            kernel.epoch(epoch, n_threads=2)
+        weights.append(kernel.model.item_weight.data.clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
+def test_estimator_with_a_huge_batch_matches_a_batch_of_every_sample():
+    data = make_interactions(200, 100, 2900, random_state=2)
+    params = dict(n_components=8, epochs=3, random_state=0, backend="native")
+    a = HybridBPR(batch_size=10**9, **params).fit(data)
+    b = HybridBPR(batch_size=data.n_positives, **params).fit(data)
+    np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
+    np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
+
+
+def test_more_threads_than_a_build_without_openmp_runs_warns_once(monkeypatch):
+    _, kernel, _ = _setup("bpr", "sgd", "identity", "identity", m=1)
+    monkeypatch.setattr(kernel, "_openmp", False)
+    native._warn_single_thread.cache_clear()
+    with pytest.warns(RuntimeWarning, match="built without OpenMP"):
+        kernel.epoch(0, n_threads=2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kernel.epoch(1, n_threads=2)  # once per process
+        kernel.epoch(2, n_threads=1)
+
+
+# ---------------------------------------------------------------------------- lock-free mode
+def _lock_free(loss, optimizer, user_mode, item_mode, m, batch_size=8):
+    """Like _setup, with the kernel in lock-free mode."""
+    trainer, _, copies = _setup(loss, optimizer, user_mode, item_mode, m=m, batch_size=batch_size)
+    model, user_map, item_map, opt_u, opt_i = copies[1]
+    kernel = NativeKernel(
+        model=model, user_map=user_map, item_map=item_map, users=trainer.users, items=trainer.items,
+        positives=_positives(0), negatives=None, mode="uniform", implicit_ratio=0.5, user_optimizer=opt_u,
+        item_optimizer=opt_i, loss=loss, sigma=1.3, margin=0.7, alpha=0.2, n_negatives=m,
+        batch_size=batch_size, deterministic=False,
+    )  # fmt: skip
+    return trainer, kernel, copies
+
+
+@pytest.mark.parametrize("loss", ["bpr", "logistic", "hinge"])
+@pytest.mark.parametrize(
+    "optimizer,modes",
+    [
+        ("sgd", ("identity", "identity")),
+        ("adagrad", ("identity", "identity")),
+        ("adam", ("identity", "identity")),
+        ("sgd", ("both", "features")),  # feature rows: per-contribution steps, linear for SGD only
+    ],
+)
+def test_lock_free_on_one_thread_is_the_sequential_per_sample_update(loss, optimizer, modes):
+    # one sample at a time, in position order, each step scaled as one sample of a batch_size mean
+    B = 8
+    trainer, kernel, copies = _lock_free(loss, optimizer, *modes, m=1, batch_size=B)
+    n = trainer.users.numel()
+    for epoch in range(2):
+        negatives = kernel.sample(trainer.users, seed=epoch)
+        t0 = int(trainer.user_optimizer.state["t"]) if optimizer == "adam" else 0
+        torch_total = 0.0
+        for q in range(n):
+            sl = slice(q, q + 1)
+            value, (ur, ug), (ir, ig) = trainer.gradients(trainer.users[sl], trainer.items[sl], negatives[sl])
+            if optimizer == "adam":  # the bias correction advances once per batch_size positions
+                trainer.user_optimizer.state["t"].fill_(t0 + q // B)
+                trainer.item_optimizer.state["t"].fill_(t0 + q // B)
+            trainer.item_optimizer.step(ir, ig / B)
+            trainer.user_optimizer.step(ur, ug / B)
+            torch_total += float(value)
+        native_total = kernel.train(0, n, seed=epoch, n_threads=1, shuffle=False, negatives=negatives)
+        assert native_total == pytest.approx(torch_total, rel=1e-4)
+    (mt, *_, ut, it), (mn, *_, un, in_) = copies
+    torch.testing.assert_close(mn.user_weight.data, mt.user_weight.data, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mn.item_weight.data, mt.item_weight.data, rtol=1e-4, atol=1e-5)
+    if optimizer == "adam":
+        assert int(un.state["t"]) == int(ut.state["t"]) == 2 * -(-n // B)  # ceil(n / B) steps per epoch
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
+@pytest.mark.parametrize("modes", [("identity", "identity"), ("both", "features")], ids=["identity", "features"])
+def test_lock_free_on_one_thread_is_reproducible_and_two_threads_stay_finite(loss, optimizer, modes):
+    m = 4 if loss == "warp" else 2
+    weights = []
+    for threads in (1, 1, 2):
+        _, kernel, _ = _lock_free(loss, optimizer, *modes, m=m)
+        start = kernel.model.item_weight.data.clone()
+        for epoch in range(3):
+            assert np.isfinite(kernel.epoch(epoch, n_threads=threads))
+        weights.append(torch.cat([kernel.model.user_weight.data.flatten(), kernel.model.item_weight.data.flatten()]))
+        assert (kernel.model.item_weight.data - start).abs().max() > 1e-4  # training moved the weights
+    assert torch.equal(weights[0], weights[1])
+    assert torch.isfinite(weights[2]).all()
+
+
+def test_lock_free_warp_stops_at_the_first_violation():
+    # the first candidate violates the margin: later candidates are neither scored nor regularised in
+    # lock-free mode, while the deterministic mode (like torch) regularises every candidate
+    changed = {}
+    for deterministic in (True, False):
+        trainer, kernel, _ = (_setup if deterministic else _lock_free)("warp", "sgd", "identity", "identity", m=4)
+        first_items = set(trainer.items[:8].tolist())
+        a, b = [i for i in range(N_ITEMS) if i not in first_items][:2]
+        weights = kernel.model.item_weight.data
+        weights[[a, b], -1] = 5.0  # high scores: both violate
+        negatives = torch.tensor([[a, b, b, b]] * trainer.users.numel())
+        before = weights.clone()
+        kernel.train(0, 8, seed=0, n_threads=1, shuffle=False, negatives=negatives)
+        changed[deterministic] = {i for i in (a, b) if not torch.equal(weights[i], before[i])}
+        changed[deterministic] = ["a" if i == a else "b" for i in sorted(changed[deterministic], key=(a, b).index)]
+    assert changed == {True: ["a", "b"], False: ["a"]}
+
+
+def test_estimator_lock_free_quality_is_close_and_one_thread_is_reproducible():
+    data = make_interactions(300, 200, 6000, random_state=0)
+    from skbpr.model_selection import train_test_split
+
+    train, test = train_test_split(data, test_size=0.2, random_state=0)
+    params = dict(n_components=16, epochs=15, random_state=0, batch_size=256, backend="native")
+    det = HybridBPR(**params).fit(train).score(test)
+    a = HybridBPR(deterministic=False, n_threads=1, **params).fit(train)
+    b = HybridBPR(deterministic=False, n_threads=1, **params).fit(train)
+    np.testing.assert_array_equal(a.user_embeddings_, b.user_embeddings_)
+    np.testing.assert_array_equal(a.item_embeddings_, b.item_embeddings_)
+    c = HybridBPR(deterministic=False, n_threads=2, **params).fit(train)
+    assert np.isfinite(c.item_embeddings_).all() and np.isfinite(c.user_embeddings_).all()
+    assert a.score(test) == pytest.approx(det, abs=0.03)
+    assert c.score(test) == pytest.approx(det, abs=0.03)
+    assert det > 0.15  # the planted structure is learned at all
+
+
+def test_deterministic_is_validated_and_torch_says_it_is_used():
+    data = make_interactions(60, 40, 400, random_state=1)
+    with pytest.raises(ValueError, match="deterministic must be True or False, got 'no'"):
+        HybridBPR(deterministic="no").fit(data)
+    with pytest.warns(UserWarning, match="deterministic=False needs the compiled kernel.*backend='torch'"):
+        assert HybridBPR(8, epochs=1, deterministic=False, backend="torch").fit(data).backend_ == "torch"
+
+
+def test_lock_free_without_the_kernel_trains_with_torch_and_warns(monkeypatch):
+    monkeypatch.setattr(native, "available", lambda: False)
+    monkeypatch.setattr(native, "unavailable_reason", lambda: "skbpr was installed without its compiled extension")
+    data = make_interactions(60, 40, 400, random_state=1)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = HybridBPR(8, epochs=1, deterministic=False).fit(data)
+    assert model.backend_ == "torch"
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("training with torch: the compiled kernel is unavailable") for m in messages)
+    assert any(
+        m.startswith("deterministic=False needs the compiled kernel") and "installed without" in m for m in messages
+    )

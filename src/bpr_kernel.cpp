@@ -1,5 +1,11 @@
 // The CPU training kernel of skbpr: epochs of mini-batches for the built-in
-// losses, compiled on first use by skbpr/native.py and called through ctypes.
+// losses, built into the extension module skbpr._kernel when the package is
+// installed (module.cpp is the binding; problem.hpp the data layout).
+//
+// This file is compiled once per instruction set, each time in its own
+// namespace: as itself for the baseline of the target (SSE2 on x86-64), and
+// through bpr_kernel_avx2.cpp with AVX2 and FMA enabled; module.cpp picks
+// the build the CPU supports when the module is imported.
 //
 // One batch is two parallel phases separated by a barrier, so that the
 // weights after a batch do not depend on the number of threads:
@@ -16,6 +22,9 @@
 // Randomness (the epoch order and the negatives) comes from counter-based
 // hashes of the epoch seed, so each draw depends only on its position.
 
+// Every standard header comes before any target pragma (see
+// bpr_kernel_avx2.cpp): templates and inline functions defined in them must
+// keep the baseline instruction set in every translation unit.
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -23,72 +32,25 @@
 #include <omp.h>
 #endif
 
-namespace {
+#include "problem.hpp"
 
-enum Loss : int64_t { BPR = 0, LOGISTIC = 1, HINGE = 2, WARP = 3 };
-enum Optimizer : int64_t { SGD = 0, ADAGRAD = 1, ADAM = 2 };
-enum Negatives : int64_t { UNIFORM = 0, IMPLICIT = 1, MIXED = 2 };
+#ifndef SKBPR_ISA
+#define SKBPR_ISA baseline
+#endif
 
-}  // namespace
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <xmmintrin.h>
+#define SKBPR_ALWAYS_INLINE __forceinline
+#define SKBPR_PREFETCH(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
+#define SKBPR_PREFETCH_W(p) _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0)
+#else
+#define SKBPR_PREFETCH(p) __builtin_prefetch(p)
+#define SKBPR_PREFETCH_W(p) __builtin_prefetch(p, 1)
+#define SKBPR_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
 
-extern "C" {
-
-// A weight table, its optimiser state and its gradient workspace.
-struct Table {
-    float* weight;     // n_rows x n_cols
-    float* state1;     // adagrad: sum of squares; adam: first moment (or null)
-    float* state2;     // adam: second moment (or null)
-    int64_t* step;     // adam: step counter (or null)
-    int32_t* head;     // n_rows, -1 between batches
-    int64_t n_rows;
-    int64_t n_cols;
-};
-
-// Rows of a sparse feature matrix (CSR); indptr == null means the identity.
-struct FeatureRows {
-    const int64_t* indptr;
-    const int64_t* indices;
-    const float* data;
-};
-
-struct Problem {
-    int64_t n_samples;
-    const int32_t* users;  // positives, n_samples each
-    const int32_t* items;
-    const int64_t* pos_indptr;  // training positives per user (sorted CSR)
-    const int32_t* pos_indices;
-    const int64_t* neg_indptr;  // implicit negatives per user (or null)
-    const int32_t* neg_indices;
-    int64_t n_items;
-    int64_t negatives;
-    double implicit_ratio;
-    FeatureRows user_rows;
-    FeatureRows item_rows;
-    Table user;  // n_cols = d
-    Table item;  // n_cols = d + 1 (bias last)
-    int64_t optimizer;
-    double learning_rate;
-    double eps;
-    double beta1;
-    double beta2;
-    int64_t loss;
-    double sigma;
-    double margin;
-    double alpha;
-    int64_t n_negatives;
-    int64_t batch_size;
-    int64_t n_threads;
-    // batch workspace
-    float* grad_user;     // batch_size x d
-    float* grad_item;     // batch_size x (M + 1) x (d + 1)
-    float* rep_user;      // batch_size x d             (feature rows only)
-    float* rep_item;      // batch_size x (M + 1) x (d + 1)  (feature rows only)
-    int64_t* batch_users; // batch_size
-    int64_t* batch_items; // batch_size x (M + 1)
-    double* sample_loss;  // batch_size
-};
-
-}  // extern "C"
+namespace skbpr {
+namespace SKBPR_ISA {
 
 namespace {
 
@@ -188,10 +150,21 @@ inline void gather_features(const FeatureRows& F, const float* table, int64_t n_
 }
 
 inline double softplus(double x) { return std::log1p(std::exp(-std::fabs(x))) + (x > 0 ? x : 0.0); }
+// The float version (lock-free mode) takes log(1 + t) for log1p(t): an
+// absolute error below 1e-7, and a fraction of the cost.
+inline float softplus(float x) { return std::log(1.0f + std::exp(-std::fabs(x))) + (x > 0 ? x : 0.0f); }
 inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+// Whether a WARP candidate scoring `negative` violates the margin of the positive.
+inline bool violates(const Problem& P, float positive, float negative) {
+    return negative > positive - static_cast<float>(P.margin);
+}
+
 // Loss of one sample and its gradient with respect to the M + 1 scores
-// (positive first), scaled as the batch mean of skbpr/losses.py.
+// (positive first), scaled as the batch mean of skbpr/losses.py. The loss
+// value (reported, not differentiated) is computed in Real: double in the
+// deterministic mode, float in the lock-free one, where it costs less.
+template <typename Real = double>
 inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t b) {
     const int64_t M = P.n_negatives;
     const double inv_b = 1.0 / static_cast<double>(b);
@@ -207,16 +180,16 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
                 const float g = sigmoidf(-x) * scale;
                 d[k] = g;
                 d[0] -= g;
-                value += softplus(-static_cast<double>(x)) * inv_bm;
+                value += static_cast<double>(softplus(static_cast<Real>(-x))) * inv_bm;
             }
             break;
         }
         case LOGISTIC: {
             d[0] = -sigmoidf(-s[0]) * static_cast<float>(inv_b);
-            value = softplus(-static_cast<double>(s[0])) * inv_b;
+            value = static_cast<double>(softplus(static_cast<Real>(-s[0]))) * inv_b;
             for (int64_t k = 1; k <= M; ++k) {
                 d[k] = sigmoidf(s[k]) * static_cast<float>(inv_bm);
-                value += softplus(static_cast<double>(s[k])) * inv_bm;
+                value += static_cast<double>(softplus(static_cast<Real>(s[k]))) * inv_bm;
             }
             break;
         }
@@ -235,10 +208,11 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
             break;
         }
         case WARP: {
+            // reads the scores up to the first violation only (the others may be unset)
             const float margin = static_cast<float>(P.margin);
             for (int64_t k = 1; k <= M; ++k) d[k] = 0.0f;
             for (int64_t k = 1; k <= M; ++k) {
-                if (s[k] > s[0] - margin) {
+                if (violates(P, s[0], s[k])) {
                     const float tries = static_cast<float>(k);
                     float ratio = std::floor(static_cast<float>(P.n_items - 1) / tries);
                     if (ratio < 1.0f) ratio = 1.0f;
@@ -273,11 +247,25 @@ inline void draw_sample(const Problem& P, int64_t j, uint64_t seed, uint64_t p, 
         ids[k + 1] = fixed_negatives ? fixed_negatives[p * M + k] : draw_negative(P, user, seed, p, k);
 }
 
+// Bring a user's sorted positives towards the cache: the whole list up to
+// 16 lines (256 items), else 16 lines spread over it, where the binary
+// search of nth_non_positive probes first. Otherwise each step of the search
+// waits on memory in turn once the lists outgrow the caches. Always inlined:
+// GCC finds a function that only prefetches free of side effects and
+// deletes its calls.
+SKBPR_ALWAYS_INLINE void prefetch_list(const Problem& P, int64_t user) {
+    const int32_t* list = P.pos_indices + P.pos_indptr[user];
+    const int64_t n = P.pos_indptr[user + 1] - P.pos_indptr[user];
+    const int64_t stride = n <= 256 ? 16 : n / 16;
+    for (int64_t c = 0; c < n; c += stride) SKBPR_PREFETCH(list + c);
+    if (n > 0) SKBPR_PREFETCH(list + n - 1);
+}
+
 // Bring the positives of the user at batch slot j towards the cache.
 inline void prefetch_positives(const Problem& P, int64_t j, bool list) {
     const int64_t user = P.batch_users[j];
-    if (list) __builtin_prefetch(P.pos_indices + P.pos_indptr[user]);
-    else __builtin_prefetch(P.pos_indptr + user);
+    if (list) prefetch_list(P, user);
+    else SKBPR_PREFETCH(P.pos_indptr + user);
 }
 
 inline const float* user_rep(const Problem& P, int64_t j) {
@@ -293,12 +281,12 @@ inline void prefetch_sample(const Problem& P, int64_t j) {
     const int64_t M = P.n_negatives;
     if (P.user_rows.indptr == nullptr) {
         const float* u = P.user.weight + P.batch_users[j] * P.user.n_cols;
-        for (int64_t c = 0; c < P.user.n_cols; c += 16) __builtin_prefetch(u + c);
+        for (int64_t c = 0; c < P.user.n_cols; c += 16) SKBPR_PREFETCH(u + c);
     }
     if (P.item_rows.indptr == nullptr) {
         for (int64_t k = 0; k <= M; ++k) {
             const float* v = P.item.weight + P.batch_items[j * (M + 1) + k] * P.item.n_cols;
-            for (int64_t c = 0; c < P.item.n_cols; c += 16) __builtin_prefetch(v + c);
+            for (int64_t c = 0; c < P.item.n_cols; c += 16) SKBPR_PREFETCH(v + c);
         }
     }
 }
@@ -309,6 +297,9 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
     const int64_t d = P.user.n_cols, di = P.item.n_cols, M = P.n_negatives;
     const int64_t* ids = P.batch_items + j * (M + 1);
     const float* u = user_rep(P, j);
+    // WARP scores lazily: its gradient needs the candidates up to the first
+    // violation only (every candidate still takes its L2 term, as in torch)
+    bool scoring = true;
     for (int64_t k = 0; k <= M; ++k) {
         if (P.item_rows.indptr == nullptr) {
             vrep[k] = P.item.weight + ids[k] * di;
@@ -317,7 +308,10 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
             gather_features(P.item_rows, P.item.weight, di, ids[k], out);
             vrep[k] = out;
         }
-        scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+        if (scoring) {
+            scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+            if (P.loss == WARP && k > 0 && violates(P, scores[0], scores[k])) scoring = false;
+        }
     }
     P.sample_loss[j] = loss_and_grad(P, scores, dscores, b);
 
@@ -386,9 +380,9 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
         if (r + 8 < n_rows) {  // rows are scattered: fetch ahead
             const int64_t ahead = rows[r + 8] * n_cols;
             for (int64_t c = 0; c < n_cols; c += 16) {
-                __builtin_prefetch(T.weight + ahead + c, 1);
-                if (T.state1) __builtin_prefetch(T.state1 + ahead + c, 1);
-                if (T.state2) __builtin_prefetch(T.state2 + ahead + c, 1);
+                SKBPR_PREFETCH_W(T.weight + ahead + c);
+                if (T.state1) SKBPR_PREFETCH_W(T.state1 + ahead + c);
+                if (T.state2) SKBPR_PREFETCH_W(T.state2 + ahead + c);
             }
         }
         const int64_t row = rows[r];
@@ -431,18 +425,234 @@ double adam_step_size(const Problem& P, int64_t step) {
     return P.learning_rate * std::sqrt(1.0 - std::pow(P.beta2, t)) / (1.0 - std::pow(P.beta1, t));
 }
 
-}  // namespace
+// ---------------------------------------------------------------------------
+// Lock-free mode (Hogwild): each thread takes a contiguous share of the
+// epoch's positions (the same Feistel order and the same per-position
+// negatives as above) and applies the optimiser to the rows of each sample
+// as soon as its gradients are known, without barriers or locks. Threads may
+// overwrite each other's updates of a row, so the weights depend on the
+// thread count and timing; with one thread they are reproducible.
+//
+// Scale: a sample's gradient is that of the deterministic mode's batch mean,
+// 1 / batch_size, so that SGD moves the weights as far per epoch for the
+// same learning rate (Adagrad and Adam barely depend on the scale). Adam's
+// bias correction advances by one step per batch_size positions, as in the
+// deterministic mode, whichever thread runs them.
+// WARP draws and scores candidates lazily and stops at the first violation:
+// the candidates after it are neither drawn nor regularised.
 
-extern "C" {
+// Apply the optimiser to one row with gradient w * g.
+inline void apply_row(const Problem& P, const Table& T, int64_t row, const float* g, float w, float adam_lr) {
+    const int64_t n_cols = T.n_cols;
+    float* wt = T.weight + row * n_cols;
+    const float lr = static_cast<float>(P.learning_rate);
+    if (P.optimizer == SGD) {
+        const float step = -lr * w;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) wt[c] += g[c] * step;
+    } else if (P.optimizer == ADAGRAD) {
+        const float eps = static_cast<float>(P.eps);
+        float* acc = T.state1 + row * n_cols;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) {
+            const float gc = g[c] * w;
+            acc[c] += gc * gc;
+            wt[c] += gc / (std::sqrt(acc[c]) + eps) * -lr;
+        }
+    } else {
+        const float eps = static_cast<float>(P.eps);
+        const float b1 = static_cast<float>(P.beta1), b2 = static_cast<float>(P.beta2);
+        float* m = T.state1 + row * n_cols;
+        float* v = T.state2 + row * n_cols;
+#pragma omp simd
+        for (int64_t c = 0; c < n_cols; ++c) {
+            const float gc = g[c] * w;
+            m[c] = m[c] * b1 + gc * (1.0f - b1);
+            v[c] = v[c] * b2 + gc * gc * (1.0f - b2);
+            wt[c] += m[c] / (std::sqrt(v[c]) + eps) * -adam_lr;
+        }
+    }
+}
+
+// Apply a representation gradient to the table rows behind an entity.
+inline void apply_rep(const Problem& P, const Table& T, const FeatureRows& F, int64_t entity, const float* g,
+                      float adam_lr) {
+    if (F.indptr == nullptr) {
+        apply_row(P, T, entity, g, 1.0f, adam_lr);
+    } else {
+        for (int64_t f = F.indptr[entity]; f < F.indptr[entity + 1]; ++f)
+            apply_row(P, T, F.indices[f], g, F.data[f], adam_lr);
+    }
+}
+
+// Bring n floats from p on towards the cache: every 64-byte line they span.
+// Always inlined: GCC finds a function that only prefetches free of side
+// effects and deletes the calls.
+SKBPR_ALWAYS_INLINE void prefetch_span(const float* p, int64_t n) {
+    for (int64_t c = 0; c < n; c += 16) SKBPR_PREFETCH(p + c);
+    SKBPR_PREFETCH(p + n - 1);  // rows need not be aligned to lines
+}
+
+// Bring a table row and its optimiser state towards the cache.
+SKBPR_ALWAYS_INLINE void prefetch_row(const Table& T, int64_t row) {
+    const int64_t at = row * T.n_cols;
+    prefetch_span(T.weight + at, T.n_cols);
+    if (T.state1) prefetch_span(T.state1 + at, T.n_cols);
+    if (T.state2) prefetch_span(T.state2 + at, T.n_cols);
+}
+
+double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle,
+                       const int64_t* fixed_negatives) {
+    const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
+    const int64_t M = P.n_negatives, B = P.batch_size;
+    const int64_t d = P.user.n_cols, di = P.item.n_cols;
+    const bool warp = P.loss == WARP;
+    const bool user_identity = P.user_rows.indptr == nullptr, item_identity = P.item_rows.indptr == nullptr;
+    const int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    const int64_t user_step0 = P.optimizer == ADAM ? *P.user.step : 0;
+    const int64_t item_step0 = P.optimizer == ADAM ? *P.item.step : 0;
+    const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(B));
+    const float reg_neg = static_cast<float>(2.0 * P.alpha / static_cast<double>(B) / static_cast<double>(M));
+    double total = 0.0;
+
+#pragma omp parallel num_threads(n_threads) reduction(+ : total)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+        const int team = omp_get_num_threads();
+#else
+        const int tid = 0;
+        const int team = 1;
+#endif
+        const int64_t lo = start + count * tid / team, hi = start + count * (tid + 1) / team;
+        // A software pipeline over the thread's positions: the memory each
+        // sample needs is requested several samples ahead of its use, STAGE
+        // samples between stages (4, 8 and 16 measured alike on 1M positives).
+        constexpr int64_t STAGE = 8, RING = 8 * STAGE;
+        constexpr int64_t A = 0, Bd = STAGE, C = 2 * STAGE, D = 3 * STAGE, AHEAD = 4 * STAGE;
+        std::vector<int64_t> ring_index(RING), ring_user(RING), ring_ids(RING * (M + 1)), ring_drawn(RING);
+        std::vector<float> scores(M + 1), dscores(M + 1), gu(d), gv(di);
+        std::vector<float> urep(user_identity ? 0 : d), irep(item_identity ? 0 : (M + 1) * di);
+        std::vector<const float*> vrep(M + 1);
+        int64_t last_batch = -1;
+        float adam_lr_user = 0.0f, adam_lr_item = 0.0f;
+
+        auto draw = [&](int64_t q, int64_t slot, int64_t k) {  // negative k (0-based) of position q
+            int64_t* ids = ring_ids.data() + slot * (M + 1);
+            ids[k + 1] = fixed_negatives ? fixed_negatives[q * M + k]
+                                         : draw_negative(P, ring_user[slot], seed, static_cast<uint64_t>(q), k);
+        };
+
+        for (int64_t p = lo; p < hi + AHEAD; ++p) {
+            int64_t q = p - A;
+            if (q < hi) {  // position -> sample index; fetch the sample
+                const int64_t slot = q & (RING - 1);
+                const int64_t idx = shuffle ? static_cast<int64_t>(perm(static_cast<uint64_t>(q))) : q;
+                ring_index[slot] = idx;
+                SKBPR_PREFETCH(P.users + idx);
+                SKBPR_PREFETCH(P.items + idx);
+            }
+            q = p - Bd;
+            if (q >= lo && q < hi) {  // (user, item); fetch their rows and the user's positives
+                const int64_t slot = q & (RING - 1);
+                const int64_t idx = ring_index[slot];
+                const int64_t user = P.users[idx], item = P.items[idx];
+                ring_user[slot] = user;
+                ring_ids[slot * (M + 1)] = item;
+                ring_drawn[slot] = 0;
+                SKBPR_PREFETCH(P.pos_indptr + user);
+                if (P.neg_indptr) SKBPR_PREFETCH(P.neg_indptr + user);
+                if (user_identity) prefetch_row(P.user, user);
+                if (item_identity) prefetch_row(P.item, item);
+            }
+            q = p - C;
+            if (q >= lo && q < hi && !fixed_negatives) {
+                const int64_t user = ring_user[q & (RING - 1)];
+                prefetch_list(P, user);
+            }
+            q = p - D;
+            if (q >= lo && q < hi) {  // draw the negatives (WARP: the first one); fetch their rows
+                const int64_t slot = q & (RING - 1);
+                const int64_t n = warp ? 1 : M;
+                for (int64_t k = 0; k < n; ++k) {
+                    draw(q, slot, k);
+                    if (item_identity) prefetch_row(P.item, ring_ids[slot * (M + 1) + k + 1]);
+                }
+                ring_drawn[slot] = n;
+            }
+            q = p - AHEAD;
+            if (q < lo) continue;
+            // the sample at position q: scores, gradients, updates
+            const int64_t slot = q & (RING - 1);
+            const int64_t user = ring_user[slot];
+            int64_t* ids = ring_ids.data() + slot * (M + 1);
+            if (P.optimizer == ADAM && (q - start) / B != last_batch) {
+                last_batch = (q - start) / B;
+                adam_lr_user = static_cast<float>(adam_step_size(P, user_step0 + last_batch + 1));
+                adam_lr_item = static_cast<float>(adam_step_size(P, item_step0 + last_batch + 1));
+            }
+            const float* u = P.user.weight + user * d;
+            if (!user_identity) {
+                gather_features(P.user_rows, P.user.weight, d, user, urep.data());
+                u = urep.data();
+            }
+            int64_t used = M;  // candidates that take part (WARP: up to the first violation)
+            for (int64_t k = 0; k <= M; ++k) {
+                if (k > ring_drawn[slot]) {
+                    draw(q, slot, k - 1);
+                    ring_drawn[slot] = k;
+                }
+                if (item_identity) {
+                    vrep[k] = P.item.weight + ids[k] * di;
+                } else {
+                    gather_features(P.item_rows, P.item.weight, di, ids[k], irep.data() + k * di);
+                    vrep[k] = irep.data() + k * di;
+                }
+                scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+                if (warp && k > 0 && violates(P, scores[0], scores[k])) {
+                    used = k;
+                    break;
+                }
+            }
+            total += loss_and_grad<float>(P, scores.data(), dscores.data(), B) * static_cast<double>(B);
+#pragma omp simd
+            for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
+            for (int64_t k = 0; k <= used; ++k) {
+                const float dk = dscores[k];
+                const float* v = vrep[k];
+#pragma omp simd
+                for (int64_t c = 0; c < d; ++c) gu[c] += dk * v[c];
+            }
+            for (int64_t k = 0; k <= used; ++k) {
+                const float dk = dscores[k];
+                const float decay = k == 0 ? reg : reg_neg;
+                const float* v = vrep[k];
+#pragma omp simd
+                for (int64_t c = 0; c < d; ++c) gv[c] = dk * u[c] + decay * v[c];
+                gv[d] = dk + decay * v[d];
+                apply_rep(P, P.item, P.item_rows, ids[k], gv.data(), adam_lr_item);
+            }
+            apply_rep(P, P.user, P.user_rows, user, gu.data(), adam_lr_user);
+        }
+    }
+    if (P.optimizer == ADAM) {
+        const int64_t batches = (count + B - 1) / B;
+        *P.user.step = user_step0 + batches;
+        *P.item.step = item_step0 + batches;
+    }
+    return total;
+}
+
+// The entry points of this build.
 
 // Train on epoch positions [start, start + count) in batches of batch_size
 // (start is a multiple of batch_size). With shuffle, position p takes the
 // sample permutation(p) of the epoch; fixed_negatives (n_samples x M, by
 // position) replaces the drawn negatives when given. Returns the sum over
 // batches of (batch mean loss x batch size).
-double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_t seed, int64_t shuffle,
-                   const int64_t* fixed_negatives) {
-    const Problem& P = *problem;
+double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle,
+             const int64_t* fixed_negatives) {
+    if (!P.deterministic) return train_lock_free(P, start, count, seed, shuffle, fixed_negatives);
     const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
     const int64_t M = P.n_negatives, B = P.batch_size;
     const int64_t stop = start + count;
@@ -479,8 +689,8 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
             }
             for (int64_t j = lo; j < hi; ++j) {  // indices -> (user, item)
                 if (j + 16 < hi) {
-                    __builtin_prefetch(P.users + P.batch_users[j + 16]);
-                    __builtin_prefetch(P.items + P.batch_users[j + 16]);
+                    SKBPR_PREFETCH(P.users + P.batch_users[j + 16]);
+                    SKBPR_PREFETCH(P.items + P.batch_users[j + 16]);
                 }
                 fetch_sample(P, j, P.batch_users[j]);
             }
@@ -518,19 +728,25 @@ double skbpr_train(const Problem* problem, int64_t start, int64_t count, uint64_
     return total;
 }
 
-// Negatives drawn as skbpr_train draws them: out[i * M + k] is negative k of
+// Negatives drawn as train draws them: out[i * M + k] is negative k of
 // a sample of user users[i] at epoch position i.
-void skbpr_sample(const Problem* problem, const int64_t* users, int64_t n, uint64_t seed, int64_t* out) {
-    const Problem& P = *problem;
+void sample(const Problem& P, const int64_t* users, int64_t n, uint64_t seed, int64_t* out) {
     for (int64_t i = 0; i < n; ++i)
         for (int64_t k = 0; k < P.n_negatives; ++k)
             out[i * P.n_negatives + k] = draw_negative(P, users[i], seed, static_cast<uint64_t>(i), k);
 }
 
-// The epoch order skbpr_train uses for n samples and this seed.
-void skbpr_permutation(int64_t n, uint64_t seed, int64_t* out) {
+// The epoch order train uses for n samples and this seed.
+void permutation(int64_t n, uint64_t seed, int64_t* out) {
     const Permutation perm(static_cast<uint64_t>(n), seed ^ 0x5bd1e9955bd1e995ULL);
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int64_t>(perm(static_cast<uint64_t>(i)));
 }
 
-}  // extern "C"
+}  // namespace
+
+#define SKBPR_STR2(x) #x
+#define SKBPR_STR(x) SKBPR_STR2(x)
+const KernelFunctions functions = {SKBPR_STR(SKBPR_ISA), &train, &sample, &permutation};
+
+}  // namespace SKBPR_ISA
+}  // namespace skbpr
