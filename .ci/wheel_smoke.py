@@ -8,7 +8,8 @@ import shutil
 import sys
 
 import skbpr
-from skbpr import HybridBPR, native
+from skbpr import HybridBPR
+from skbpr.training import native
 from skbpr.datasets import make_interactions
 
 print(f"skbpr {skbpr.__version__} from {skbpr.__file__}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import skbpr.native as native
+import skbpr.training.native as native
 from skbpr import HybridBPR
 from skbpr.datasets import load_movielens, make_interactions
 

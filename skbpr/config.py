@@ -41,8 +41,8 @@ from typing import Any
 
 from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES
-from skbpr.sampling import SAMPLERS
 from skbpr.training import OPTIMIZERS
+from skbpr.training.sampling import SAMPLERS
 
 __all__ = ["DEFAULT_CONFIG", "SCHEMA", "Config", "ConfigError", "Field", "load_config", "validate_config"]
 

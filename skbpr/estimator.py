@@ -18,14 +18,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from skbpr.callbacks import Callback, CallbackList, ProgressBar
-from skbpr.losses import LOSSES, resolve_loss
+from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
-from skbpr.sampling import SAMPLERS, NegativeSampler
-from skbpr.training import OPTIMIZERS, Trainer, make_optimizer, resolve_device, torch_threads
+from skbpr.training import OPTIMIZERS, TrainingProblem, make_optimizer, resolve_device, torch_threads
+from skbpr.training.engine import BACKENDS, Engine, choose_backend
+from skbpr.training.sampling import SAMPLERS
 from skbpr.training.stream import epoch_seed
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
-BACKENDS = ("auto", "native", "torch")
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
 # scikit-learn renamed force_all_finite to ensure_all_finite in 1.6
@@ -652,43 +652,8 @@ class HybridBPR(BaseEstimator):
             self.item_features_mode,
         )
 
-    def _native(self, device: torch.device) -> bool:
-        """Whether this fit runs on the compiled kernel (raises if ``backend='native'`` cannot)."""
-        if self.backend == "torch":
-            if not self.deterministic:
-                warnings.warn(
-                    "deterministic=False needs the compiled kernel and backend='torch' was asked for: "
-                    "training uses the deterministic torch path",
-                    UserWarning,
-                    stacklevel=4,
-                )
-            return False
-        from skbpr import native
-
-        blocker = None
-        if device.type != "cpu":
-            blocker = f"it runs on the CPU only, got device={str(device)!r}"
-        elif callable(self.loss):
-            blocker = "a loss callable needs autograd; use backend='torch' or 'auto'"
-        elif not native.available():
-            blocker = native.unavailable_reason()
-            if self.backend == "auto":  # the fast path is missing where it should run: say so
-                warnings.warn(
-                    f"training with torch: the compiled kernel is unavailable ({blocker})", UserWarning, stacklevel=4
-                )
-        if blocker is not None and self.backend == "native":
-            raise ValueError(f"backend='native' cannot be used: {blocker}")
-        if blocker is not None and not self.deterministic:
-            warnings.warn(
-                f"deterministic=False needs the compiled kernel, which cannot run ({blocker}): "
-                "training uses the deterministic torch path",
-                UserWarning,
-                stacklevel=4,
-            )
-        return blocker is None
-
     def _fit(self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool) -> None:
-        use_native = self._native(device)
+        backend = choose_backend(self.backend, device, self.loss, deterministic=self.deterministic)
         positives = data.positives
         negatives = data.negatives
         mode = self.negatives
@@ -700,11 +665,10 @@ class HybridBPR(BaseEstimator):
         item_map = FeatureMap(item_matrix, data.n_items, device)
         self._check_feature_rows(user_matrix, "user_features", "user_features_mode")
         self._check_feature_rows(item_matrix, "item_features", "item_features_mode")
-        sampler = NegativeSampler(positives, negatives, mode=mode, implicit_ratio=self.implicit_ratio, device=device)
         coo = positives.tocoo()
         users = torch.as_tensor(coo.row.astype(np.int64), device=device)
         items = torch.as_tensor(coo.col.astype(np.int64), device=device)
-        full = sampler.users_without_candidates
+        full = np.flatnonzero(np.diff(positives.indptr) == data.n_items)  # users with no negative to draw
         if full.size:
             keep = ~np.isin(coo.row, full)
             if not keep.any():
@@ -732,49 +696,28 @@ class HybridBPR(BaseEstimator):
         else:
             model = self.model_
         model = model.to(device)
-        loss_fn, grad_fn = resolve_loss(self.loss, sigma=self.sigma, margin=self.margin, n_items=data.n_items)
         opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate)
         opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate)
         opt_u.load_state(self._optimizer_state[0])
         opt_i.load_state(self._optimizer_state[1])
-        trainer = Trainer(
-            model=model,
-            user_map=user_map,
-            item_map=item_map,
-            sampler=sampler,
+        problem = TrainingProblem(
             users=users,
             items=items,
-            grad_fn=grad_fn,
-            user_optimizer=opt_u,
-            item_optimizer=opt_i,
+            positives=positives,
+            negatives=negatives,
+            sampling=mode,
+            implicit_ratio=float(self.implicit_ratio),
+            user_map=user_map,
+            item_map=item_map,
+            loss=self.loss,
+            sigma=float(self.sigma),
+            margin=float(self.margin),
             alpha=float(self.alpha),
+            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
             batch_size=int(self.batch_size),
-            n_negatives=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
         )
-        if use_native:
-            from skbpr.native import NativeKernel
-
-            trainer.kernel = NativeKernel(
-                model=model,
-                user_map=user_map,
-                item_map=item_map,
-                users=users,
-                items=items,
-                positives=positives,
-                negatives=negatives,
-                mode=mode,
-                implicit_ratio=self.implicit_ratio,
-                user_optimizer=opt_u,
-                item_optimizer=opt_i,
-                loss=self.loss,
-                sigma=self.sigma,
-                margin=self.margin,
-                alpha=self.alpha,
-                n_negatives=trainer.n_negatives,
-                batch_size=trainer.batch_size,
-                deterministic=self.deterministic,
-            )
-        self.backend_ = "native" if use_native else "torch"
+        engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
+        self.backend_ = backend
         self.model_ = model
         self._user_map, self._item_map = user_map, item_map
         self._feature_signature_ = self._feature_signature(data)
@@ -785,7 +728,7 @@ class HybridBPR(BaseEstimator):
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
-        self._run_epochs(trainer, epochs, data, eval_data)
+        self._run_epochs(engine, epochs, data, eval_data)
 
     def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
         if matrix is None:
@@ -797,7 +740,7 @@ class HybridBPR(BaseEstimator):
                 f"and {mode_name}='features' adds no identity column; use {mode_name}='both'"
             )
 
-    def _run_epochs(self, trainer: Trainer, epochs: int, data: Any, eval_data: Any) -> None:
+    def _run_epochs(self, engine: Engine, epochs: int, data: Any, eval_data: Any) -> None:
         callbacks = CallbackList(self.callbacks_)
         if self.verbose:
             callbacks.callbacks.append(ProgressBar(total=epochs))
@@ -808,17 +751,17 @@ class HybridBPR(BaseEstimator):
         stopped_early = False
         for offset in range(epochs):
             epoch = start + offset + 1
-            snapshot = self._weights(trainer)
+            snapshot = self._weights(engine)
             try:
-                loss = trainer.epoch(epoch_seed(self._seed, epoch))
+                loss = engine.epoch(epoch_seed(self._seed, epoch))
             except KeyboardInterrupt:
-                self._restore(snapshot, trainer)
+                self._restore(snapshot, engine)
                 self.history_.append({"epoch": epoch, "interrupted": True})
                 callbacks.on_fit_end(self, {"interrupted": True})
                 raise
-            problem = f"the training loss became {loss}" if not np.isfinite(loss) else self._divergence(trainer)
+            problem = f"the training loss became {loss}" if not np.isfinite(loss) else self._divergence(engine)
             if problem is not None:
-                self._restore(snapshot, trainer)
+                self._restore(snapshot, engine)
                 kept = f"the weights of epoch {epoch - 1}" if epoch > 1 else "the initial weights"
                 callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
                 raise FloatingPointError(
@@ -851,23 +794,23 @@ class HybridBPR(BaseEstimator):
         metrics = {self.eval_metric, "ndcg@10", "auc"}
         return evaluate(self, eval_data, metrics=sorted(metrics))
 
-    def _weights(self, trainer: Trainer | None = None) -> tuple[torch.Tensor, ...]:
-        """Copies of the tables, and of the optimisers' state when ``trainer`` is given."""
+    def _weights(self, engine: Engine | None = None) -> tuple[torch.Tensor, ...]:
+        """Copies of the tables, and of the optimisers' state when ``engine`` is given."""
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
-        if trainer is not None:
-            for optimizer in (trainer.user_optimizer, trainer.item_optimizer):
+        if engine is not None:
+            for optimizer in (engine.user_optimizer, engine.item_optimizer):
                 tensors.extend(optimizer.state.values())
         return tuple(t.clone() for t in tensors)
 
-    def _restore(self, weights: tuple[torch.Tensor, ...], trainer: Trainer | None = None) -> None:
+    def _restore(self, weights: tuple[torch.Tensor, ...], engine: Engine | None = None) -> None:
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
-        if trainer is not None:
-            for optimizer in (trainer.user_optimizer, trainer.item_optimizer):
+        if engine is not None:
+            for optimizer in (engine.user_optimizer, engine.item_optimizer):
                 tensors.extend(optimizer.state.values())
         for target, saved in zip(tensors, weights, strict=True):
             target.copy_(saved)
 
-    def _divergence(self, trainer: Trainer) -> str | None:
+    def _divergence(self, engine: Engine) -> str | None:
         """Why the current weights cannot be kept (non-finite tables, state or scores), or None.
 
         Scores are bounded without computing them: a representation is a
@@ -880,7 +823,7 @@ class HybridBPR(BaseEstimator):
         for name, table in (("user embeddings", user), ("item embeddings", item)):
             if not bool(torch.isfinite(table).all()):
                 return f"the {name} became non-finite"
-        for optimizer in (trainer.user_optimizer, trainer.item_optimizer):
+        for optimizer in (engine.user_optimizer, engine.item_optimizer):
             for key, value in optimizer.state.items():
                 if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                     return f"the optimiser state {key!r} became non-finite"

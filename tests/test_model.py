@@ -11,8 +11,8 @@ import torch
 
 from skbpr.losses import LOSSES, resolve_loss
 from skbpr.model import FeatureMap, HybridFactorization, build_feature_matrix
-from skbpr.sampling import NegativeSampler
-from skbpr.training import RowAdagrad, RowAdam, RowSGD, Trainer, make_optimizer
+from skbpr.training import RowAdagrad, RowAdam, RowSGD, TrainingProblem, make_optimizer
+from skbpr.training.torch_engine import Trainer
 
 CPU = torch.device("cpu")
 
@@ -138,21 +138,23 @@ def _trainer(loss, m: int, alpha: float, seed: int) -> tuple[Trainer, sp.csr_mat
     item[:, -1] = torch.randn(item.shape[0], generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64)
     model.item_weight = torch.nn.Parameter(item, requires_grad=False)
     positives = sp.csr_matrix(np.eye(N_USERS, N_ITEMS, dtype=np.float32))
-    _, grad_fn = resolve_loss(loss, sigma=1.3, margin=0.9, n_items=N_ITEMS)
-    trainer = Trainer(
-        model=model,
-        user_map=user_map,
-        item_map=item_map,
-        sampler=NegativeSampler(positives),
+    problem = TrainingProblem(
         users=torch.arange(N_USERS),
         items=torch.arange(N_USERS),
-        grad_fn=grad_fn,
-        user_optimizer=RowSGD(model.user_weight.data, 0.1),
-        item_optimizer=RowSGD(model.item_weight.data, 0.1),
+        positives=positives,
+        negatives=None,
+        sampling="uniform",
+        implicit_ratio=0.5,
+        user_map=user_map,
+        item_map=item_map,
+        loss=loss,
+        sigma=1.3,
+        margin=0.9,
         alpha=alpha,
+        draws_per_sample=m,
         batch_size=4,
-        n_negatives=m,
     )
+    trainer = Trainer(problem, model, RowSGD(model.user_weight.data, 0.1), RowSGD(model.item_weight.data, 0.1))
     return trainer, Fu, Fi
 
 

@@ -10,13 +10,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skbpr import HybridBPR, native
+from skbpr import HybridBPR
 from skbpr.datasets import make_interactions
-from skbpr.losses import LOSSES, resolve_loss
+from skbpr.losses import LOSSES
 from skbpr.model import FeatureMap, HybridFactorization, build_feature_matrix
-from skbpr.native import NativeKernel, permutation
-from skbpr.sampling import NegativeSampler
-from skbpr.training import Trainer, make_optimizer
+from skbpr.training import TrainingProblem, make_optimizer, native
+from skbpr.training.native import NativeKernel, permutation
+from skbpr.training.torch_engine import Trainer
 
 CPU = torch.device("cpu")
 N_USERS, N_ITEMS, DIM = 13, 17, 5
@@ -44,6 +44,31 @@ def _positives(seed: int) -> sp.csr_matrix:
     return R
 
 
+def _problem(
+    R,
+    users,
+    items,
+    *,
+    loss="bpr",
+    m=2,
+    batch_size=8,
+    user_map=None,
+    item_map=None,
+    negatives=None,
+    mode="uniform",
+    ratio=0.5,
+    sigma=1.3,
+    margin=0.7,
+    alpha=0.2,
+):
+    """The training problem of one fit over positives ``R``."""
+    return TrainingProblem(
+        users=users, items=items, positives=R, negatives=negatives, sampling=mode, implicit_ratio=ratio,
+        user_map=user_map or FeatureMap(None, N_USERS, CPU), item_map=item_map or FeatureMap(None, N_ITEMS, CPU),
+        loss=loss, sigma=sigma, margin=margin, alpha=alpha, draws_per_sample=m, batch_size=batch_size,
+    )  # fmt: skip
+
+
 def _setup(loss, optimizer, user_mode, item_mode, m, seed=0, batch_size=8, isa=""):
     """Two identical copies of model + optimisers, and the data of one fit."""
     R = _positives(seed)
@@ -64,43 +89,12 @@ def _setup(loss, optimizer, user_mode, item_mode, m, seed=0, batch_size=8, isa="
         copies.append((model, user_map, item_map, opt_u, opt_i))
     coo = R.tocoo()
     users, items = torch.as_tensor(coo.row, dtype=torch.int64), torch.as_tensor(coo.col, dtype=torch.int64)
-    _, grad_fn = resolve_loss(loss, sigma=1.3, margin=0.7, n_items=N_ITEMS)
     model, user_map, item_map, opt_u, opt_i = copies[0]
-    trainer = Trainer(
-        model=model,
-        user_map=user_map,
-        item_map=item_map,
-        sampler=NegativeSampler(R),
-        users=users,
-        items=items,
-        grad_fn=grad_fn,
-        user_optimizer=opt_u,
-        item_optimizer=opt_i,
-        alpha=0.2,
-        batch_size=batch_size,
-        n_negatives=m,
-    )
+    problem = _problem(R, users, items, loss=loss, m=m, batch_size=batch_size, user_map=user_map, item_map=item_map)
+    trainer = Trainer(problem, model, opt_u, opt_i)
     model, user_map, item_map, opt_u, opt_i = copies[1]
-    kernel = NativeKernel(
-        model=model,
-        user_map=user_map,
-        item_map=item_map,
-        users=users,
-        items=items,
-        positives=R,
-        negatives=None,
-        mode="uniform",
-        implicit_ratio=0.5,
-        user_optimizer=opt_u,
-        item_optimizer=opt_i,
-        loss=loss,
-        sigma=1.3,
-        margin=0.7,
-        alpha=0.2,
-        n_negatives=m,
-        batch_size=batch_size,
-        isa=isa,
-    )
+    problem = _problem(R, users, items, loss=loss, m=m, batch_size=batch_size, user_map=user_map, item_map=item_map)
+    kernel = NativeKernel(problem, model, opt_u, opt_i, isa=isa)
     return trainer, kernel, copies
 
 
@@ -173,11 +167,9 @@ def test_implicit_draws_come_from_rneg(mode, ratio):
     Rneg = Rneg.tocsr()
     trainer, _, copies = _setup("bpr", "sgd", "identity", "identity", m=2)
     model, user_map, item_map, opt_u, opt_i = copies[1]
-    kernel = NativeKernel(
-        model=model, user_map=user_map, item_map=item_map, users=trainer.users, items=trainer.items,
-        positives=R, negatives=Rneg, mode=mode, implicit_ratio=ratio, user_optimizer=opt_u,
-        item_optimizer=opt_i, loss="bpr", sigma=1.0, margin=1.0, alpha=0.0, n_negatives=2, batch_size=8,
-    )  # fmt: skip
+    problem = _problem(R, trainer.users, trainer.items, negatives=Rneg, mode=mode, ratio=ratio, sigma=1.0, margin=1.0,
+                       alpha=0.0, user_map=user_map, item_map=item_map)  # fmt: skip
+    kernel = NativeKernel(problem, model, opt_u, opt_i)
     draws = kernel.sample(np.full(20_000, 2), seed=5).numpy().ravel()
     in_rneg = np.isin(draws, Rneg[2].indices)
     assert in_rneg.mean() == pytest.approx(ratio + (1 - ratio) * 3 / (N_ITEMS - R[2].nnz), abs=0.02)
@@ -239,6 +231,7 @@ FALLBACK = (
     "with warnings.catch_warnings(record=True) as caught:\n"
     "    warnings.simplefilter('always')\n"
     "    print(HybridBPR(8, epochs=1).fit(d).backend_)\n"
+    "    HybridBPR(8, epochs=1).fit(d)  # a second fit: the warning is given once per process\n"
     "print([str(w.message) for w in caught if 'compiled kernel' in str(w.message)])\n"
     "try:\n"
     "    HybridBPR(8, epochs=1, backend='native').fit(d)\n"
@@ -266,7 +259,8 @@ def test_without_the_extension_auto_falls_back_with_a_warning_and_native_says_wh
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "torch"
-    assert reason in lines[1] and "training with torch" in lines[1]
+    assert reason in lines[1] and "training with torch" in lines[1] and "reinstall skbpr" in lines[1]
+    assert lines[1].count("training with torch") == 1  # once, not once per fit
     assert lines[2].startswith("backend='native' cannot be used: ") and reason in lines[2]
 
 
@@ -390,12 +384,9 @@ def _lock_free(loss, optimizer, user_mode, item_mode, m, batch_size=8):
     """Like _setup, with the kernel in lock-free mode."""
     trainer, _, copies = _setup(loss, optimizer, user_mode, item_mode, m=m, batch_size=batch_size)
     model, user_map, item_map, opt_u, opt_i = copies[1]
-    kernel = NativeKernel(
-        model=model, user_map=user_map, item_map=item_map, users=trainer.users, items=trainer.items,
-        positives=_positives(0), negatives=None, mode="uniform", implicit_ratio=0.5, user_optimizer=opt_u,
-        item_optimizer=opt_i, loss=loss, sigma=1.3, margin=0.7, alpha=0.2, n_negatives=m,
-        batch_size=batch_size, deterministic=False,
-    )  # fmt: skip
+    problem = _problem(_positives(0), trainer.users, trainer.items, loss=loss, m=m, batch_size=batch_size,
+                       user_map=user_map, item_map=item_map)  # fmt: skip
+    kernel = NativeKernel(problem, model, opt_u, opt_i, deterministic=False)
     return trainer, kernel, copies
 
 

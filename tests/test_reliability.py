@@ -215,24 +215,24 @@ def test_non_finite_loss_stops_with_the_epoch_and_keeps_finite_weights():
 
 
 def test_keyboard_interrupt_keeps_the_last_completed_epoch_and_resumes(monkeypatch):
-    import skbpr.training as training
+    from skbpr.training.engine import Engine
 
     reference = HybridBPR(**FAST).fit(R)
-    original = training.Trainer.epoch
+    original = Engine.epoch
     epochs_started = []
 
     def epoch_then_interrupt(self, seed):
         epochs_started.append(1)
         if len(epochs_started) == 3:
-            self.step(self.users[:5], self.items[:5], torch.arange(5), seed)  # half-done work that must be undone
+            original(self, seed)  # a whole epoch of work that must be undone
             raise KeyboardInterrupt
         return original(self, seed)
 
-    monkeypatch.setattr(training.Trainer, "epoch", epoch_then_interrupt)
+    monkeypatch.setattr(Engine, "epoch", epoch_then_interrupt)
     model = HybridBPR(**{**FAST, "epochs": 5})
     with pytest.raises(KeyboardInterrupt):
         model.fit(R)
-    monkeypatch.setattr(training.Trainer, "epoch", original)
+    monkeypatch.setattr(Engine, "epoch", original)
     assert model.history_[-1] == {"epoch": 3, "interrupted": True}
     np.testing.assert_array_equal(model.item_embeddings_, reference.item_embeddings_)
     assert np.all(np.isfinite(model.predict([[0, 1]])))

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from skbpr.sampling import NegativeSampler
+from skbpr.training.sampling import NegativeSampler
 
 
 def _csr(dense) -> sp.csr_matrix:

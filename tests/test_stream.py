@@ -7,10 +7,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skbpr import HybridBPR, native
+from skbpr import HybridBPR
 from skbpr.datasets import make_interactions
-from skbpr.sampling import NegativeSampler
-from skbpr.training import stream
+from skbpr.training import native, stream
+from skbpr.training.sampling import NegativeSampler
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="the compiled kernel is not built")
 
@@ -40,30 +40,33 @@ def test_uniform01_matches_python_integers():
 def _kernel(data, mode, m):
     """A compiled kernel over ``data`` (weights and optimisers are placeholders: only its draws are used)."""
     from skbpr.model import FeatureMap, HybridFactorization
-    from skbpr.native import NativeKernel
-    from skbpr.training import make_optimizer
+    from skbpr.training import TrainingProblem, make_optimizer
+    from skbpr.training.native import NativeKernel
 
     cpu = torch.device("cpu")
     model = HybridFactorization(data.n_users, data.n_items, 4)
     coo = data.positives.tocoo()
-    return NativeKernel(
-        model=model,
-        user_map=FeatureMap(None, data.n_users, cpu),
-        item_map=FeatureMap(None, data.n_items, cpu),
+    problem = TrainingProblem(
         users=torch.as_tensor(coo.row, dtype=torch.int64),
         items=torch.as_tensor(coo.col, dtype=torch.int64),
         positives=data.positives,
         negatives=data.negatives,
-        mode=mode,
+        sampling=mode,
         implicit_ratio=0.3,
-        user_optimizer=make_optimizer("sgd", model.user_weight.data, 0.1),
-        item_optimizer=make_optimizer("sgd", model.item_weight.data, 0.1),
+        user_map=FeatureMap(None, data.n_users, cpu),
+        item_map=FeatureMap(None, data.n_items, cpu),
         loss="bpr",
         sigma=1.0,
         margin=1.0,
         alpha=0.0,
-        n_negatives=m,
+        draws_per_sample=m,
         batch_size=64,
+    )
+    return NativeKernel(
+        problem,
+        model,
+        make_optimizer("sgd", model.user_weight.data, 0.1),
+        make_optimizer("sgd", model.item_weight.data, 0.1),
     )
 
 

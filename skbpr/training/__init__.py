@@ -1,13 +1,17 @@
-"""Training: devices, sparse-row optimisers, the random stream and the engines.
+"""Training: the problem description, the engines that run it, and what they share.
 
-The estimator describes a fit once; the torch engine (any device, any loss)
-and the compiled CPU kernel run its epochs with the same update and the same
-random draws (:mod:`skbpr.training.stream`).
+The estimator describes a fit once (:class:`TrainingProblem`) and hands it to
+an :class:`Engine`: the compiled CPU kernel (:mod:`skbpr.training.native`) or
+torch operations on any device (:mod:`skbpr.training.torch_engine`). Both
+apply the same update with the sparse-row optimisers of
+:mod:`skbpr.training.optimizers`, and draw the same epoch order and
+negatives from one counter-based random stream
+(:mod:`skbpr.training.stream`, :mod:`skbpr.training.sampling`).
 """
 
 from skbpr.training.devices import DEVICES, resolve_device, torch_threads
 from skbpr.training.optimizers import OPTIMIZERS, RowAdagrad, RowAdam, RowSGD, make_optimizer
-from skbpr.training.torch_engine import Trainer
+from skbpr.training.problem import TrainingProblem
 
 __all__ = [
     "DEVICES",
@@ -15,7 +19,7 @@ __all__ = [
     "RowAdagrad",
     "RowAdam",
     "RowSGD",
-    "Trainer",
+    "TrainingProblem",
     "make_optimizer",
     "resolve_device",
     "torch_threads",

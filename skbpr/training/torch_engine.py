@@ -11,37 +11,48 @@ decay over whole tables. The epoch order and the negatives come from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
 import torch
 
-from skbpr.losses import GradFn
-from skbpr.model import FeatureMap, HybridFactorization
+from skbpr.losses import resolve_loss
+from skbpr.model import HybridFactorization
 from skbpr.training.optimizers import RowSGD
+from skbpr.training.problem import TrainingProblem
+from skbpr.training.sampling import NegativeSampler
 from skbpr.training.stream import permutation
 
-if TYPE_CHECKING:
-    from skbpr.sampling import NegativeSampler
 
-
-@dataclass
 class Trainer:
-    """Everything one epoch needs; the estimator builds it once per fit."""
+    """Epochs of a :class:`TrainingProblem` in torch operations, on the problem's device.
 
-    model: HybridFactorization
-    user_map: FeatureMap
-    item_map: FeatureMap
-    sampler: NegativeSampler
-    users: torch.Tensor
-    items: torch.Tensor
-    grad_fn: GradFn
-    user_optimizer: RowSGD
-    item_optimizer: RowSGD
-    alpha: float
-    batch_size: int
-    n_negatives: int
-    kernel: Any = None  # a skbpr.native.NativeKernel runs the epochs when given
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The data and the update.
+    model : HybridFactorization
+        Weights, updated in place.
+    user_optimizer, item_optimizer : RowSGD
+        Sparse-row optimisers over ``model``'s user and item tables.
+    """
+
+    def __init__(
+        self, problem: TrainingProblem, model: HybridFactorization, user_optimizer: RowSGD, item_optimizer: RowSGD
+    ) -> None:
+        self.problem = problem
+        self.model = model
+        self.user_optimizer, self.item_optimizer = user_optimizer, item_optimizer
+        self.user_map, self.item_map = problem.user_map, problem.item_map
+        self.users, self.items = problem.users, problem.items
+        self.alpha, self.batch_size, self.n_negatives = problem.alpha, problem.batch_size, problem.draws_per_sample
+        _, self.grad_fn = resolve_loss(
+            problem.loss, sigma=problem.sigma, margin=problem.margin, n_items=problem.n_items
+        )
+        self.sampler = NegativeSampler(
+            problem.positives,
+            problem.negatives,
+            mode=problem.sampling,
+            implicit_ratio=problem.implicit_ratio,
+            device=problem.users.device,
+        )
 
     def gradients(
         self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor
@@ -83,8 +94,6 @@ class Trainer:
 
     def epoch(self, seed: int) -> float:
         """One pass over the positives in the order of the epoch ``seed``; the mean batch loss."""
-        if self.kernel is not None:
-            return self.kernel.epoch(seed, n_threads=torch.get_num_threads())
         n = self.users.numel()
         device = self.users.device
         total = torch.zeros((), dtype=torch.float64, device=device)

@@ -18,11 +18,11 @@ import warnings
 from types import ModuleType
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-from skbpr.model import FeatureMap, HybridFactorization
-from skbpr.training import RowAdagrad, RowAdam, RowSGD
+from skbpr.model import HybridFactorization
+from skbpr.training.optimizers import RowAdagrad, RowAdam, RowSGD
+from skbpr.training.problem import TrainingProblem
 
 LOSS_CODES = {"bpr": 0, "logistic": 1, "hinge": 2, "warp": 3}
 OPTIMIZER_CODES = {RowAdagrad: 1, RowAdam: 2, RowSGD: 0}
@@ -78,11 +78,6 @@ def _array(a: np.ndarray | torch.Tensor, dtype: type) -> np.ndarray:
     return np.array(a, dtype=dtype, order="C", copy=True)
 
 
-def _huge_copy(t: torch.Tensor) -> torch.Tensor:
-    """``t``'s values in fresh numpy memory (huge pages where Linux gives them), shared with torch."""
-    return torch.from_numpy(np.array(t.numpy(), copy=True, order="C"))
-
-
 def _writable(t: torch.Tensor | None) -> np.ndarray | None:
     """The numpy view of a tensor the kernel writes into: no copy, so a wrong dtype fails in the kernel's checks."""
     return None if t is None else t.numpy()
@@ -93,26 +88,13 @@ class NativeKernel:
 
     Parameters
     ----------
+    problem : TrainingProblem
+        The data and the update; its loss must be a built-in one's name.
     model : HybridFactorization
         Weights, updated in place (float32, CPU, contiguous).
-    user_map, item_map : FeatureMap
-        Feature rows of users and items (identity or CSR).
-    users, items : LongTensor
-        The training positives, one entry per sample.
-    positives : scipy.sparse.csr_matrix
-        Training positives (sorted indices), for uniform negatives.
-    negatives : scipy.sparse.csr_matrix or None
-        Implicit negatives, for ``implicit`` and ``mixed`` modes.
-    mode : {"uniform", "implicit", "mixed"}
-        Sampling mode.
-    implicit_ratio : float
-        Share of implicit draws in ``mixed`` mode.
     user_optimizer, item_optimizer : RowSGD
         The optimisers whose state (``sum_sq``, ``m``, ``v``, ``t``) the
-        kernel advances.
-    loss : {"bpr", "logistic", "hinge", "warp"}
-    sigma, margin, alpha : float
-    n_negatives, batch_size : int
+        kernel advances in place.
     deterministic : bool, default=True
         ``False``: lock-free (Hogwild) updates, one sample at a time, for
         throughput over bit-identical weights (see ``src/bpr_kernel.cpp``).
@@ -123,29 +105,16 @@ class NativeKernel:
 
     def __init__(
         self,
-        *,
+        problem: TrainingProblem,
         model: HybridFactorization,
-        user_map: FeatureMap,
-        item_map: FeatureMap,
-        users: torch.Tensor,
-        items: torch.Tensor,
-        positives: sp.csr_matrix,
-        negatives: sp.csr_matrix | None,
-        mode: str,
-        implicit_ratio: float,
         user_optimizer: RowSGD,
         item_optimizer: RowSGD,
-        loss: str,
-        sigma: float,
-        margin: float,
-        alpha: float,
-        n_negatives: int,
-        batch_size: int,
+        *,
         deterministic: bool = True,
         isa: str = "",
     ) -> None:
         ext = _module()
-        self.n_samples, self.batch_size = users.numel(), int(batch_size)
+        self.n_samples, self.batch_size = problem.n_samples, int(problem.batch_size)
         self.model = model
         tables = {}
         for name, param, optimizer in (
@@ -157,19 +126,14 @@ class NativeKernel:
                     f"the compiled kernel needs float32 CPU weights, got {name} weights of dtype "
                     f"{param.dtype} on {param.device}"
                 )
-            # the tables and their optimiser state move to huge-page-backed copies (same values)
-            param.data = _huge_copy(param.data)
-            weight = optimizer.param = param.data
-            for key, value in optimizer.state.items():
-                if value.dim():
-                    optimizer.state[key] = _huge_copy(value)
+            weight = param.data
             state = optimizer.state
             tables[f"{name}_weight"] = _writable(weight)
             tables[f"{name}_state1"] = _writable(state.get("sum_sq", state.get("m")))
             tables[f"{name}_state2"] = _writable(state.get("v"))
             tables[f"{name}_step"] = _writable(state.get("t"))
         rows = {}
-        for name, fmap in (("user_rows", user_map), ("item_rows", item_map)):
+        for name, fmap in (("user_rows", problem.user_map), ("item_rows", problem.item_map)):
             rows[name] = None
             if not fmap.identity:
                 rows[name] = (
@@ -177,23 +141,23 @@ class NativeKernel:
                     _array(fmap.indices, np.int64),
                     _array(fmap.data, np.float32),
                 )
-        pos = positives.tocsr()
+        pos = problem.positives.tocsr()
         neg_indptr = neg_indices = None
-        if mode != "uniform" and negatives is not None and negatives.nnz:
-            neg = negatives.tocsr()
+        if problem.sampling != "uniform" and problem.negatives is not None and problem.negatives.nnz:
+            neg = problem.negatives.tocsr()
             neg_indptr, neg_indices = _array(neg.indptr, np.int64), _array(neg.indices, np.int32)
         optimizer = user_optimizer
         betas = getattr(optimizer, "betas", (0.9, 0.999))
         self._kernel = ext.Kernel(
-            users=_array(users, np.int32),
-            items=_array(items, np.int32),
+            users=_array(problem.users, np.int32),
+            items=_array(problem.items, np.int32),
             pos_indptr=_array(pos.indptr, np.int64),
             pos_indices=_array(pos.indices, np.int32),
             neg_indptr=neg_indptr,
             neg_indices=neg_indices,
             n_items=pos.shape[1],
-            negatives=NEGATIVE_CODES[mode],
-            implicit_ratio=float(implicit_ratio),
+            negatives=NEGATIVE_CODES[problem.sampling],
+            implicit_ratio=float(problem.implicit_ratio),
             n_users=pos.shape[0],
             n_item_entities=pos.shape[1],
             **rows,
@@ -203,11 +167,11 @@ class NativeKernel:
             eps=float(getattr(optimizer, "eps", 0.0)),
             beta1=float(betas[0]),
             beta2=float(betas[1]),
-            loss=LOSS_CODES[loss],
-            sigma=float(sigma),
-            margin=float(margin),
-            alpha=float(alpha),
-            n_negatives=int(n_negatives),
+            loss=LOSS_CODES[problem.loss],
+            sigma=float(problem.sigma),
+            margin=float(problem.margin),
+            alpha=float(problem.alpha),
+            n_negatives=int(problem.draws_per_sample),
             batch_size=self.batch_size,
             deterministic=bool(deterministic),
             isa=isa,

@@ -1,0 +1,66 @@
+"""One description of a fit's training problem, handed by the estimator to whichever engine runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import scipy.sparse as sp
+import torch
+
+from skbpr.model import FeatureMap
+
+
+@dataclass(frozen=True)
+class TrainingProblem:
+    """The data and the update of one fit, independent of the engine.
+
+    Parameters
+    ----------
+    users, items : LongTensor
+        The training samples: one ``(user, item)`` positive each.
+    positives : scipy.sparse.csr_matrix
+        All training positives, users x items, canonical (uniform negatives
+        are drawn outside them).
+    negatives : scipy.sparse.csr_matrix or None
+        Implicit negatives, users x items.
+    sampling : {"uniform", "implicit", "mixed"}
+        Where negatives come from.
+    implicit_ratio : float
+        Share of implicit draws in ``mixed`` sampling.
+    user_map, item_map : FeatureMap
+        Feature rows of users and items (or the identity).
+    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    sigma, margin, alpha : float
+        BPR sharpness, hinge/WARP margin, L2 weight on the representations
+        a batch uses.
+    draws_per_sample : int
+        Negatives drawn per positive (WARP's candidates).
+    batch_size : int
+        Positives per optimisation step (the loss is their mean).
+    """
+
+    users: torch.Tensor
+    items: torch.Tensor
+    positives: sp.csr_matrix
+    negatives: sp.csr_matrix | None
+    sampling: str
+    implicit_ratio: float
+    user_map: FeatureMap
+    item_map: FeatureMap
+    loss: str | Callable
+    sigma: float
+    margin: float
+    alpha: float
+    draws_per_sample: int
+    batch_size: int
+
+    @property
+    def n_samples(self) -> int:
+        """Training samples per epoch."""
+        return self.users.numel()
+
+    @property
+    def n_items(self) -> int:
+        """Items in the catalogue."""
+        return self.positives.shape[1]
