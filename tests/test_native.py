@@ -503,3 +503,15 @@ def test_lock_free_without_the_kernel_trains_with_torch_and_warns(monkeypatch):
     assert any(
         m.startswith("deterministic=False needs the compiled kernel") and "installed without" in m for m in messages
     )
+
+
+def test_kernel_and_torch_fits_pickle_to_the_same_size():
+    # one copy of the weights and optimiser state, whichever engine trained them (tables of several MB)
+    import pickle
+
+    data = make_interactions(36_000, 400, 90_000, random_state=0)
+    sizes = [
+        len(pickle.dumps(HybridBPR(64, epochs=1, backend=backend, random_state=0).fit(data)))
+        for backend in ("native", "torch")
+    ]
+    assert sizes[0] > 18e6 and abs(sizes[0] - sizes[1]) < 1_000, sizes
