@@ -17,7 +17,7 @@
 //      the row): sum the gradients of the row in sample order, then apply
 //      the optimiser to it.
 //
-// This is the same update as the torch path of skbpr/training.py: same
+// This is the same update as the torch engine of skbpr/training/torch_engine.py: same
 // losses, same L2 on representations, same sparse-row optimisers.
 // Randomness (the epoch order and the negatives) comes from counter-based
 // hashes of the epoch seed, so each draw depends only on its position.
