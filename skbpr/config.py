@@ -7,7 +7,8 @@ default below when left out::
     optimizer:  name, learning_rate, alpha
     training:   loss, epochs, batch_size, negatives, implicit_ratio, n_negatives,
                 max_sampled, sigma, margin, eval_every, patience,
-                validation_fraction, top_k, random_state, device, n_threads
+                validation_fraction, top_k, random_state, device, n_threads, backend,
+                deterministic
     data:       source (synthetic | movielens | file) and its keys, test_size,
                 random_state
     mlflow:     enabled, tracking_uri, experiment_name, run_name, log_model,
@@ -42,6 +43,7 @@ from typing import Any
 from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES
 from skbpr.training import OPTIMIZERS
+from skbpr.training.engine import BACKENDS
 from skbpr.training.sampling import SAMPLERS
 
 __all__ = ["DEFAULT_CONFIG", "SCHEMA", "Config", "ConfigError", "Field", "load_config", "validate_config"]
@@ -113,6 +115,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "random_state": _f("int", 0, nullable=True, minimum=0, maximum=MAX_SEED, param="random_state"),
         "device": _f("str", "auto", choices=("auto", "cpu", "cuda"), param="device"),
         "n_threads": _f("int", None, nullable=True, minimum=1, param="n_threads"),
+        "backend": _f("str", "auto", choices=BACKENDS, param="backend"),
+        "deterministic": _f("bool", True, param="deterministic"),
     },
     "data": {
         "source": _f("str", "synthetic", choices=("synthetic", "movielens", "file")),

@@ -81,7 +81,7 @@ def test_config_maps_keys_to_estimator_params():
     config = validate_config(
         {
             "optimizer": {"name": "adam", "learning_rate": "1e-3", "alpha": 0},
-            "training": {"top_k": 5, "patience": 3, "loss": "warp"},
+            "training": {"top_k": 5, "patience": 3, "loss": "warp", "backend": "native", "deterministic": False},
             "sweep": {"optimizer.learning_rate": [0.01, 0.1], "scoring": ["recall@5", "auc"]},
         }
     )
@@ -91,6 +91,7 @@ def test_config_maps_keys_to_estimator_params():
     assert params["alpha"] == 0.0 and isinstance(params["alpha"], float)
     assert params["eval_metric"] == "ndcg@5"
     assert params["patience"] == 3 and params["loss"] == "warp"
+    assert params["backend"] == "native" and params["deterministic"] is False
     assert config.param_grid() == {"learning_rate": [0.01, 0.1]}
     assert config.scoring == ("recall@5", "auc")
     # to_dict round-trips
@@ -123,6 +124,9 @@ def test_config_maps_keys_to_estimator_params():
         ({"data": {"random_state": 2**32}}, ["data.random_state", "4294967296", "[0, 4294967295] or null"]),
         ({"sweep": {"training.random_state": [0, 2**40]}}, ["sweep.training.random_state[1]", str(2**40)]),
         ({"data": {"source": "movielens", "name": "ml-5m"}}, ["data.name", "'ml-5m'", "ml-100k"]),
+        ({"training": {"backend": "gpu"}}, ["training.backend", "'gpu'", "native"]),
+        ({"training": {"deterministic": "no"}}, ["training.deterministic", "'no'"]),
+        ({"training": {"n_threads": 100_000}}, ["training.n_threads", "100000"]),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, change, expected):
