@@ -746,6 +746,7 @@ class HybridBPR(BaseEstimator):
             callbacks.callbacks.append(ProgressBar(total=epochs))
         callbacks.on_fit_begin(self, {"epochs": epochs, **self._data_summary(data)})
         start = len(self.history_)
+        scales = (_feature_scale(self._user_map), _feature_scale(self._item_map))
         best_value, best_state, waited = -np.inf, None, 0
         self.best_epoch_ = None
         stopped_early = False
@@ -759,7 +760,7 @@ class HybridBPR(BaseEstimator):
                 self.history_.append({"epoch": epoch, "interrupted": True})
                 callbacks.on_fit_end(self, {"interrupted": True})
                 raise
-            problem = f"the training loss became {loss}" if not np.isfinite(loss) else self._divergence(engine)
+            problem = f"the training loss became {loss}" if not np.isfinite(loss) else self._divergence(engine, scales)
             if problem is not None:
                 self._restore(snapshot, engine)
                 kept = f"the weights of epoch {epoch - 1}" if epoch > 1 else "the initial weights"
@@ -810,28 +811,28 @@ class HybridBPR(BaseEstimator):
         for target, saved in zip(tensors, weights, strict=True):
             target.copy_(saved)
 
-    def _divergence(self, engine: Engine) -> str | None:
+    def _divergence(self, engine: Engine, scales: tuple[float, float]) -> str | None:
         """Why the current weights cannot be kept (non-finite tables, state or scores), or None.
 
-        Scores are bounded without computing them: a representation is a
-        weighted sum of table rows, so ``|score| <= |Fu|max ||U||max
-        |Fi|max ||V||max + |Fi|max |b|max`` (row sums of the feature
-        weights, largest row norms); the bound must stay below float32's
-        range, or some score could overflow.
+        One pass over each table and state array: the largest magnitude,
+        which is NaN or infinite if any entry is. Scores are bounded without
+        computing them: a representation is a weighted sum of table rows
+        (``scales``: the largest row sums of the feature weights), so
+        ``|score| <= su * d * |U|max * si * |V|max + si * |b|max``; the bound
+        must stay below float32's range, or some score could overflow.
         """
         user, item = self.model_.user_weight.data, self.model_.item_weight.data
-        for name, table in (("user embeddings", user), ("item embeddings", item)):
-            if not bool(torch.isfinite(table).all()):
+        u_max, v_max = _max_abs(user), _max_abs(item[:, :-1])
+        b_max = _max_abs(item[:, -1])
+        for name, value in (("user embeddings", u_max), ("item embeddings", max(v_max, b_max))):
+            if not np.isfinite(value):
                 return f"the {name} became non-finite"
         for optimizer in (engine.user_optimizer, engine.item_optimizer):
-            for key, value in optimizer.state.items():
-                if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            for key, state in optimizer.state.items():
+                if state.is_floating_point() and not np.isfinite(_max_abs(state)):
                     return f"the optimiser state {key!r} became non-finite"
-        su, si = _feature_scale(self._user_map), _feature_scale(self._item_map)
-        u_norm = float(torch.linalg.vector_norm(user.double(), dim=1).max()) if user.numel() else 0.0
-        v_norm = float(torch.linalg.vector_norm(item[:, :-1].double(), dim=1).max()) if item.numel() else 0.0
-        bias = float(item[:, -1].double().abs().max()) if item.numel() else 0.0
-        bound = su * u_norm * si * v_norm + si * bias
+        su, si = scales
+        bound = su * self.n_components * u_max * si * v_max + si * b_max
         if not bound < _SCORE_LIMIT:
             return f"scores could reach {bound:.3g}, beyond float32's range"
         return None
@@ -1140,6 +1141,16 @@ class HybridBPR(BaseEstimator):
 
 
 _SCORE_LIMIT = 1e37  # below float32's largest value (3.4e38), with room for the sums of a GEMM
+
+
+def _max_abs(t: torch.Tensor) -> float:
+    """Largest magnitude in ``t`` (NaN or inf when ``t`` holds one; 0 when empty), in one pass."""
+    if t.numel() == 0:
+        return 0.0
+    if t.device.type == "cpu":  # numpy: no thread pool to wake for a reduction this cheap
+        a = t.numpy()
+        return float(max(a.max(), -a.min()))
+    return float(t.abs().amax())
 
 
 def _feature_scale(fmap: FeatureMap) -> float:
