@@ -9,8 +9,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from skbpr.base import RecommenderTagsMixin
 
-class PopularityRecommender(BaseEstimator):
+
+class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
     """Rank every item by its number of training positives, the same for all users.
 
     The yardstick a personalised model must beat: on MovieLens it is
@@ -24,18 +26,6 @@ class PopularityRecommender(BaseEstimator):
     train_positives_ : scipy.sparse.csr_matrix
         Training positives, excluded from rankings.
     """
-
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn >= 1.6 tags: sparse, nonnegative users x items input, no target."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.input_tags.positive_only = True
-        tags.target_tags.required = False
-        return tags
-
-    def _more_tags(self) -> dict[str, Any]:
-        """The same tags for scikit-learn < 1.6."""
-        return {"X_types": ["2darray", "sparse"], "requires_positive_X": True, "requires_y": False}
 
     def fit(self, X: Any, Rneg: Any = None, **kwargs: Any) -> PopularityRecommender:
         """Count each item's training positives; features and negatives are ignored.

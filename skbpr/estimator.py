@@ -17,6 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from skbpr.base import RecommenderTagsMixin
 from skbpr.callbacks import Callback, CallbackList, ProgressBar
 from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
@@ -106,7 +107,7 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-class HybridBPR(BaseEstimator):
+class HybridBPR(RecommenderTagsMixin, BaseEstimator):
     """Matrix factorisation with feature embeddings, trained on pairwise ranking losses.
 
     ``score(u, i) = (Fu[u] @ U) . (Fi[i] @ V) + Fi[i] @ b``, where ``Fu`` and
@@ -303,19 +304,6 @@ class HybridBPR(BaseEstimator):
         self.callbacks = callbacks
         self.verbose = verbose
         self.warm_start = warm_start
-
-    # -------------------------------------------------------------------- tags
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn >= 1.6 tags: sparse, nonnegative users x items input, no target."""
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.input_tags.positive_only = True
-        tags.target_tags.required = False
-        return tags
-
-    def _more_tags(self) -> dict[str, Any]:
-        """The same tags for scikit-learn < 1.6."""
-        return {"X_types": ["2darray", "sparse"], "requires_positive_X": True, "requires_y": False}
 
     # ------------------------------------------------------------------ checks
     def _validate_params(self) -> None:
