@@ -19,6 +19,7 @@ import skbpr  # noqa: E402
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "sphinxext"))
 
 project = "skbpr"
 author = "skbpr developers"
@@ -85,7 +86,7 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "abort_on_example_error": True,
     "matplotlib_animations": False,
-    "image_scrapers": ("matplotlib",),
+    "image_scrapers": ("gallery_scrapers.unmanaged_figures", "matplotlib"),
     "reset_modules": ("matplotlib",),
     "capture_repr": ("_repr_html_", "__repr__"),
     # "Gallery examples using X" on each API page
