@@ -25,6 +25,20 @@ class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
         Training positives per item.
     train_positives_ : scipy.sparse.csr_matrix
         Training positives, excluded from rankings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import evaluate
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> model.item_counts_
+    array([2., 2., 0., 1.], dtype=float32)
+    >>> scores = evaluate(model, test, metrics=["precision@1", "recall@2"])
+    >>> {name: round(value, 4) for name, value in scores.items()}
+    {'precision@1': 0.6667, 'recall@2': 1.0}
     """
 
     def fit(self, X: Any, Rneg: Any = None, **kwargs: Any) -> PopularityRecommender:

@@ -593,6 +593,19 @@ class Interactions:
     -----
     See the module docstring for the canonical order, the duplicate rule and
     the positives-win rule.
+
+    Examples
+    --------
+    >>> from skbpr import Interactions
+    >>> data = Interactions([0, 0, 1, 2], [1, 2, 0, 2], n_users=3, n_items=4)
+    >>> data.n_users, data.n_items, data.n_positives
+    (3, 4, 4)
+    >>> len(data), data.shape
+    (4, (4, 2))
+    >>> data.positives.toarray()
+    array([[0., 1., 1., 0.],
+           [1., 0., 0., 0.],
+           [0., 0., 1., 0.]], dtype=float32)
     """
 
     def __init__(
@@ -882,6 +895,24 @@ weight_col
         Returns
         -------
         Interactions
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skbpr import Interactions
+        >>> events = pd.DataFrame(
+        ...     {"user": ["ann", "ann", "bob", "cid"], "item": ["x", "y", "x", "z"], "rating": [5, 2, 4, 5]}
+        ... )
+        >>> data = Interactions.from_frame(events, user_col="user", item_col="item", rating_col="rating", threshold=4)
+        >>> data.n_positives, data.n_negatives
+        (3, 1)
+        >>> data.user_ids, data.item_ids
+        (array(['ann', 'bob', 'cid'], dtype=object), array(['x', 'y', 'z'], dtype=object))
+        >>> data.to_frame()
+          user_id item_id  weight
+        0     ann       x     1.0
+        1     bob       x     1.0
+        2     cid       z     1.0
         """
         columns = EventColumns(user_col, item_col, rating_col, label_col, threshold, timestamp_col, weight_col)
         columns.validate(events)

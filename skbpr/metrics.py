@@ -652,6 +652,18 @@ def evaluate(
         training positive: the split held out whole users (the default
         ``KFold`` of scikit-learn does, on positives sorted by user), and
         the per-user splitters of :mod:`skbpr.model_selection` are needed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import evaluate
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scores = evaluate(model, test, metrics=["precision@1", "recall@2", "auc"])
+    >>> {name: round(value, 4) for name, value in scores.items()}
+    {'precision@1': 0.6667, 'recall@2': 1.0, 'auc': 0.6667}
     """
     estimator, X = _resolve(estimator, X)
     if not isinstance(exclude_train, bool | np.bool_):
@@ -703,7 +715,19 @@ def mrr_score(estimator: Any, X: Any, **kwargs: Any) -> float:
 
 
 def ndcg_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
-    """Mean NDCG@k with binary gains (see :func:`evaluate`)."""
+    """Mean NDCG@k with binary gains (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import ndcg_at_k
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> round(ndcg_at_k(model, test, k=2), 4)
+    0.877
+    """
     name = _cutoff_name("ndcg", k)
     return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
 
@@ -764,7 +788,23 @@ class RankingScorer:
 def make_ranking_scorer(metric: str, **kwargs: Any) -> RankingScorer:
     """Scorer for ``metric`` (e.g. ``"ndcg@10"``), forwarding ``kwargs``
     (``exclude_train``, ``chunk_size``, ``n_sampled_negatives``,
-    ``random_state``) to :func:`evaluate`."""
+    ``random_state``) to :func:`evaluate`.
+
+    A scorer is called as ``scorer(estimator, X)``, the signature
+    scikit-learn's ``scoring=`` expects.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import make_ranking_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = make_ranking_scorer("hit_rate@1")
+    >>> round(scorer(model, test), 4)
+    0.6667
+    """
     return RankingScorer(metric, **kwargs)
 
 

@@ -432,6 +432,17 @@ def train_test_split(
     train, test
         ``X`` indexed by the train and test positions (``Interactions``
         carry their whole ``negatives`` in both parts).
+
+    Examples
+    --------
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import train_test_split
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> train, test = train_test_split(data, test_size=0.2, random_state=0)
+    >>> train.n_positives + test.n_positives == data.n_positives
+    True
+    >>> train.n_users == test.n_users == data.n_users
+    True
     """
     _check_fraction(test_size, "test_size")
     if not isinstance(shuffle, (bool, np.bool_)):

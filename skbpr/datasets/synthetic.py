@@ -381,6 +381,17 @@ def make_interactions(
         Positives and negatives (disjoint, ``float32`` ones), binary user and
         item features (``None`` when zero columns) with names
         ``user_feature_j`` / ``item_feature_j``.
+
+    Examples
+    --------
+    >>> from skbpr.datasets import make_interactions
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> data.n_users, data.n_items
+    (100, 50)
+    >>> data.user_features.shape, data.item_features.shape
+    ((100, 10), (50, 10))
+    >>> data.item_feature_names[:3]
+    array(['item_feature_0', 'item_feature_1', 'item_feature_2'], dtype=object)
     """
     from skbpr.interactions import Interactions
 
