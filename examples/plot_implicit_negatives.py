@@ -44,7 +44,7 @@ table
 
 # %%
 fig, axes = plt.subplots(1, len(metrics), figsize=(9, 3), layout="constrained")
-for ax, name in zip(axes, metrics):
+for ax, name in zip(axes, metrics, strict=True):
     ax.plot(table.index, table[name], marker="o")
     ax.set_xlabel("implicit_ratio")
     ax.set_title(name)
