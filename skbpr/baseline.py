@@ -1,4 +1,4 @@
-"""A popularity baseline with the same fit / recommend / score interface."""
+"""A popularity baseline with the fit / score interface of HybridBPR, for the scorers of skbpr.metrics."""
 
 from __future__ import annotations
 
