@@ -9,8 +9,8 @@ import sys
 
 import skbpr
 from skbpr import HybridBPR
-from skbpr.training import native
 from skbpr.datasets import make_interactions
+from skbpr.training import native
 
 print(f"skbpr {skbpr.__version__} from {skbpr.__file__}")
 assert "site-packages" in skbpr.__file__, f"not the installed wheel: {skbpr.__file__}"
