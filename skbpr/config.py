@@ -40,11 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skbpr.losses import LOSSES
-from skbpr.model import FEATURE_MODES
-from skbpr.training import OPTIMIZERS
-from skbpr.training.engine import BACKENDS
-from skbpr.training.sampling import SAMPLERS
+# The allowed values of the choice keys, written out rather than imported so that
+# reading a configuration (and ``skbpr --help``) does not import torch; a test checks
+# them against skbpr.losses.LOSSES, skbpr.model.FEATURE_MODES,
+# skbpr.training.OPTIMIZERS, skbpr.training.engine.BACKENDS and
+# skbpr.training.sampling.SAMPLERS.
+LOSSES = ("bpr", "logistic", "hinge", "warp")
+FEATURE_MODES = ("identity", "features", "both")
+OPTIMIZERS = ("adagrad", "adam", "sgd")
+BACKENDS = ("auto", "native", "torch")
+SAMPLERS = ("uniform", "implicit", "mixed")
 
 __all__ = ["DEFAULT_CONFIG", "SCHEMA", "Config", "ConfigError", "Field", "load_config", "validate_config"]
 
