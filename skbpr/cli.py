@@ -344,6 +344,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     shown = ("n_components", "loss", "negatives", "optimizer", "learning_rate", "epochs")
     _say(f"HybridBPR({', '.join(f'{k}={params[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
+    _describe_epochs(model, params, watched="the test split" if eval_set is not None else "held-out train positives")
     metrics = _metrics(config)
     rows = _evaluation_rows(model, train, test, metrics)
     _print_table(rows, ["model", *metrics])
@@ -373,6 +374,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
             f"  browse it with: mlflow ui --backend-store-uri {uri}"
         )
     return 0
+
+
+def _describe_epochs(model: Any, params: dict[str, Any], watched: str) -> None:
+    """Two lines: the epochs run (and the evaluation cadence), and the best epoch."""
+    history = [row for row in model.history_ if not row.get("interrupted")]
+    run = len(history)
+    evaluated = sum(1 for row in history if any(str(k).startswith("val_") for k in row))
+    stopped = f", stopped early after {run} of {params['epochs']}" if run < params["epochs"] else ""
+    _say(
+        f"epochs run: {run}{stopped} (validation on {watched} every {params['eval_every']} "
+        f"epoch{'s' if params['eval_every'] != 1 else ''}, {evaluated} evaluation{'s' if evaluated != 1 else ''})"
+    )
+    if model.best_epoch_ is None:
+        _say("best epoch: none (no evaluation ran; lower training.eval_every)")
+        return
+    metric = params["eval_metric"]
+    value = next(row[f"val_{metric}"] for row in history if row["epoch"] == model.best_epoch_)
+    kept = "its weights were kept" if params["patience"] is not None else f"the weights are those of epoch {run}"
+    _say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -16,6 +16,11 @@ default below when left out::
     sweep:      dotted keys of the model, optimizer and training sections
                 mapped to lists of values, cv, scoring
 
+``training.eval_every`` defaults to ``null``: about ten evaluations per fit,
+every ``ceil(epochs / 10)`` epochs (every epoch up to 10 epochs, every 2nd
+for the default 20), as computing validation metrics every epoch can cost
+more than the training itself. Set it to ``1`` for a curve point per epoch.
+
 The keys of ``model``, ``optimizer`` and ``training`` map to parameters of
 :class:`skbpr.HybridBPR` (``optimizer.name`` to ``optimizer``,
 ``training.top_k`` to ``eval_metric="ndcg@<top_k>"``). Any problem (an
@@ -113,7 +118,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_sampled": _f("int", 10, minimum=1, param="max_sampled"),
         "sigma": _f("float", 1.0, minimum=0, strict=True, param="sigma"),
         "margin": _f("float", 1.0, minimum=0, param="margin"),
-        "eval_every": _f("int", 1, minimum=1, param="eval_every"),
+        # null: about ten evaluations per fit, ceil(epochs / 10) (see auto_eval_every)
+        "eval_every": _f("int", None, nullable=True, minimum=1, param="eval_every"),
         "patience": _f("int", None, nullable=True, minimum=1, param="patience"),
         "validation_fraction": _f("float", None, nullable=True, minimum=0, strict=True, param="validation_fraction"),
         "top_k": _f("int", 10, minimum=1),
@@ -271,6 +277,11 @@ def _check_scoring(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def auto_eval_every(epochs: int) -> int:
+    """The ``training.eval_every`` that ``null`` stands for: about ten evaluations, ``ceil(epochs / 10)``."""
+    return max(1, -(-int(epochs) // 10))
+
+
 def _hybrid_param_keys() -> dict[str, str]:
     """HybridBPR parameter name -> dotted config key."""
     return {f.param: f"{s}.{k}" for s in SWEEP_SECTIONS for k, f in SCHEMA[s].items() if f.param}
@@ -309,6 +320,8 @@ class Config:
             for key, field in SCHEMA[section].items():
                 if field.param is not None:
                     params[field.param] = values[section][key]
+        if params["eval_every"] is None:
+            params["eval_every"] = auto_eval_every(params["epochs"])
         params["eval_metric"] = f"ndcg@{values['training']['top_k']}"
         return params
 
@@ -318,6 +331,8 @@ class Config:
         for dotted, values in self.grid.items():
             section, key = dotted.split(".", 1)
             param = SCHEMA[section][key].param
+            if param == "eval_every":  # null: about ten evaluations of the configured epochs
+                values = [auto_eval_every(self["training"]["epochs"]) if v is None else v for v in values]
             grid[param] = list(values)
         return grid
 

@@ -507,6 +507,55 @@ def test_patience_never_watches_the_test_split(tmp_path, capsys):
     assert all("val_ndcg@10" in h for h in model.history_)
 
 
+@pytest.mark.parametrize(("epochs", "expected"), [(1, 1), (10, 1), (11, 2), (20, 2), (25, 3), (100, 10)])
+def test_eval_every_defaults_to_about_ten_evaluations(epochs, expected):
+    config = validate_config({"training": {"epochs": epochs}})
+    assert config["training"]["eval_every"] is None
+    assert config.estimator_params()["eval_every"] == expected
+    # an explicit value wins, and null in a sweep grid means the same cadence
+    assert validate_config({"training": {"epochs": epochs, "eval_every": 1}}).estimator_params()["eval_every"] == 1
+    grid = validate_config({"training": {"epochs": epochs}, "sweep": {"training.eval_every": [None, 3]}})
+    assert grid.param_grid() == {"eval_every": [expected, 3]}
+
+
+def test_fit_prints_epochs_run_and_best_epoch(tmp_path, capsys):
+    config = _merge(TINY, training={"epochs": 20})
+    save = tmp_path / "m.joblib"
+    assert main(["fit", "--config", _write(tmp_path, config), "--save", str(save)]) == 0
+    out = capsys.readouterr().out
+    model = load_model(str(save))["estimator"]
+    evaluated = [row["epoch"] for row in model.history_ if "val_ndcg@10" in row]
+    assert evaluated == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]  # the default cadence: every ceil(20 / 10) epochs
+    assert "epochs run: 20 (validation on the test split every 2 epochs, 10 evaluations)" in out.splitlines()
+    best = next(row for row in model.history_ if row["epoch"] == model.best_epoch_)
+    assert best["val_ndcg@10"] == max(model.history_[e - 1]["val_ndcg@10"] for e in evaluated)
+    line = f"best epoch: {model.best_epoch_} (validation ndcg@10 {best['val_ndcg@10']:.4f}; "
+    ends = "the weights are those of epoch 20)"
+    assert any(text.startswith(line) and text.endswith(ends) for text in out.splitlines())
+
+
+def test_fit_without_evaluation_says_so(tmp_path, capsys):
+    config = _merge(TINY, training={"epochs": 3, "eval_every": 5})
+    assert main(["fit", "--config", _write(tmp_path, config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "epochs run: 3 (validation on the test split every 5 epochs, 0 evaluations)" in lines
+    assert "best epoch: none (no evaluation ran; lower training.eval_every)" in lines
+
+
+def test_fit_with_early_stopping_reports_where_it_stopped(tmp_path, capsys):
+    config = _merge(TINY, training={"epochs": 30, "patience": 1, "eval_every": 1})
+    save = tmp_path / "m.joblib"
+    assert main(["fit", "--config", _write(tmp_path, config), "--save", str(save)]) == 0
+    out = capsys.readouterr().out
+    model = load_model(str(save))["estimator"]
+    run = len(model.history_)
+    assert run < 30  # tiny data: no progress long before 30 epochs
+    expected = f"epochs run: {run}, stopped early after {run} of 30 (validation on held-out train positives every 1"
+    assert any(line.startswith(expected) for line in out.splitlines())
+    assert f"best epoch: {model.best_epoch_} (validation ndcg@10 " in out
+    assert "its weights were kept)" in out
+
+
 def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """A failure while writing leaves the previous model file intact and no partial file."""
     import joblib
