@@ -169,7 +169,21 @@ def _tracking_available(config: Config) -> bool:
     if not hasattr(callbacks, "MLflowCallback"):
         _warn("tracking is off: this version of skbpr has no skbpr.callbacks.MLflowCallback")
         return False
+    _quiet_mlflow()
     return True
+
+
+def _quiet_mlflow() -> None:
+    """Keep MLflow's INFO notices ("Experiment ... does not exist. Creating a new experiment",
+    "View run ... at ...") out of the command's output; its warnings and errors still show.
+
+    MLflow sets its logger's level when it is imported, so this runs after the import.
+    ``MLFLOW_LOGGING_LEVEL``, when set, is left to decide.
+    """
+    import mlflow  # noqa: F401 - configures the "mlflow" logger, which is then adjusted
+
+    if not os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:

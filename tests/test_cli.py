@@ -449,6 +449,35 @@ def test_tracking_default_store_fit_and_sweep(tmp_path, capsys, monkeypatch):
         mlflow.set_tracking_uri(previous)
 
 
+def test_sweep_output_has_no_mlflow_info_notices(tmp_path):
+    pytest.importorskip("mlflow")
+    config = _merge(TINY, mlflow={"enabled": True, "experiment_name": "quiet", "log_model": False})
+    config["sweep"] = {"training.loss": ["bpr", "warp"], "cv": 2}
+    path = _write(tmp_path, config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MPLBACKEND"] = "Agg"
+
+    def sweep(**extra: str) -> str:
+        folder = tmp_path / f"run-{len(extra)}"
+        folder.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-m", "skbpr", "sweep", "--config", path],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env={**env, **extra},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "MLflow sweep run" in done.stdout
+        return done.stdout + done.stderr
+
+    notice = "does not exist. Creating a new experiment"
+    assert notice not in sweep()
+    # MLflow's own level setting still decides when given: the notice is there at INFO
+    assert notice in sweep(MLFLOW_LOGGING_LEVEL="INFO")
+
+
 def test_tracking_store_down_falls_back(tmp_path, capsys, monkeypatch):
     pytest.importorskip("mlflow")
     if not hasattr(callbacks, "MLflowCallback"):
