@@ -5,7 +5,7 @@ Commands::
     skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
     skbpr sweep --config cfg.yaml [--n-jobs N] [--save best.joblib] [--plot-dir DIR]
     skbpr evaluate --model model.joblib [--config cfg.yaml]
-    skbpr recommend --model model.joblib --users 0 1 2 [--k 10]
+    skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
 
 Without ``--config``, ``fit`` runs the embedded default (synthetic data with
 planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`). Models are saved
@@ -14,9 +14,10 @@ with joblib, which runs code when loading: load only files you trust.
 Exit status: 0 on success, 2 for an invalid configuration or command line
 (the message names the offending key or option), 1 for other errors (for
 example a download that failed). Output destinations (``--save``,
-``--plot-dir``) are checked before any data is loaded: ``--save`` must name a
+``--plot-dir``, ``--output``) are checked before any data is loaded: ``--save`` must name a
 regular file (new or existing) whose folder is, or can be created in, a
-writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder.
+writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder;
+``--output`` must in addition end in ``.csv``, ``.json`` or ``.parquet``.
 """
 
 from __future__ import annotations
@@ -121,19 +122,24 @@ def _metrics(config: Config) -> list[str]:
     return [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", "auc"]
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def _print_table(rows: list[dict[str, Any]], columns: list[str], left: tuple[str, ...] = ()) -> None:
+    """A plain-text table: the first column and those in ``left`` left-aligned, the others right-aligned."""
+
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
     widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
-    _say("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(columns, widths, strict=True))))
+
+    def line(texts: list[str]) -> str:
+        parts = [
+            t.ljust(w) if i == 0 or c in left else t.rjust(w)
+            for i, (t, c, w) in enumerate(zip(texts, columns, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    _say(line(list(columns)))
     for row in rows:
-        _say(
-            "  ".join(
-                cell(row.get(c, "")).rjust(w) if i else cell(row.get(c, "")).ljust(w)
-                for i, (c, w) in enumerate(zip(columns, widths, strict=True))
-            )
-        )
+        _say(line([cell(row.get(c, "")) for c in columns]))
 
 
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
@@ -298,6 +304,7 @@ def _save(path: str, model: Any, config: Config, data: Any) -> None:
         "config": config.to_dict(),
         "user_ids": data.user_ids,
         "item_ids": data.item_ids,
+        "item_titles": getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -324,7 +331,7 @@ def load_model(path: str) -> dict[str, Any]:
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
         return obj
     if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
-        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None}
+        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None, "item_titles": None}
     raise ValueError(f"{path!r} holds no skbpr model (found {type(obj).__name__})")
 
 
@@ -626,32 +633,103 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+
+
+def _check_table_output(value: str) -> tuple[Path, str]:
+    """The ``--output`` file of ``recommend`` and its format (from the suffix), checked before any work."""
+    suffix = Path(value).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise CommandLineError(
+            f"--output {value!r}: expected a file name ending in {', '.join(OUTPUT_FORMATS)} "
+            f"(the format follows the suffix), got {suffix or 'no suffix'!r}"
+        )
+    fmt = OUTPUT_FORMATS[suffix]
+    if fmt == "parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        raise CommandLineError(f"--output {value!r}: writing Parquet needs pyarrow (pip install pyarrow)")
+    return _check_output_file("--output", value), fmt
+
+
+def _resolve_users(values: list[str], user_ids: Any, n_users: int, by_index: bool) -> list[int]:
+    """User indices for the ``--users`` values: raw ids when the model has them, else indices."""
+    if user_ids is None or by_index:
+        indices, bad = [], []
+        for value in values:
+            try:
+                index = int(value)
+            except ValueError:
+                index = -1
+            if 0 <= index < n_users:
+                indices.append(index)
+            else:
+                bad.append(value)
+        if bad:
+            why = "" if user_ids is not None else " (this model was fitted on data without user ids)"
+            raise CommandLineError(f"--users: expected user indices in [0, {n_users}){why}, got {bad}")
+        return indices
+    lookup = {str(u): i for i, u in enumerate(user_ids)}
+    bad = [v for v in values if v not in lookup]
+    if bad:
+        examples = ", ".join(repr(str(u)) for u in user_ids[:3])
+        raise CommandLineError(
+            f"--users: expected user ids of the model's data (such as {examples}; --index takes "
+            f"indices in [0, {n_users}) instead), got {bad}"
+        )
+    return [lookup[v] for v in values]
+
+
+def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path, fmt: str) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "json":
+        frame.to_json(path, orient="records", indent=2, force_ascii=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
+    output = _check_table_output(args.output) if args.output is not None else None
     bundle = load_model(args.model)
     model = bundle["estimator"]
     if args.k < 1 or args.k > model.n_items_:
-        raise ValueError(f"--k must be in [1, {model.n_items_}], got {args.k}")
-    bad = [u for u in args.users if not 0 <= u < model.n_users_]
-    if bad:
-        raise ValueError(f"--users must be user indices in [0, {model.n_users_}), got {bad}")
-    ids, scores = model.recommend(args.users, k=args.k, exclude_seen=not args.include_seen)
+        raise CommandLineError(f"--k: expected an integer in [1, {model.n_items_}], got {args.k}")
     item_ids = bundle.get("item_ids")
     user_ids = bundle.get("user_ids")
+    titles = bundle.get("item_titles")
+    users = _resolve_users(args.users, user_ids, model.n_users_, args.index)
+    ids, scores = model.recommend(users, k=args.k, exclude_seen=not args.include_seen)
     rows = []
-    for user, row_ids, row_scores in zip(args.users, ids, scores, strict=True):
+    for user, row_ids, row_scores in zip(users, ids, scores, strict=True):
         for rank, (item, score) in enumerate(zip(row_ids, row_scores, strict=True), start=1):
             if item < 0:
                 break
             row = {"user": int(user), "rank": rank, "item": int(item), "score": float(score)}
             if user_ids is not None:
-                row["user_id"] = user_ids[user]
+                row["user_id"] = _plain(user_ids[user])
             if item_ids is not None:
-                row["item_id"] = item_ids[item]
+                row["item_id"] = _plain(item_ids[item])
+            if titles is not None:
+                row["title"] = str(titles[item])
             rows.append(row)
     columns = ["user", *(["user_id"] if user_ids is not None else []), "rank", "item"]
     columns += ["item_id"] if item_ids is not None else []
-    _print_table(rows, [*columns, "score"])
+    columns += ["score", *(["title"] if titles is not None else [])]
+    if output is None:
+        _print_table(rows, columns, left=("title",))
+        return 0
+    path, fmt = output
+    _write_table(rows, columns, path, fmt)
+    _say(f"{len(rows)} recommendations for {len(users)} users written to {args.output} ({fmt})")
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (JSON and CSV writers, printing)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 # --------------------------------------------------------------------------
@@ -688,9 +766,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recommend", help="top-k items for some users from a saved model")
     p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
-    p.add_argument("--users", required=True, type=int, nargs="+", metavar="USER", help="user indices")
+    p.add_argument(
+        "--users",
+        required=True,
+        nargs="+",
+        metavar="USER",
+        help="user ids as in the data (an events file's user column, MovieLens user ids); user indices "
+        "when the model's data has no ids (synthetic data) or with --index",
+    )
+    p.add_argument("--index", action="store_true", help="read --users as user indices (0 .. n_users-1)")
     p.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     p.add_argument("--include-seen", action="store_true", help="keep the training positives in the ranking")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write the recommendations to PATH instead of printing them: .csv, .json (records) or .parquet",
+    )
     p.set_defaults(func=cmd_recommend)
     return parser
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -269,13 +270,146 @@ def test_recommend_and_evaluate_errors(tiny, tmp_path, capsys):
     model_path = tmp_path / "model.joblib"
     assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
     capsys.readouterr()
-    assert main(["recommend", "--model", str(model_path), "--users", "999"]) == 1
-    assert "--users" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(model_path), "--users", "999"]) == 2
+    err = capsys.readouterr().err
+    assert "--users" in err and "['999']" in err and "[0, 60)" in err
     assert main(["recommend", "--model", str(tmp_path / "none.joblib"), "--users", "0"]) == 1
     assert "model file not found" in capsys.readouterr().err
     other = _write(tmp_path, _merge(TINY, data={"n_users": 70}), "other.yaml")
     assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
     assert "70" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# recommend: raw ids, titles, output files
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def events_model(tmp_path_factory):
+    """A model fitted on an events CSV with string ids (users 'ana', 'bo', ..., items 'i00' ...)."""
+    folder = tmp_path_factory.mktemp("events")
+    rng = np.random.default_rng(1)
+    names = [f"user-{n}" for n in ("ana", "bo", "cy", "dee", "eli", "fay")] + [f"u{k:02d}" for k in range(34)]
+    events = pd.DataFrame(
+        {"who": [names[k] for k in rng.integers(0, len(names), 700)], "what": rng.integers(0, 30, 700)}
+    )
+    events["what"] = [f"i{k:02d}" for k in events["what"]]
+    events.drop_duplicates().to_csv(folder / "events.csv", index=False)
+    config = {k: v for k, v in TINY.items() if k != "sweep"}
+    config["data"] = {"source": "file", "path": "events.csv", "user_col": "who", "item_col": "what"}
+    model_path = folder / "model.joblib"
+    assert main(["fit", "--config", _write(folder, config), "--save", str(model_path)]) == 0
+    return model_path
+
+
+def test_recommend_takes_raw_user_ids(events_model, capsys):
+    capsys.readouterr()
+    bundle = load_model(str(events_model))
+    user_ids = list(bundle["user_ids"])
+    assert main(["recommend", "--model", str(events_model), "--users", "user-bo", "user-ana", "--k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[1] for r in rows] == ["user-bo"] * 3 + ["user-ana"] * 3
+    assert {int(r[0]) for r in rows if r[1] == "user-bo"} == {user_ids.index("user-bo")}
+    expected, _ = bundle["estimator"].recommend([user_ids.index("user-bo")], k=3)
+    assert [int(r[3]) for r in rows[:3]] == list(expected[0])
+    assert [r[4] for r in rows[:3]] == [bundle["item_ids"][i] for i in expected[0]]
+    # --index reads the same users by position
+    assert main(["recommend", "--model", str(events_model), "--index", "--users", str(user_ids.index("user-bo"))]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[1] == "user-bo"
+
+
+def test_recommend_unknown_raw_id_exits_2_naming_users(events_model, capsys):
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(events_model), "--users", "user-ana", "nobody", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--users" in err and "['nobody', '3']" in err and "--index" in err
+    assert main(["recommend", "--model", str(events_model), "--index", "--users", "u07"]) == 2
+    assert "['u07']" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(events_model), "--users", "user-ana", "--k", "0"]) == 2
+    assert "--k" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet", ".CSV"])
+def test_recommend_writes_the_output_format_of_the_suffix(events_model, tmp_path, capsys, suffix):
+    capsys.readouterr()
+    out = tmp_path / "sub" / f"recs{suffix}"
+    assert main(["recommend", "--model", str(events_model), "--users", "user-cy", "user-dee", "--k", "4",
+                 "--output", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert f"8 recommendations for 2 users written to {out}" in printed
+    assert "score" not in printed  # written, not printed
+    if suffix.lower() == ".csv":
+        frame = pd.read_csv(out)
+    elif suffix == ".json":
+        frame = pd.DataFrame(json.loads(out.read_text(encoding="utf-8")))
+    else:
+        frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["user", "user_id", "rank", "item", "item_id", "score"]
+    assert list(frame["user_id"]) == ["user-cy"] * 4 + ["user-dee"] * 4
+    assert list(frame["rank"]) == [1, 2, 3, 4] * 2
+    assert frame["item_id"].str.fullmatch(r"i\d\d").all()
+    for _, group in frame.groupby("user"):
+        assert list(group["score"]) == sorted(group["score"], reverse=True)
+
+
+@pytest.mark.parametrize("name", ["recs.txt", "recs", "recs.csv/"])
+def test_recommend_bad_output_exits_2_before_loading_the_model(tmp_path, capsys, name):
+    missing = tmp_path / "no-such-model.joblib"  # never read: the output is checked first
+    target = str(tmp_path / name) if not name.endswith("/") else str(tmp_path / name.rstrip("/")) + "/"
+    assert main(["recommend", "--model", str(missing), "--users", "0", "--output", target]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and repr(target) in err
+    assert "model file not found" not in err
+    assert not (tmp_path / name.rstrip("/")).exists()
+
+
+def test_recommend_output_that_is_a_folder_exits_2(tmp_path, capsys):
+    folder = tmp_path / "recs.csv"
+    folder.mkdir()
+    assert main(["recommend", "--model", "x.joblib", "--users", "0", "--output", str(folder)]) == 2
+    assert "--output" in capsys.readouterr().err
+
+
+def test_recommend_prints_movielens_titles(tmp_path, capsys):
+    """A MovieLens-format folder (ml-latest-small layout) used offline; the titles reach the output."""
+    home = tmp_path / "movielens"
+    folder = home / "ml-latest-small"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    movies = pd.DataFrame(
+        {
+            "movieId": np.arange(1, 31) * 10,
+            "title": [f"Film number {k}, The ({1980 + k})" for k in range(30)],
+            "genres": ["Drama|Comedy"] * 30,
+        }
+    )
+    movies.to_csv(folder / "movies.csv", index=False)
+    ratings = pd.DataFrame(
+        {"userId": rng.integers(1, 41, 900), "movieId": rng.integers(1, 31, 900) * 10}
+    ).drop_duplicates()
+    ratings["rating"] = 5.0
+    ratings["timestamp"] = 978300760
+    ratings.to_csv(folder / "ratings.csv", index=False)
+    config = {k: v for k, v in TINY.items() if k != "sweep"}
+    config["data"] = {"source": "movielens", "name": "ml-latest-small", "data_home": str(home), "download": False}
+    model_path = tmp_path / "ml.joblib"
+    assert main(["fit", "--config", _write(tmp_path, config), "--save", str(model_path)]) == 0
+    user = int(ratings["userId"].iloc[0])
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(model_path), "--users", str(user), "--k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score", "title"]
+    titles = dict(zip(movies["movieId"], movies["title"], strict=True))
+    for line in lines[1:]:
+        fields = line.split(maxsplit=6)
+        assert fields[1] == str(user)
+        assert fields[6] == titles[int(fields[4])]  # the title of the recommended movie, spaces kept
+    out = tmp_path / "recs.json"
+    assert main(["recommend", "--model", str(model_path), "--users", str(user), "--k", "2", "--output", str(out)]) == 0
+    records = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["title"] for r in records] == [titles[r["item_id"]] for r in records]
+    assert all(r["user_id"] == user for r in records)
 
 
 def test_sweep_parallel(tiny, tmp_path, capsys):
@@ -339,7 +473,7 @@ def test_events_file_source(tmp_path, capsys, fmt):
     out = capsys.readouterr().out
     assert "data: file, 40 users, 25 items" in out
     assert int(re.search(r"(\d+) positives", out).group(1)) == int((events["stars"] >= 3).sum())
-    assert main(["recommend", "--model", str(model_path), "--users", "0", "--k", "3"]) == 0
+    assert main(["recommend", "--model", str(model_path), "--users", "u0", "--k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score"]
     for line in lines[1:]:
