@@ -6,6 +6,7 @@ Commands::
     skbpr sweep --config cfg.yaml [--n-jobs N] [--save best.joblib] [--plot-dir DIR]
     skbpr evaluate --model model.joblib [--config cfg.yaml]
     skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
+    skbpr config > run.yaml      # every key with its default
 
 Without ``--config``, ``fit`` runs the embedded default (synthetic data with
 planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`). Models are saved
@@ -27,12 +28,13 @@ import importlib.util
 import logging
 import os
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from skbpr.config import Config, ConfigError, load_config, validate_config
+from skbpr.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
 
 __all__ = ["CommandLineError", "main"]
 
@@ -746,13 +748,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"skbpr {skbpr.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("fit", help="fit on a per-user train split, compare with popularity on the test split")
+    p = sub.add_parser(
+        "fit",
+        help="fit on a per-user train split, compare with popularity on the test split",
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", help="YAML configuration (default: the embedded synthetic example)")
     p.add_argument("--save", metavar="PATH", help="save the fitted model with joblib")
     p.add_argument("--plot-dir", metavar="DIR", help="write learning_curve.png here")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("sweep", help="grid search with per-user K-fold cross-validation")
+    p = sub.add_parser(
+        "sweep",
+        help="grid search with per-user K-fold cross-validation",
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", required=True, help="YAML configuration with a sweep section")
     p.add_argument("--n-jobs", type=int, default=1, help="parallel fits (joblib processes)")
     p.add_argument("--save", metavar="PATH", help="save the refitted best model with joblib")
@@ -783,7 +795,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the recommendations to PATH instead of printing them: .csv, .json (records) or .parquet",
     )
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "config",
+        help="print an example configuration: every key with its default",
+        description=f"Print every configuration key with its default value and allowed values, as YAML "
+        f"(the file {EXAMPLE_PATH} of the source tree holds the same text).",
+    )
+    p.set_defaults(func=cmd_config)
     return parser
+
+
+def _config_epilog() -> str:
+    from skbpr.config import SCHEMA
+
+    lines = ["configuration sections and keys (all optional):"]
+    for section, fields in SCHEMA.items():
+        keys = [*fields, "scoring", "<section>.<key>: [values]"] if section == "sweep" else list(fields)
+        lines.extend(textwrap.wrap(", ".join(keys), width=96, initial_indent=f"  {section + ':':<11}",
+                                   subsequent_indent=" " * 13))  # fmt: skip
+    lines.append(f"every key with its default and allowed values: skbpr config (also {EXAMPLE_PATH});")
+    lines.append("details in docs/tracking.md")
+    return "\n".join(lines)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from skbpr.config import example_config
+
+    print(example_config(), end="", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

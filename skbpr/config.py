@@ -479,6 +479,94 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
         data["format"] = formats.get(suffix, "csv")
 
 
+# One line of help per key for the example configuration (``skbpr config``); the allowed
+# values and the HybridBPR parameter are added from the schema.
+_HELP = {
+    "model.init_std": "standard deviation of the initial embeddings",
+    "model.user_features_mode": "user side: identity embeddings, feature embeddings or both",
+    "model.item_features_mode": "item side: identity embeddings, feature embeddings or both",
+    "optimizer.alpha": "L2 penalty",
+    "training.negatives": "how negatives are drawn",
+    "training.implicit_ratio": "share of implicit negatives in mixed mode",
+    "training.n_negatives": "negatives per positive (bpr, logistic, hinge)",
+    "training.max_sampled": "WARP candidates per positive",
+    "training.sigma": "BPR sharpness",
+    "training.margin": "hinge / WARP margin",
+    "training.eval_every": "validation metrics every this many epochs; null: ceil(epochs / 10), about 10 evaluations",
+    "training.patience": "early stopping after this many evaluations without progress",
+    "training.validation_fraction": "hold out this share of train for validation instead of the test split",
+    "training.top_k": "k of the reported metrics; eval_metric is ndcg@<top_k>",
+    "training.random_state": "seed of initialisation and sampling",
+    "training.n_threads": "torch threads (null: torch's setting)",
+    "training.backend": "native is the compiled kernel",
+    "training.deterministic": "false: lock-free (Hogwild) training, faster, weights depend on thread timing",
+    "data.source": "where the interactions come from; the keys below apply to one source each",
+    "data.n_users": "synthetic: skbpr.datasets.make_interactions",
+    "data.n_interactions": "synthetic: at most 20% of n_users * n_items",
+    "data.name": "movielens: skbpr.datasets.load_movielens release",
+    "data.data_home": "movielens: cache folder (null: $SKBPR_DATA, else ~/skbpr_data)",
+    "data.download": "movielens: false uses only a local copy in data_home",
+    "data.path": "file: csv or parquet events table; relative paths start at the config file's folder",
+    "data.format": "file: null guesses from the file name",
+    "data.user_col": "file: column of user ids",
+    "data.item_col": "file: column of item ids",
+    "data.rating_col": "file: with threshold, rating >= threshold is a positive, else an implicit negative",
+    "data.threshold": "null with movielens means 4.0; without rating_col every row is a positive",
+    "data.test_size": "share of each user's positives in the test split",
+    "data.random_state": "seed of the split (and of the synthetic data)",
+    "mlflow.enabled": "false: no tracking",
+    "mlflow.tracking_uri": "null: MLflow's default store",
+    "mlflow.log_model": "log the fitted model with the fit's run (skbpr sweep never does)",
+    "mlflow.fallback_uri": "where records go when the store fails (null: ./mlflow-fallback.db)",
+    "sweep.cv": "PerUserKFold folds",
+}
+
+EXAMPLE_PATH = "benchmarks/configs/run.yaml"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    import yaml
+
+    return text if yaml.safe_load(text) == value else yaml.safe_dump(value, default_style='"').strip()
+
+
+def example_config() -> str:
+    """Every configuration key with its default, as commented YAML (``skbpr config`` prints it).
+
+    The file ``benchmarks/configs/run.yaml`` holds this text; a test keeps it in step with :data:`SCHEMA`.
+    """
+    lines = [
+        "# skbpr run configuration: every key with its default value.",
+        "# Generated from skbpr.config.SCHEMA by `skbpr config`; every key is optional.",
+        "# Use with: skbpr fit --config run.yaml (see docs/tracking.md)",
+    ]
+    for section, fields in SCHEMA.items():
+        lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep only")
+        if section == "sweep":
+            lines.append("  # searched keys: dotted keys of model / optimizer / training mapped to lists, such as")
+            lines.append("  # training.loss: [bpr, warp]")
+            lines.append("  # model.n_components: [16, 32]")
+        for key, field in fields.items():
+            if f"{section}.{key}" in _HELP:
+                lines.append(f"  # {_HELP[f'{section}.{key}']}")
+            notes = [field.describe()]
+            if field.param is not None and field.param != key:
+                notes.append(f"HybridBPR {field.param}")
+            entry = f"  {key}: {_yaml_scalar(field.default)}"
+            lines.append(f"{entry:<30}# {'; '.join(notes)}")
+        if section == "sweep":
+            lines.append("  # metric names (precision@k, recall@k, ndcg@k, auc); the first picks the best candidate")
+            lines.append(f"  scoring: [{', '.join(DEFAULT_SCORING)}]")
+    return "\n".join(lines) + "\n"
+
+
 def _loader() -> type:
     """A ``yaml.SafeLoader`` that refuses aliases (``*name``), the way to a billion-laughs bomb."""
     import yaml
@@ -548,3 +636,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     return validate_config(parse_yaml(text, str(path)), base_dir=path.parent)
+
+
+if __name__ == "__main__":
+    print(example_config(), end="")

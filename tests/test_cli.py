@@ -816,3 +816,53 @@ def test_save_creates_missing_folders_under_a_writable_one(tiny, tmp_path):
     target = tmp_path / "a" / "b" / "model.joblib"
     assert main(["fit", "--config", tiny, "--save", str(target)]) == 0
     assert load_model(str(target))["estimator"].n_users_ == 60
+
+
+# --------------------------------------------------------------------------
+# the example configuration with every key
+# --------------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "run.yaml"
+
+
+def test_example_run_yaml_is_generated_from_the_schema():
+    from skbpr.config import example_config
+
+    assert EXAMPLE.read_text(encoding="utf-8") == example_config(), (
+        "benchmarks/configs/run.yaml is out of date: regenerate it with `skbpr config > benchmarks/configs/run.yaml`"
+    )
+
+
+def test_example_run_yaml_holds_every_key_with_its_default():
+    from skbpr.config import SCHEMA
+
+    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    assert list(raw) == list(SCHEMA)
+    for section, fields in SCHEMA.items():
+        given = {k: v for k, v in raw[section].items() if k != "scoring"}
+        assert given == {key: field.default for key, field in fields.items()}, section
+    assert raw["sweep"]["scoring"] == ["ndcg@10", "auc"]
+    # it loads, and loading it is the same as loading an empty configuration
+    assert load_config(EXAMPLE).to_dict() == validate_config({}).to_dict()
+
+
+def test_skbpr_config_prints_the_example(capsys, tmp_path):
+    assert main(["config"]) == 0
+    assert capsys.readouterr().out == EXAMPLE.read_text(encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "skbpr.config"], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout == EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_fit_help_lists_the_config_keys_and_points_at_the_example(capsys):
+    from skbpr.config import SCHEMA
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "benchmarks/configs/run.yaml" in text and "docs/tracking.md" in text and "skbpr config" in text
+    words = set(re.findall(r"[\w.<>]+", text))
+    for section, fields in SCHEMA.items():
+        assert f"{section}:" in text
+        assert set(fields) <= words, section
