@@ -557,7 +557,10 @@ def test_tracking_default_store_fit_and_sweep(tmp_path, capsys, monkeypatch):
         artifacts = {a.path for a in client.list_artifacts(run_id)}
         assert {"config.yaml", "learning_curve.png"} <= artifacts
         fig = plot_learning_curve(run_id, tracking_uri=uri)
-        assert [line.get_label() for line in fig.axes[1].get_lines()] == ["val_auc", "val_ndcg@10"]
+        # one panel per validation metric, each with the run's best epoch marked
+        best = int(run.data.metrics["best_epoch"])
+        labels = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes[1:]]
+        assert labels == [["val_auc", f"best epoch ({best})"], ["val_ndcg@10", f"best epoch ({best})"]]
 
         assert main(["sweep", "--config", path, "--n-jobs", "1"]) == 0
         out = capsys.readouterr().out
