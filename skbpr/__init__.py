@@ -2,14 +2,45 @@
 
 ``HybridBPR`` learns user and item embeddings from implicit feedback, with
 optional feature matrices on both sides and implicit negatives, in torch.
-Heavy optional dependencies (MLflow, Optuna) are imported only where used.
+
+``import skbpr`` is cheap: the public classes are loaded on first access
+(``skbpr.HybridBPR``, ``from skbpr import HybridBPR``), so torch,
+scikit-learn and pandas are imported only when a class that needs them is
+used, and MLflow and Optuna only where tracking or tuning is used.
 """
 
-from skbpr.baseline import PopularityRecommender
-from skbpr.estimator import HybridBPR
-from skbpr.interactions import Interactions
-from skbpr.preprocessing import InteractionsEncoder
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+# Public name -> module that defines it, imported on first access (PEP 562).
+_LAZY = {
+    "HybridBPR": "skbpr.estimator",
+    "Interactions": "skbpr.interactions",
+    "InteractionsEncoder": "skbpr.preprocessing",
+    "PopularityRecommender": "skbpr.baseline",
+}
+
 __all__ = ["HybridBPR", "Interactions", "InteractionsEncoder", "PopularityRecommender", "__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from skbpr.baseline import PopularityRecommender
+    from skbpr.estimator import HybridBPR
+    from skbpr.interactions import Interactions
+    from skbpr.preprocessing import InteractionsEncoder
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skbpr' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

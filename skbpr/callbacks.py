@@ -112,8 +112,13 @@ class MLflowCallback(Callback):
         experiment.
     run_name : str or None, default=None
         Name of the run (MLflow picks one when ``None``).
-    log_model : bool, default=True
-        At the end of the fit, log the estimator as an MLflow model in the
+    log_model : {"auto", True, False}, default="auto"
+        Whether to log the fitted estimator as an MLflow model. ``"auto"``:
+        for a plain fit and for the final refit of a scikit-learn search, but
+        not for the fits on cross-validation folds (``GridSearchCV``,
+        ``RandomizedSearchCV``, ``cross_val_score``), whose models nobody
+        uses; ``True``: for every fit, folds included; ``False``: never.
+        The model is logged at the end of the fit in the
         scikit-learn flavour (cloudpickle format) under ``model``:
         ``mlflow.sklearn.load_model(f"runs:/{run_id_}/model")`` returns the
         fitted :class:`~skbpr.HybridBPR`, and its pyfunc ``predict`` scores a
@@ -150,7 +155,7 @@ class MLflowCallback(Callback):
         the fit is recorded (the one warning says so; ``run_id_`` is then
         ``None`` too). Training completes either way.
     model_uri_ : str or None
-        URI of the logged model (``models:/<model_id>``) when ``log_model``;
+        URI of the logged model (``models:/<model_id>``) when one was logged;
         ``runs:/<run_id_>/model`` names the same model.
     parent_run_id : str or None
         Run that fits become children of when no run is active in the
@@ -179,12 +184,14 @@ class MLflowCallback(Callback):
         tracking_uri: str | None = None,
         experiment_name: str = "skbpr",
         run_name: str | None = None,
-        log_model: bool = True,
+        log_model: bool | str = "auto",
         nested: bool | str = "auto",
         fallback_uri: str | None = None,
     ) -> None:
         if nested not in ("auto", True, False):
             raise ValueError(f"nested must be 'auto', True or False, got {nested!r}")
+        if not (isinstance(log_model, bool) or (isinstance(log_model, str) and log_model == "auto")):
+            raise ValueError(f"log_model must be 'auto', True or False, got {log_model!r}")
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.run_name = run_name
@@ -194,6 +201,7 @@ class MLflowCallback(Callback):
         self.parent_run_id: str | None = None
         self._parent_uri: str | None = None
         self._recorder: Any = None
+        self._fold_fit = False
 
     # -------------------------------------------------- parent propagation
     def __getstate__(self) -> dict[str, Any]:
@@ -246,7 +254,10 @@ class MLflowCallback(Callback):
                 "env.device": str(getattr(estimator, "device_", "")),
             }
         )
-        tags = {"skbpr.estimator": type(estimator).__name__, **_search_context()}
+        context = _search_context()
+        self._fold_fit = _FOLD in context
+        context.pop(_FOLD, None)
+        tags = {"skbpr.estimator": type(estimator).__name__, **context}
         self._recorder = RunRecorder(
             uri,
             absolute_uri(self.fallback_uri) if self.fallback_uri else default_fallback_uri(),
@@ -282,7 +293,8 @@ class MLflowCallback(Callback):
             step = int(history[-1].get("epoch", 0)) if history else 0
             recorder.log(metrics=final, step=step, tags={"skbpr.stopped_early": str(bool(logs.get("stopped_early")))})
             failed = logs.get("interrupted") or logs.get("error")
-            if self.log_model and not failed:
+            wanted = self.log_model is True or (self.log_model == "auto" and not getattr(self, "_fold_fit", False))
+            if wanted and not failed:
                 info = recorder.log_model(_serving_copy(estimator), **_model_options())
                 self.model_uri_ = None if info is None else info.model_uri
             recorder.end("KILLED" if logs.get("interrupted") else "FAILED" if logs.get("error") else "FINISHED")
@@ -352,8 +364,16 @@ def _model_options() -> dict[str, Any]:
     }
 
 
+_FOLD = "_fold"  # key of _search_context's answer (not a tag): a fit on a cross-validation fold
+
+
 def _search_context() -> dict[str, str]:
-    """Tags locating this fit in a scikit-learn search, read from the call stack (best effort)."""
+    """Tags locating this fit in a scikit-learn search, read from the call stack (best effort).
+
+    A fit on a cross-validation fold (inside scikit-learn's ``_fit_and_score``,
+    whether a search or ``cross_val_score`` called it) also gets the key
+    ``_FOLD``, which is not recorded as a tag.
+    """
     import sys
 
     tags: dict[str, str] = {}
@@ -362,6 +382,7 @@ def _search_context() -> dict[str, str]:
         while frame is not None:
             local = frame.f_locals
             if frame.f_code.co_name == "_fit_and_score" and "split_progress" in local:
+                tags[_FOLD] = "true"
                 split, candidate = local.get("split_progress"), local.get("candidate_progress")
                 if split is not None:
                     tags["skbpr.cv_split"], tags["skbpr.cv_n_splits"] = str(split[0]), str(split[1])

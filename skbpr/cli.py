@@ -5,7 +5,8 @@ Commands::
     skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
     skbpr sweep --config cfg.yaml [--n-jobs N] [--save best.joblib] [--plot-dir DIR]
     skbpr evaluate --model model.joblib [--config cfg.yaml]
-    skbpr recommend --model model.joblib --users 0 1 2 [--k 10]
+    skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
+    skbpr config > run.yaml      # every key with its default
 
 Without ``--config``, ``fit`` runs the embedded default (synthetic data with
 planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`). Models are saved
@@ -14,9 +15,10 @@ with joblib, which runs code when loading: load only files you trust.
 Exit status: 0 on success, 2 for an invalid configuration or command line
 (the message names the offending key or option), 1 for other errors (for
 example a download that failed). Output destinations (``--save``,
-``--plot-dir``) are checked before any data is loaded: ``--save`` must name a
+``--plot-dir``, ``--output``) are checked before any data is loaded: ``--save`` must name a
 regular file (new or existing) whose folder is, or can be created in, a
-writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder.
+writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder;
+``--output`` must in addition end in ``.csv``, ``.json`` or ``.parquet``.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ import importlib.util
 import logging
 import os
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from skbpr.config import Config, ConfigError, load_config, validate_config
+from skbpr.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
 
 __all__ = ["CommandLineError", "main"]
 
@@ -121,19 +124,24 @@ def _metrics(config: Config) -> list[str]:
     return [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", "auc"]
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+def _print_table(rows: list[dict[str, Any]], columns: list[str], left: tuple[str, ...] = ()) -> None:
+    """A plain-text table: the first column and those in ``left`` left-aligned, the others right-aligned."""
+
     def cell(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
     widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
-    _say("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(columns, widths, strict=True))))
+
+    def line(texts: list[str]) -> str:
+        parts = [
+            t.ljust(w) if i == 0 or c in left else t.rjust(w)
+            for i, (t, c, w) in enumerate(zip(texts, columns, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    _say(line(list(columns)))
     for row in rows:
-        _say(
-            "  ".join(
-                cell(row.get(c, "")).rjust(w) if i else cell(row.get(c, "")).ljust(w)
-                for i, (c, w) in enumerate(zip(columns, widths, strict=True))
-            )
-        )
+        _say(line([cell(row.get(c, "")) for c in columns]))
 
 
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
@@ -169,7 +177,21 @@ def _tracking_available(config: Config) -> bool:
     if not hasattr(callbacks, "MLflowCallback"):
         _warn("tracking is off: this version of skbpr has no skbpr.callbacks.MLflowCallback")
         return False
+    _quiet_mlflow()
     return True
+
+
+def _quiet_mlflow() -> None:
+    """Keep MLflow's INFO notices ("Experiment ... does not exist. Creating a new experiment",
+    "View run ... at ...") out of the command's output; its warnings and errors still show.
+
+    MLflow sets its logger's level when it is imported, so this runs after the import.
+    ``MLFLOW_LOGGING_LEVEL``, when set, is left to decide.
+    """
+    import mlflow  # noqa: F401 - configures the "mlflow" logger, which is then adjusted
+
+    if not os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:
@@ -284,6 +306,7 @@ def _save(path: str, model: Any, config: Config, data: Any) -> None:
         "config": config.to_dict(),
         "user_ids": data.user_ids,
         "item_ids": data.item_ids,
+        "item_titles": getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
     }
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -310,7 +333,7 @@ def load_model(path: str) -> dict[str, Any]:
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
         return obj
     if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
-        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None}
+        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None, "item_titles": None}
     raise ValueError(f"{path!r} holds no skbpr model (found {type(obj).__name__})")
 
 
@@ -344,6 +367,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     shown = ("n_components", "loss", "negatives", "optimizer", "learning_rate", "epochs")
     _say(f"HybridBPR({', '.join(f'{k}={params[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
+    _describe_epochs(model, params, watched="the test split" if eval_set is not None else "held-out train positives")
     metrics = _metrics(config)
     rows = _evaluation_rows(model, train, test, metrics)
     _print_table(rows, ["model", *metrics])
@@ -373,6 +397,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
             f"  browse it with: mlflow ui --backend-store-uri {uri}"
         )
     return 0
+
+
+def _describe_epochs(model: Any, params: dict[str, Any], watched: str) -> None:
+    """Two lines: the epochs run (and the evaluation cadence), and the best epoch."""
+    history = [row for row in model.history_ if not row.get("interrupted")]
+    run = len(history)
+    evaluated = sum(1 for row in history if any(str(k).startswith("val_") for k in row))
+    stopped = f", stopped early after {run} of {params['epochs']}" if run < params["epochs"] else ""
+    _say(
+        f"epochs run: {run}{stopped} (validation on {watched} every {params['eval_every']} "
+        f"epoch{'s' if params['eval_every'] != 1 else ''}, {evaluated} evaluation{'s' if evaluated != 1 else ''})"
+    )
+    if model.best_epoch_ is None:
+        _say("best epoch: none (no evaluation ran; lower training.eval_every)")
+        return
+    metric = params["eval_metric"]
+    value = next(row[f"val_{metric}"] for row in history if row["epoch"] == model.best_epoch_)
+    kept = "its weights were kept" if params["patience"] is not None else f"the weights are those of epoch {run}"
+    _say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -592,32 +635,103 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
+
+
+def _check_table_output(value: str) -> tuple[Path, str]:
+    """The ``--output`` file of ``recommend`` and its format (from the suffix), checked before any work."""
+    suffix = Path(value).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise CommandLineError(
+            f"--output {value!r}: expected a file name ending in {', '.join(OUTPUT_FORMATS)} "
+            f"(the format follows the suffix), got {suffix or 'no suffix'!r}"
+        )
+    fmt = OUTPUT_FORMATS[suffix]
+    if fmt == "parquet" and not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+        raise CommandLineError(f"--output {value!r}: writing Parquet needs pyarrow (pip install pyarrow)")
+    return _check_output_file("--output", value), fmt
+
+
+def _resolve_users(values: list[str], user_ids: Any, n_users: int, by_index: bool) -> list[int]:
+    """User indices for the ``--users`` values: raw ids when the model has them, else indices."""
+    if user_ids is None or by_index:
+        indices, bad = [], []
+        for value in values:
+            try:
+                index = int(value)
+            except ValueError:
+                index = -1
+            if 0 <= index < n_users:
+                indices.append(index)
+            else:
+                bad.append(value)
+        if bad:
+            why = "" if user_ids is not None else " (this model was fitted on data without user ids)"
+            raise CommandLineError(f"--users: expected user indices in [0, {n_users}){why}, got {bad}")
+        return indices
+    lookup = {str(u): i for i, u in enumerate(user_ids)}
+    bad = [v for v in values if v not in lookup]
+    if bad:
+        examples = ", ".join(repr(str(u)) for u in user_ids[:3])
+        raise CommandLineError(
+            f"--users: expected user ids of the model's data (such as {examples}; --index takes "
+            f"indices in [0, {n_users}) instead), got {bad}"
+        )
+    return [lookup[v] for v in values]
+
+
+def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path, fmt: str) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "json":
+        frame.to_json(path, orient="records", indent=2, force_ascii=False)
+    else:
+        frame.to_parquet(path, index=False)
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
+    output = _check_table_output(args.output) if args.output is not None else None
     bundle = load_model(args.model)
     model = bundle["estimator"]
     if args.k < 1 or args.k > model.n_items_:
-        raise ValueError(f"--k must be in [1, {model.n_items_}], got {args.k}")
-    bad = [u for u in args.users if not 0 <= u < model.n_users_]
-    if bad:
-        raise ValueError(f"--users must be user indices in [0, {model.n_users_}), got {bad}")
-    ids, scores = model.recommend(args.users, k=args.k, exclude_seen=not args.include_seen)
+        raise CommandLineError(f"--k: expected an integer in [1, {model.n_items_}], got {args.k}")
     item_ids = bundle.get("item_ids")
     user_ids = bundle.get("user_ids")
+    titles = bundle.get("item_titles")
+    users = _resolve_users(args.users, user_ids, model.n_users_, args.index)
+    ids, scores = model.recommend(users, k=args.k, exclude_seen=not args.include_seen)
     rows = []
-    for user, row_ids, row_scores in zip(args.users, ids, scores, strict=True):
+    for user, row_ids, row_scores in zip(users, ids, scores, strict=True):
         for rank, (item, score) in enumerate(zip(row_ids, row_scores, strict=True), start=1):
             if item < 0:
                 break
             row = {"user": int(user), "rank": rank, "item": int(item), "score": float(score)}
             if user_ids is not None:
-                row["user_id"] = user_ids[user]
+                row["user_id"] = _plain(user_ids[user])
             if item_ids is not None:
-                row["item_id"] = item_ids[item]
+                row["item_id"] = _plain(item_ids[item])
+            if titles is not None:
+                row["title"] = str(titles[item])
             rows.append(row)
     columns = ["user", *(["user_id"] if user_ids is not None else []), "rank", "item"]
     columns += ["item_id"] if item_ids is not None else []
-    _print_table(rows, [*columns, "score"])
+    columns += ["score", *(["title"] if titles is not None else [])]
+    if output is None:
+        _print_table(rows, columns, left=("title",))
+        return 0
+    path, fmt = output
+    _write_table(rows, columns, path, fmt)
+    _say(f"{len(rows)} recommendations for {len(users)} users written to {args.output} ({fmt})")
     return 0
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (JSON and CSV writers, printing)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 # --------------------------------------------------------------------------
@@ -634,13 +748,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"skbpr {skbpr.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("fit", help="fit on a per-user train split, compare with popularity on the test split")
+    p = sub.add_parser(
+        "fit",
+        help="fit on a per-user train split, compare with popularity on the test split",
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", help="YAML configuration (default: the embedded synthetic example)")
     p.add_argument("--save", metavar="PATH", help="save the fitted model with joblib")
     p.add_argument("--plot-dir", metavar="DIR", help="write learning_curve.png here")
     p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("sweep", help="grid search with per-user K-fold cross-validation")
+    p = sub.add_parser(
+        "sweep",
+        help="grid search with per-user K-fold cross-validation",
+        epilog=_config_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--config", required=True, help="YAML configuration with a sweep section")
     p.add_argument("--n-jobs", type=int, default=1, help="parallel fits (joblib processes)")
     p.add_argument("--save", metavar="PATH", help="save the refitted best model with joblib")
@@ -654,11 +778,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recommend", help="top-k items for some users from a saved model")
     p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
-    p.add_argument("--users", required=True, type=int, nargs="+", metavar="USER", help="user indices")
+    p.add_argument(
+        "--users",
+        required=True,
+        nargs="+",
+        metavar="USER",
+        help="user ids as in the data (an events file's user column, MovieLens user ids); user indices "
+        "when the model's data has no ids (synthetic data) or with --index",
+    )
+    p.add_argument("--index", action="store_true", help="read --users as user indices (0 .. n_users-1)")
     p.add_argument("--k", type=int, default=10, help="items per user (default 10)")
     p.add_argument("--include-seen", action="store_true", help="keep the training positives in the ranking")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write the recommendations to PATH instead of printing them: .csv, .json (records) or .parquet",
+    )
     p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "config",
+        help="print an example configuration: every key with its default",
+        description=f"Print every configuration key with its default value and allowed values, as YAML "
+        f"(the file {EXAMPLE_PATH} of the source tree holds the same text).",
+    )
+    p.set_defaults(func=cmd_config)
     return parser
+
+
+def _config_epilog() -> str:
+    from skbpr.config import SCHEMA
+
+    lines = ["configuration sections and keys (all optional):"]
+    for section, fields in SCHEMA.items():
+        keys = [*fields, "scoring", "<section>.<key>: [values]"] if section == "sweep" else list(fields)
+        lines.extend(textwrap.wrap(", ".join(keys), width=96, initial_indent=f"  {section + ':':<11}",
+                                   subsequent_indent=" " * 13))  # fmt: skip
+    lines.append(f"every key with its default and allowed values: skbpr config (also {EXAMPLE_PATH});")
+    lines.append("details in docs/tracking.md")
+    return "\n".join(lines)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from skbpr.config import example_config
+
+    print(example_config(), end="", flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,11 @@ default below when left out::
     sweep:      dotted keys of the model, optimizer and training sections
                 mapped to lists of values, cv, scoring
 
+``training.eval_every`` defaults to ``null``: about ten evaluations per fit,
+every ``ceil(epochs / 10)`` epochs (every epoch up to 10 epochs, every 2nd
+for the default 20), as computing validation metrics every epoch can cost
+more than the training itself. Set it to ``1`` for a curve point per epoch.
+
 The keys of ``model``, ``optimizer`` and ``training`` map to parameters of
 :class:`skbpr.HybridBPR` (``optimizer.name`` to ``optimizer``,
 ``training.top_k`` to ``eval_metric="ndcg@<top_k>"``). Any problem (an
@@ -40,11 +45,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skbpr.losses import LOSSES
-from skbpr.model import FEATURE_MODES
-from skbpr.training import OPTIMIZERS
-from skbpr.training.engine import BACKENDS
-from skbpr.training.sampling import SAMPLERS
+# The allowed values of the choice keys, written out rather than imported so that
+# reading a configuration (and ``skbpr --help``) does not import torch; a test checks
+# them against skbpr.losses.LOSSES, skbpr.model.FEATURE_MODES,
+# skbpr.training.OPTIMIZERS, skbpr.training.engine.BACKENDS and
+# skbpr.training.sampling.SAMPLERS.
+LOSSES = ("bpr", "logistic", "hinge", "warp")
+FEATURE_MODES = ("identity", "features", "both")
+OPTIMIZERS = ("adagrad", "adam", "sgd")
+BACKENDS = ("auto", "native", "torch")
+SAMPLERS = ("uniform", "implicit", "mixed")
 
 __all__ = ["DEFAULT_CONFIG", "SCHEMA", "Config", "ConfigError", "Field", "load_config", "validate_config"]
 
@@ -108,7 +118,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "max_sampled": _f("int", 10, minimum=1, param="max_sampled"),
         "sigma": _f("float", 1.0, minimum=0, strict=True, param="sigma"),
         "margin": _f("float", 1.0, minimum=0, param="margin"),
-        "eval_every": _f("int", 1, minimum=1, param="eval_every"),
+        # null: about ten evaluations per fit, ceil(epochs / 10) (see auto_eval_every)
+        "eval_every": _f("int", None, nullable=True, minimum=1, param="eval_every"),
         "patience": _f("int", None, nullable=True, minimum=1, param="patience"),
         "validation_fraction": _f("float", None, nullable=True, minimum=0, strict=True, param="validation_fraction"),
         "top_k": _f("int", 10, minimum=1),
@@ -266,6 +277,11 @@ def _check_scoring(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def auto_eval_every(epochs: int) -> int:
+    """The ``training.eval_every`` that ``null`` stands for: about ten evaluations, ``ceil(epochs / 10)``."""
+    return max(1, -(-int(epochs) // 10))
+
+
 def _hybrid_param_keys() -> dict[str, str]:
     """HybridBPR parameter name -> dotted config key."""
     return {f.param: f"{s}.{k}" for s in SWEEP_SECTIONS for k, f in SCHEMA[s].items() if f.param}
@@ -304,6 +320,8 @@ class Config:
             for key, field in SCHEMA[section].items():
                 if field.param is not None:
                     params[field.param] = values[section][key]
+        if params["eval_every"] is None:
+            params["eval_every"] = auto_eval_every(params["epochs"])
         params["eval_metric"] = f"ndcg@{values['training']['top_k']}"
         return params
 
@@ -313,6 +331,8 @@ class Config:
         for dotted, values in self.grid.items():
             section, key = dotted.split(".", 1)
             param = SCHEMA[section][key].param
+            if param == "eval_every":  # null: about ten evaluations of the configured epochs
+                values = [auto_eval_every(self["training"]["epochs"]) if v is None else v for v in values]
             grid[param] = list(values)
         return grid
 
@@ -459,6 +479,94 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
         data["format"] = formats.get(suffix, "csv")
 
 
+# One line of help per key for the example configuration (``skbpr config``); the allowed
+# values and the HybridBPR parameter are added from the schema.
+_HELP = {
+    "model.init_std": "standard deviation of the initial embeddings",
+    "model.user_features_mode": "user side: identity embeddings, feature embeddings or both",
+    "model.item_features_mode": "item side: identity embeddings, feature embeddings or both",
+    "optimizer.alpha": "L2 penalty",
+    "training.negatives": "how negatives are drawn",
+    "training.implicit_ratio": "share of implicit negatives in mixed mode",
+    "training.n_negatives": "negatives per positive (bpr, logistic, hinge)",
+    "training.max_sampled": "WARP candidates per positive",
+    "training.sigma": "BPR sharpness",
+    "training.margin": "hinge / WARP margin",
+    "training.eval_every": "validation metrics every this many epochs; null: ceil(epochs / 10), about 10 evaluations",
+    "training.patience": "early stopping after this many evaluations without progress",
+    "training.validation_fraction": "hold out this share of train for validation instead of the test split",
+    "training.top_k": "k of the reported metrics; eval_metric is ndcg@<top_k>",
+    "training.random_state": "seed of initialisation and sampling",
+    "training.n_threads": "torch threads (null: torch's setting)",
+    "training.backend": "native is the compiled kernel",
+    "training.deterministic": "false: lock-free (Hogwild) training, faster, weights depend on thread timing",
+    "data.source": "where the interactions come from; the keys below apply to one source each",
+    "data.n_users": "synthetic: skbpr.datasets.make_interactions",
+    "data.n_interactions": "synthetic: at most 20% of n_users * n_items",
+    "data.name": "movielens: skbpr.datasets.load_movielens release",
+    "data.data_home": "movielens: cache folder (null: $SKBPR_DATA, else ~/skbpr_data)",
+    "data.download": "movielens: false uses only a local copy in data_home",
+    "data.path": "file: csv or parquet events table; relative paths start at the config file's folder",
+    "data.format": "file: null guesses from the file name",
+    "data.user_col": "file: column of user ids",
+    "data.item_col": "file: column of item ids",
+    "data.rating_col": "file: with threshold, rating >= threshold is a positive, else an implicit negative",
+    "data.threshold": "null with movielens means 4.0; without rating_col every row is a positive",
+    "data.test_size": "share of each user's positives in the test split",
+    "data.random_state": "seed of the split (and of the synthetic data)",
+    "mlflow.enabled": "false: no tracking",
+    "mlflow.tracking_uri": "null: MLflow's default store",
+    "mlflow.log_model": "log the fitted model with the fit's run (skbpr sweep never does)",
+    "mlflow.fallback_uri": "where records go when the store fails (null: ./mlflow-fallback.db)",
+    "sweep.cv": "PerUserKFold folds",
+}
+
+EXAMPLE_PATH = "benchmarks/configs/run.yaml"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    import yaml
+
+    return text if yaml.safe_load(text) == value else yaml.safe_dump(value, default_style='"').strip()
+
+
+def example_config() -> str:
+    """Every configuration key with its default, as commented YAML (``skbpr config`` prints it).
+
+    The file ``benchmarks/configs/run.yaml`` holds this text; a test keeps it in step with :data:`SCHEMA`.
+    """
+    lines = [
+        "# skbpr run configuration: every key with its default value.",
+        "# Generated from skbpr.config.SCHEMA by `skbpr config`; every key is optional.",
+        "# Use with: skbpr fit --config run.yaml (see docs/tracking.md)",
+    ]
+    for section, fields in SCHEMA.items():
+        lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep only")
+        if section == "sweep":
+            lines.append("  # searched keys: dotted keys of model / optimizer / training mapped to lists, such as")
+            lines.append("  # training.loss: [bpr, warp]")
+            lines.append("  # model.n_components: [16, 32]")
+        for key, field in fields.items():
+            if f"{section}.{key}" in _HELP:
+                lines.append(f"  # {_HELP[f'{section}.{key}']}")
+            notes = [field.describe()]
+            if field.param is not None and field.param != key:
+                notes.append(f"HybridBPR {field.param}")
+            entry = f"  {key}: {_yaml_scalar(field.default)}"
+            lines.append(f"{entry:<30}# {'; '.join(notes)}")
+        if section == "sweep":
+            lines.append("  # metric names (precision@k, recall@k, ndcg@k, auc); the first picks the best candidate")
+            lines.append(f"  scoring: [{', '.join(DEFAULT_SCORING)}]")
+    return "\n".join(lines) + "\n"
+
+
 def _loader() -> type:
     """A ``yaml.SafeLoader`` that refuses aliases (``*name``), the way to a billion-laughs bomb."""
     import yaml
@@ -528,3 +636,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     return validate_config(parse_yaml(text, str(path)), base_dir=path.parent)
+
+
+if __name__ == "__main__":
+    print(example_config(), end="")

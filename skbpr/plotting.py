@@ -30,12 +30,16 @@ def _display_name(name: str) -> str:
     return re.sub(r"_at_(\d+)$", r"@\1", name)
 
 
-def _figure(n_panels: int, width: float = 4.5, height: float = 3.6) -> Any:
+def _figure(n_panels: int, width: float = 4.5, height: float = 3.6, max_columns: int | None = None) -> Any:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * n_panels, height), layout="constrained")
-    axes = fig.subplots(1, n_panels, squeeze=False)[0]
-    return fig, list(axes)
+    columns = n_panels if max_columns is None else min(n_panels, max_columns)
+    rows = -(-n_panels // columns)
+    fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    axes = list(fig.subplots(rows, columns, squeeze=False).ravel())
+    for ax in axes[n_panels:]:
+        fig.delaxes(ax)
+    return fig, axes[:n_panels]
 
 
 # --------------------------------------------------------------------------
@@ -85,8 +89,21 @@ def learning_curve_frame(source: Any, *, tracking_uri: str | None = None) -> pd.
     return frame.set_index("epoch")[keep].sort_index()
 
 
-def plot_learning_curve(source: Any, *, tracking_uri: str | None = None, title: str | None = None) -> Any:
-    """Training loss and validation metrics per epoch.
+def _best_epoch_of(source: Any, tracking_uri: str | None) -> int | None:
+    """The best epoch a fitted estimator or an MLflow run recorded (``None`` for a bare history)."""
+    if isinstance(source, str):
+        from mlflow.tracking import MlflowClient
+
+        value = MlflowClient(tracking_uri=tracking_uri).get_run(source).data.metrics.get("best_epoch")
+        return None if value is None else int(value)
+    value = getattr(source, "best_epoch_", None)
+    return None if value is None else int(value)
+
+
+def plot_learning_curve(
+    source: Any, *, tracking_uri: str | None = None, title: str | None = None, best_epoch: Any = "auto"
+) -> Any:
+    """Training loss and validation metrics per epoch, with the best epoch marked.
 
     Parameters
     ----------
@@ -98,38 +115,48 @@ def plot_learning_curve(source: Any, *, tracking_uri: str | None = None, title: 
         Where the MLflow run is stored (with a run id only).
     title : str, optional
         Figure title; default ``"Learning curve"``.
+    best_epoch : "auto", int or None, default="auto"
+        Epoch marked by a dashed vertical line on every panel. ``"auto"``:
+        the estimator's ``best_epoch_`` or the run's ``best_epoch`` metric
+        (no mark for a bare history list); ``None``: no mark.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One panel with the loss; a second with one line per ``val_*`` metric
-        when the history has any (epochs without evaluation are skipped).
+        A panel with the loss, then one panel per ``val_*`` metric, each
+        with its own y scale (AUC near 1 and NDCG near 0.1 stay readable);
+        epochs without evaluation are skipped. At most three panels a row.
     """
+    if best_epoch != "auto" and best_epoch is not None:
+        if isinstance(best_epoch, bool) or not isinstance(best_epoch, numbers.Integral) or best_epoch < 1:
+            raise ValueError(f"best_epoch must be 'auto', None or an epoch number >= 1, got {best_epoch!r}")
     frame = learning_curve_frame(source, tracking_uri=tracking_uri)
+    if best_epoch == "auto":
+        best_epoch = _best_epoch_of(source, tracking_uri)
     val_cols = [c for c in frame.columns if str(c).startswith("val_")]
-    fig, axes = _figure(2 if val_cols else 1)
+    fig, axes = _figure(1 + len(val_cols), max_columns=3)
     ax = axes[0]
     if "loss" in frame:
         loss = frame["loss"].dropna()
         ax.plot(loss.index, loss.to_numpy(), marker="o", markersize=3, label="loss")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.set_title("Training loss")
-    ax.grid(alpha=0.3)
-    if val_cols:
-        ax = axes[1]
-        for col in val_cols:
-            series = frame[col].dropna()
-            ax.plot(series.index, series.to_numpy(), marker="o", markersize=3, label=col)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("validation metric")
-        ax.set_title("Validation metrics")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+    for ax, col in zip(axes[1:], val_cols, strict=True):
+        series = frame[col].dropna()
+        ax.plot(series.index, series.to_numpy(), marker="o", markersize=3, label=col, color="tab:orange")
+        ax.set_ylabel(col)
+        ax.set_title(f"Validation {str(col)[len('val_') :]}")
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if best_epoch is not None:
+            mark = f"best epoch ({best_epoch})"
+            ax.axvline(int(best_epoch), color="tab:green", linestyle="--", linewidth=1, label=mark)
+        if best_epoch is not None or ax is not axes[0]:
+            ax.legend(fontsize="small")
     fig.suptitle(title or "Learning curve")
     return fig
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -269,13 +270,146 @@ def test_recommend_and_evaluate_errors(tiny, tmp_path, capsys):
     model_path = tmp_path / "model.joblib"
     assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
     capsys.readouterr()
-    assert main(["recommend", "--model", str(model_path), "--users", "999"]) == 1
-    assert "--users" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(model_path), "--users", "999"]) == 2
+    err = capsys.readouterr().err
+    assert "--users" in err and "['999']" in err and "[0, 60)" in err
     assert main(["recommend", "--model", str(tmp_path / "none.joblib"), "--users", "0"]) == 1
     assert "model file not found" in capsys.readouterr().err
     other = _write(tmp_path, _merge(TINY, data={"n_users": 70}), "other.yaml")
     assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
     assert "70" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------
+# recommend: raw ids, titles, output files
+# --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def events_model(tmp_path_factory):
+    """A model fitted on an events CSV with string ids (users 'ana', 'bo', ..., items 'i00' ...)."""
+    folder = tmp_path_factory.mktemp("events")
+    rng = np.random.default_rng(1)
+    names = [f"user-{n}" for n in ("ana", "bo", "cy", "dee", "eli", "fay")] + [f"u{k:02d}" for k in range(34)]
+    events = pd.DataFrame(
+        {"who": [names[k] for k in rng.integers(0, len(names), 700)], "what": rng.integers(0, 30, 700)}
+    )
+    events["what"] = [f"i{k:02d}" for k in events["what"]]
+    events.drop_duplicates().to_csv(folder / "events.csv", index=False)
+    config = {k: v for k, v in TINY.items() if k != "sweep"}
+    config["data"] = {"source": "file", "path": "events.csv", "user_col": "who", "item_col": "what"}
+    model_path = folder / "model.joblib"
+    assert main(["fit", "--config", _write(folder, config), "--save", str(model_path)]) == 0
+    return model_path
+
+
+def test_recommend_takes_raw_user_ids(events_model, capsys):
+    capsys.readouterr()
+    bundle = load_model(str(events_model))
+    user_ids = list(bundle["user_ids"])
+    assert main(["recommend", "--model", str(events_model), "--users", "user-bo", "user-ana", "--k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[1] for r in rows] == ["user-bo"] * 3 + ["user-ana"] * 3
+    assert {int(r[0]) for r in rows if r[1] == "user-bo"} == {user_ids.index("user-bo")}
+    expected, _ = bundle["estimator"].recommend([user_ids.index("user-bo")], k=3)
+    assert [int(r[3]) for r in rows[:3]] == list(expected[0])
+    assert [r[4] for r in rows[:3]] == [bundle["item_ids"][i] for i in expected[0]]
+    # --index reads the same users by position
+    assert main(["recommend", "--model", str(events_model), "--index", "--users", str(user_ids.index("user-bo"))]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[1] == "user-bo"
+
+
+def test_recommend_unknown_raw_id_exits_2_naming_users(events_model, capsys):
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(events_model), "--users", "user-ana", "nobody", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--users" in err and "['nobody', '3']" in err and "--index" in err
+    assert main(["recommend", "--model", str(events_model), "--index", "--users", "u07"]) == 2
+    assert "['u07']" in capsys.readouterr().err
+    assert main(["recommend", "--model", str(events_model), "--users", "user-ana", "--k", "0"]) == 2
+    assert "--k" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet", ".CSV"])
+def test_recommend_writes_the_output_format_of_the_suffix(events_model, tmp_path, capsys, suffix):
+    capsys.readouterr()
+    out = tmp_path / "sub" / f"recs{suffix}"
+    assert main(["recommend", "--model", str(events_model), "--users", "user-cy", "user-dee", "--k", "4",
+                 "--output", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert f"8 recommendations for 2 users written to {out}" in printed
+    assert "score" not in printed  # written, not printed
+    if suffix.lower() == ".csv":
+        frame = pd.read_csv(out)
+    elif suffix == ".json":
+        frame = pd.DataFrame(json.loads(out.read_text(encoding="utf-8")))
+    else:
+        frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["user", "user_id", "rank", "item", "item_id", "score"]
+    assert list(frame["user_id"]) == ["user-cy"] * 4 + ["user-dee"] * 4
+    assert list(frame["rank"]) == [1, 2, 3, 4] * 2
+    assert frame["item_id"].str.fullmatch(r"i\d\d").all()
+    for _, group in frame.groupby("user"):
+        assert list(group["score"]) == sorted(group["score"], reverse=True)
+
+
+@pytest.mark.parametrize("name", ["recs.txt", "recs", "recs.csv/"])
+def test_recommend_bad_output_exits_2_before_loading_the_model(tmp_path, capsys, name):
+    missing = tmp_path / "no-such-model.joblib"  # never read: the output is checked first
+    target = str(tmp_path / name) if not name.endswith("/") else str(tmp_path / name.rstrip("/")) + "/"
+    assert main(["recommend", "--model", str(missing), "--users", "0", "--output", target]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and repr(target) in err
+    assert "model file not found" not in err
+    assert not (tmp_path / name.rstrip("/")).exists()
+
+
+def test_recommend_output_that_is_a_folder_exits_2(tmp_path, capsys):
+    folder = tmp_path / "recs.csv"
+    folder.mkdir()
+    assert main(["recommend", "--model", "x.joblib", "--users", "0", "--output", str(folder)]) == 2
+    assert "--output" in capsys.readouterr().err
+
+
+def test_recommend_prints_movielens_titles(tmp_path, capsys):
+    """A MovieLens-format folder (ml-latest-small layout) used offline; the titles reach the output."""
+    home = tmp_path / "movielens"
+    folder = home / "ml-latest-small"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    movies = pd.DataFrame(
+        {
+            "movieId": np.arange(1, 31) * 10,
+            "title": [f"Film number {k}, The ({1980 + k})" for k in range(30)],
+            "genres": ["Drama|Comedy"] * 30,
+        }
+    )
+    movies.to_csv(folder / "movies.csv", index=False)
+    ratings = pd.DataFrame(
+        {"userId": rng.integers(1, 41, 900), "movieId": rng.integers(1, 31, 900) * 10}
+    ).drop_duplicates()
+    ratings["rating"] = 5.0
+    ratings["timestamp"] = 978300760
+    ratings.to_csv(folder / "ratings.csv", index=False)
+    config = {k: v for k, v in TINY.items() if k != "sweep"}
+    config["data"] = {"source": "movielens", "name": "ml-latest-small", "data_home": str(home), "download": False}
+    model_path = tmp_path / "ml.joblib"
+    assert main(["fit", "--config", _write(tmp_path, config), "--save", str(model_path)]) == 0
+    user = int(ratings["userId"].iloc[0])
+    capsys.readouterr()
+    assert main(["recommend", "--model", str(model_path), "--users", str(user), "--k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score", "title"]
+    titles = dict(zip(movies["movieId"], movies["title"], strict=True))
+    for line in lines[1:]:
+        fields = line.split(maxsplit=6)
+        assert fields[1] == str(user)
+        assert fields[6] == titles[int(fields[4])]  # the title of the recommended movie, spaces kept
+    out = tmp_path / "recs.json"
+    assert main(["recommend", "--model", str(model_path), "--users", str(user), "--k", "2", "--output", str(out)]) == 0
+    records = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["title"] for r in records] == [titles[r["item_id"]] for r in records]
+    assert all(r["user_id"] == user for r in records)
 
 
 def test_sweep_parallel(tiny, tmp_path, capsys):
@@ -339,7 +473,7 @@ def test_events_file_source(tmp_path, capsys, fmt):
     out = capsys.readouterr().out
     assert "data: file, 40 users, 25 items" in out
     assert int(re.search(r"(\d+) positives", out).group(1)) == int((events["stars"] >= 3).sum())
-    assert main(["recommend", "--model", str(model_path), "--users", "0", "--k", "3"]) == 0
+    assert main(["recommend", "--model", str(model_path), "--users", "u0", "--k", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["user", "user_id", "rank", "item", "item_id", "score"]
     for line in lines[1:]:
@@ -423,7 +557,10 @@ def test_tracking_default_store_fit_and_sweep(tmp_path, capsys, monkeypatch):
         artifacts = {a.path for a in client.list_artifacts(run_id)}
         assert {"config.yaml", "learning_curve.png"} <= artifacts
         fig = plot_learning_curve(run_id, tracking_uri=uri)
-        assert [line.get_label() for line in fig.axes[1].get_lines()] == ["val_auc", "val_ndcg@10"]
+        # one panel per validation metric, each with the run's best epoch marked
+        best = int(run.data.metrics["best_epoch"])
+        labels = [[line.get_label() for line in ax.get_lines()] for ax in fig.axes[1:]]
+        assert labels == [["val_auc", f"best epoch ({best})"], ["val_ndcg@10", f"best epoch ({best})"]]
 
         assert main(["sweep", "--config", path, "--n-jobs", "1"]) == 0
         out = capsys.readouterr().out
@@ -447,6 +584,35 @@ def test_tracking_default_store_fit_and_sweep(tmp_path, capsys, monkeypatch):
         assert [ax.get_xlabel() for ax in fig.axes] == ["loss"]
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def test_sweep_output_has_no_mlflow_info_notices(tmp_path):
+    pytest.importorskip("mlflow")
+    config = _merge(TINY, mlflow={"enabled": True, "experiment_name": "quiet", "log_model": False})
+    config["sweep"] = {"training.loss": ["bpr", "warp"], "cv": 2}
+    path = _write(tmp_path, config)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MPLBACKEND"] = "Agg"
+
+    def sweep(**extra: str) -> str:
+        folder = tmp_path / f"run-{len(extra)}"
+        folder.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-m", "skbpr", "sweep", "--config", path],
+            capture_output=True,
+            text=True,
+            cwd=folder,
+            env={**env, **extra},
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "MLflow sweep run" in done.stdout
+        return done.stdout + done.stderr
+
+    notice = "does not exist. Creating a new experiment"
+    assert notice not in sweep()
+    # MLflow's own level setting still decides when given: the notice is there at INFO
+    assert notice in sweep(MLFLOW_LOGGING_LEVEL="INFO")
 
 
 def test_tracking_store_down_falls_back(tmp_path, capsys, monkeypatch):
@@ -505,6 +671,55 @@ def test_patience_never_watches_the_test_split(tmp_path, capsys):
     model = cli.load_model(str(save))["estimator"]
     assert model.validation_fraction == 0.1
     assert all("val_ndcg@10" in h for h in model.history_)
+
+
+@pytest.mark.parametrize(("epochs", "expected"), [(1, 1), (10, 1), (11, 2), (20, 2), (25, 3), (100, 10)])
+def test_eval_every_defaults_to_about_ten_evaluations(epochs, expected):
+    config = validate_config({"training": {"epochs": epochs}})
+    assert config["training"]["eval_every"] is None
+    assert config.estimator_params()["eval_every"] == expected
+    # an explicit value wins, and null in a sweep grid means the same cadence
+    assert validate_config({"training": {"epochs": epochs, "eval_every": 1}}).estimator_params()["eval_every"] == 1
+    grid = validate_config({"training": {"epochs": epochs}, "sweep": {"training.eval_every": [None, 3]}})
+    assert grid.param_grid() == {"eval_every": [expected, 3]}
+
+
+def test_fit_prints_epochs_run_and_best_epoch(tmp_path, capsys):
+    config = _merge(TINY, training={"epochs": 20})
+    save = tmp_path / "m.joblib"
+    assert main(["fit", "--config", _write(tmp_path, config), "--save", str(save)]) == 0
+    out = capsys.readouterr().out
+    model = load_model(str(save))["estimator"]
+    evaluated = [row["epoch"] for row in model.history_ if "val_ndcg@10" in row]
+    assert evaluated == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]  # the default cadence: every ceil(20 / 10) epochs
+    assert "epochs run: 20 (validation on the test split every 2 epochs, 10 evaluations)" in out.splitlines()
+    best = next(row for row in model.history_ if row["epoch"] == model.best_epoch_)
+    assert best["val_ndcg@10"] == max(model.history_[e - 1]["val_ndcg@10"] for e in evaluated)
+    line = f"best epoch: {model.best_epoch_} (validation ndcg@10 {best['val_ndcg@10']:.4f}; "
+    ends = "the weights are those of epoch 20)"
+    assert any(text.startswith(line) and text.endswith(ends) for text in out.splitlines())
+
+
+def test_fit_without_evaluation_says_so(tmp_path, capsys):
+    config = _merge(TINY, training={"epochs": 3, "eval_every": 5})
+    assert main(["fit", "--config", _write(tmp_path, config)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "epochs run: 3 (validation on the test split every 5 epochs, 0 evaluations)" in lines
+    assert "best epoch: none (no evaluation ran; lower training.eval_every)" in lines
+
+
+def test_fit_with_early_stopping_reports_where_it_stopped(tmp_path, capsys):
+    config = _merge(TINY, training={"epochs": 30, "patience": 1, "eval_every": 1})
+    save = tmp_path / "m.joblib"
+    assert main(["fit", "--config", _write(tmp_path, config), "--save", str(save)]) == 0
+    out = capsys.readouterr().out
+    model = load_model(str(save))["estimator"]
+    run = len(model.history_)
+    assert run < 30  # tiny data: no progress long before 30 epochs
+    expected = f"epochs run: {run}, stopped early after {run} of 30 (validation on held-out train positives every 1"
+    assert any(line.startswith(expected) for line in out.splitlines())
+    assert f"best epoch: {model.best_epoch_} (validation ndcg@10 " in out
+    assert "its weights were kept)" in out
 
 
 def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
@@ -604,3 +819,53 @@ def test_save_creates_missing_folders_under_a_writable_one(tiny, tmp_path):
     target = tmp_path / "a" / "b" / "model.joblib"
     assert main(["fit", "--config", tiny, "--save", str(target)]) == 0
     assert load_model(str(target))["estimator"].n_users_ == 60
+
+
+# --------------------------------------------------------------------------
+# the example configuration with every key
+# --------------------------------------------------------------------------
+EXAMPLE = Path(__file__).resolve().parents[1] / "benchmarks" / "configs" / "run.yaml"
+
+
+def test_example_run_yaml_is_generated_from_the_schema():
+    from skbpr.config import example_config
+
+    assert EXAMPLE.read_text(encoding="utf-8") == example_config(), (
+        "benchmarks/configs/run.yaml is out of date: regenerate it with `skbpr config > benchmarks/configs/run.yaml`"
+    )
+
+
+def test_example_run_yaml_holds_every_key_with_its_default():
+    from skbpr.config import SCHEMA
+
+    raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    assert list(raw) == list(SCHEMA)
+    for section, fields in SCHEMA.items():
+        given = {k: v for k, v in raw[section].items() if k != "scoring"}
+        assert given == {key: field.default for key, field in fields.items()}, section
+    assert raw["sweep"]["scoring"] == ["ndcg@10", "auc"]
+    # it loads, and loading it is the same as loading an empty configuration
+    assert load_config(EXAMPLE).to_dict() == validate_config({}).to_dict()
+
+
+def test_skbpr_config_prints_the_example(capsys, tmp_path):
+    assert main(["config"]) == 0
+    assert capsys.readouterr().out == EXAMPLE.read_text(encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "skbpr.config"], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout == EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_fit_help_lists_the_config_keys_and_points_at_the_example(capsys):
+    from skbpr.config import SCHEMA
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "benchmarks/configs/run.yaml" in text and "docs/tracking.md" in text and "skbpr config" in text
+    words = set(re.findall(r"[\w.<>]+", text))
+    for section, fields in SCHEMA.items():
+        assert f"{section}:" in text
+        assert set(fields) <= words, section

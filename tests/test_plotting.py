@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -49,43 +51,77 @@ def _lines(ax):
 # --------------------------------------------------------------------------
 # learning curves
 # --------------------------------------------------------------------------
+def _best_marks(ax):
+    """The x positions of the best-epoch lines of a panel."""
+    return [line.get_xdata()[0] for line in ax.get_lines() if line.get_label().startswith("best epoch")]
+
+
 def test_learning_curve_from_history():
     fig = plot_learning_curve(HISTORY)
-    assert len(fig.axes) == 2
-    loss_ax, val_ax = fig.axes
+    assert len(fig.axes) == 3  # loss, then one panel per validation metric
+    loss_ax, ndcg_ax, auc_ax = fig.axes
     assert fig.get_suptitle() == "Learning curve"
     assert (loss_ax.get_title(), loss_ax.get_xlabel(), loss_ax.get_ylabel()) == (
         "Training loss",
         "epoch",
         "training loss",
     )
-    assert (val_ax.get_title(), val_ax.get_xlabel(), val_ax.get_ylabel()) == (
-        "Validation metrics",
+    assert (ndcg_ax.get_title(), ndcg_ax.get_xlabel(), ndcg_ax.get_ylabel()) == (
+        "Validation ndcg@10",
         "epoch",
-        "validation metric",
+        "val_ndcg@10",
     )
+    assert (auc_ax.get_title(), auc_ax.get_ylabel()) == ("Validation auc", "val_auc")
     assert list(_lines(loss_ax)) == ["loss"]
     np.testing.assert_array_equal(_lines(loss_ax)["loss"].get_xdata(), [1, 2, 3, 4])
     np.testing.assert_allclose(_lines(loss_ax)["loss"].get_ydata(), [0.9, 0.7, 0.5, 0.4])
-    val = _lines(val_ax)
-    assert sorted(val) == ["val_auc", "val_ndcg@10"]
+    assert list(_lines(ndcg_ax)) == ["val_ndcg@10"]
+    assert list(_lines(auc_ax)) == ["val_auc"]
     # epochs without evaluation are skipped, not drawn as gaps or zeros
-    np.testing.assert_array_equal(val["val_ndcg@10"].get_xdata(), [1, 3])
-    np.testing.assert_allclose(val["val_ndcg@10"].get_ydata(), [0.10, 0.20])
-    assert [t.get_text() for t in val_ax.get_legend().get_texts()] == list(val)
+    np.testing.assert_array_equal(_lines(ndcg_ax)["val_ndcg@10"].get_xdata(), [1, 3])
+    np.testing.assert_allclose(_lines(ndcg_ax)["val_ndcg@10"].get_ydata(), [0.10, 0.20])
+    # each metric on its own scale: NDCG's 0.1-0.2 is not squashed under AUC's 0.7-0.8
+    assert ndcg_ax.get_ylim()[1] < 0.5 < auc_ax.get_ylim()[0]
+    assert ndcg_ax.get_shared_y_axes().get_siblings(ndcg_ax) == [ndcg_ax]
+    # a bare history names no best epoch: no mark
+    assert all(_best_marks(ax) == [] for ax in fig.axes)
+
+
+def test_learning_curve_marks_a_given_best_epoch():
+    fig = plot_learning_curve(HISTORY, best_epoch=3)
+    assert [_best_marks(ax) for ax in fig.axes] == [[3], [3], [3]]
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == ["val_ndcg@10", "best epoch (3)"]
+    assert all(_best_marks(ax) == [] for ax in plot_learning_curve(HISTORY, best_epoch=None).axes)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "best", True])
+def test_learning_curve_rejects_a_bad_best_epoch(bad):
+    with pytest.raises(ValueError, match=rf"best_epoch must be .*got {re.escape(repr(bad))}"):
+        plot_learning_curve(HISTORY, best_epoch=bad)
+
+
+def test_learning_curve_panels_wrap_after_three():
+    history = [{"epoch": 1, "loss": 1.0, "val_a": 0.1, "val_b": 0.2, "val_c": 0.3, "val_d": 0.4}]
+    fig = plot_learning_curve(history)
+    assert len(fig.axes) == 5
+    rows = {round(ax.get_subplotspec().rowspan.start) for ax in fig.axes}
+    assert rows == {0, 1}
 
 
 def test_learning_curve_from_fitted_estimator(tmp_path):
     data = make_interactions(60, 30, 300, random_state=0)
     train, test = train_test_split(data, test_size=0.2, random_state=0)
     model = HybridBPR(4, epochs=4, eval_every=2, batch_size=128, random_state=0).fit(train, eval_set=test)
+    assert model.best_epoch_ in (2, 4)
     fig = plot_learning_curve(model, title="tiny")
     assert fig.get_suptitle() == "tiny"
     loss = _lines(fig.axes[0])["loss"]
     np.testing.assert_allclose(loss.get_ydata(), [row["loss"] for row in model.history_])
-    val = _lines(fig.axes[1])
-    assert set(val) == {"val_ndcg@10", "val_auc"}
-    np.testing.assert_array_equal(val["val_auc"].get_xdata(), [2, 4])
+    panels = {ax.get_ylabel(): ax for ax in fig.axes[1:]}
+    assert set(panels) == {"val_ndcg@10", "val_auc"}
+    np.testing.assert_array_equal(_lines(panels["val_auc"])["val_auc"].get_xdata(), [2, 4])
+    # the estimator's best epoch is marked on every panel
+    assert [_best_marks(ax) for ax in fig.axes] == [[model.best_epoch_]] * 3
     fig.savefig(tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 1000
 
@@ -194,10 +230,12 @@ def test_plots_from_mlflow(tmp_path):
         Metric(mlflow_metric_name(k), v, 0, row["epoch"]) for row in HISTORY for k, v in row.items() if "val" in k
     ]
     client.log_batch(run.info.run_id, metrics=history)
+    client.log_metric(run.info.run_id, "best_epoch", 3)
     fig = plot_learning_curve(run.info.run_id, tracking_uri=uri)
-    val = _lines(fig.axes[1])
-    assert sorted(val) == ["val_auc", "val_ndcg@10"]
-    np.testing.assert_array_equal(val["val_ndcg@10"].get_xdata(), [1, 3])
+    panels = {ax.get_ylabel(): ax for ax in fig.axes[1:]}
+    assert sorted(panels) == ["val_auc", "val_ndcg@10"]
+    np.testing.assert_array_equal(_lines(panels["val_ndcg@10"])["val_ndcg@10"].get_xdata(), [1, 3])
+    assert [_best_marks(ax) for ax in fig.axes] == [[3]] * 3  # the run's best_epoch metric
     np.testing.assert_allclose(_lines(fig.axes[0])["loss"].get_ydata(), [0.9, 0.7, 0.5, 0.4])
 
     # a sweep: a parent and one child per candidate, plus an older unrelated sweep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -276,6 +277,73 @@ def test_parallel_grid_search_records_one_child_per_fit(data, tmp_path):
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1, 2]
     best = mlflow.sklearn.load_model(f"runs:/{refit[0].info.run_id}/model")
     np.testing.assert_array_equal(best.predict(PAIRS), search.best_estimator_.predict(PAIRS))
+
+
+def _models_by_run(client, experiment_id):
+    """Source run id -> number of logged models, over one experiment."""
+    counts: dict[str, int] = {}
+    for model in client.search_logged_models(experiment_ids=[experiment_id]):
+        counts[model.source_run_id] = counts.get(model.source_run_id, 0) + 1
+    return counts
+
+
+def test_grid_search_logs_a_model_for_the_refit_only(data, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    uri = f"sqlite:///{tmp_path / 'search.db'}"
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.set_experiment("search-models")
+    est = HybridBPR(**{**FAST, "epochs": 2}, callbacks=[MLflowCallback()])  # log_model="auto"
+    with mlflow.start_run(run_name="search") as parent:
+        search = GridSearchCV(est, {"learning_rate": [0.05, 0.1]}, cv=PerUserKFold(2, random_state=0), n_jobs=1)
+        search.fit(data)
+    client = MlflowClient(uri)
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    folds = [r for r in children if "skbpr.cv_split" in r.data.tags]
+    refit = [r for r in children if r.data.tags.get("skbpr.cv_refit") == "true"]
+    assert (len(folds), len(refit)) == (4, 1)
+    assert all(r.info.status == "FINISHED" for r in children)
+    models = _models_by_run(client, experiment.experiment_id)
+    assert models == {refit[0].info.run_id: 1}  # no fold run has a model, the refit run has one
+    assert not any(k.startswith("_") for r in children for k in r.data.tags)  # the fold marker is no tag
+    best = mlflow.sklearn.load_model(f"runs:/{refit[0].info.run_id}/model")
+    np.testing.assert_array_equal(best.predict(PAIRS), search.best_estimator_.predict(PAIRS))
+    fitted = search.best_estimator_.callbacks_[0]
+    assert fitted.model_uri_ is not None and fitted.run_id_ == refit[0].info.run_id
+
+
+@pytest.mark.parametrize(("log_model", "expected"), [("auto", 0), (True, 2), (False, 0)])
+def test_cross_val_score_logs_fold_models_only_when_asked(data, tmp_path, log_model, expected):
+    from sklearn.model_selection import cross_val_score
+
+    uri = f"sqlite:///{tmp_path / 'cv.db'}"
+    callback = MLflowCallback(tracking_uri=uri, experiment_name="cv", log_model=log_model)
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[callback])
+    cross_val_score(est, data, cv=PerUserKFold(2, random_state=0))
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("cv")
+    assert len(client.search_runs([experiment.experiment_id])) == 2
+    assert sum(_models_by_run(client, experiment.experiment_id).values()) == expected
+
+
+def test_plain_fit_logs_a_model_by_default_and_not_with_false(data, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'plain.db'}"
+    assert MLflowCallback().log_model == "auto"
+    _fit(data, MLflowCallback(tracking_uri=uri, experiment_name="plain"))
+    assert _fitted().model_uri_ is not None
+    _fit(data, MLflowCallback(tracking_uri=uri, experiment_name="plain", log_model=False))
+    assert _fitted().model_uri_ is None
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("plain")
+    assert sum(_models_by_run(client, experiment.experiment_id).values()) == 1
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None, "Auto"])
+def test_bad_log_model_is_refused(bad):
+    with pytest.raises(ValueError, match=rf"log_model must be 'auto', True or False, got {re.escape(repr(bad))}"):
+        MLflowCallback(log_model=bad)
 
 
 def test_random_and_optuna_searches_record_one_child_per_fit(data, tmp_path):
