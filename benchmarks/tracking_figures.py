@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 import re
 import shutil
@@ -96,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--img-dir", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--write", action="store_true", help="rewrite the outputs shown in docs/tracking.md")
+    parser.add_argument("--json", action="store_true", help="print the outputs as JSON only (no figures copied)")
     args = parser.parse_args(argv)
+    if args.json:
+        print(json.dumps(run_commands()))
+        return
     outputs = run_commands(args.img_dir)
     for name, output in outputs.items():
         print(f"$ {name}\n{output}", flush=True)
