@@ -432,6 +432,23 @@ def evaluate_scores_per_user(
     values : dict of str to ndarray of shape (n_evaluated,)
         Per-user value of each requested metric (keyed by the name as
         given); NaN where the metric is undefined for that user.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> import torch
+    >>> from skbpr.metrics import evaluate_scores_per_user
+    >>> scores = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.4, 0.6]])
+    >>> test = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 1, 0]]))
+    >>> train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]]))
+    >>> def score_fn(users):
+    ...     return scores[users]
+    >>> users, values = evaluate_scores_per_user(score_fn, test, exclude=train, metrics=["mrr", "auc"])
+    >>> users
+    array([0, 1])
+    >>> values["mrr"], values["auc"]
+    (array([1. , 0.5]), array([1. , 0.5]))
     """
     parsed = _parse_metrics(metrics)
     if not callable(score_fn):
@@ -491,6 +508,18 @@ def evaluate_scores(
     Takes the arguments of :func:`evaluate_scores_per_user` and returns the
     mean of each metric over the users where it is defined (NaN, with a
     warning, when it is defined for none), keyed by the metric name as given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> import torch
+    >>> from skbpr.metrics import evaluate_scores
+    >>> scores = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.4, 0.6]])
+    >>> test = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 1, 0]]))
+    >>> train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]]))
+    >>> evaluate_scores(lambda users: scores[users], test, exclude=train, metrics=["precision@1", "mrr", "auc"])
+    {'precision@1': 0.5, 'mrr': 0.75, 'auc': 0.75}
     """
     users, per_user = evaluate_scores_per_user(
         score_fn,
@@ -700,17 +729,55 @@ def evaluate(
 
 
 def auc_score(estimator: Any, X: Any, **kwargs: Any) -> float:
-    """Mean per-user AUC over all candidate items (see :func:`evaluate`)."""
+    """Mean per-user AUC over all candidate items (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import auc_score
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> round(auc_score(model, test), 4)
+    0.6667
+    """
     return evaluate(estimator, X, metrics=("auc",), **kwargs)["auc"]
 
 
 def implicit_auc_score(estimator: Any, X: Any, **kwargs: Any) -> float:
-    """Mean per-user AUC of test positives against held-out negatives."""
+    """Mean per-user AUC of test positives against held-out negatives.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import Interactions, PopularityRecommender
+    >>> from skbpr.metrics import implicit_auc_score
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> shown = np.array([[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]])
+    >>> held_out = Interactions.from_matrices(test, negatives=shown)
+    >>> model = PopularityRecommender().fit(train)
+    >>> implicit_auc_score(model, held_out)  # user 2 has no held-out negative and is ignored
+    0.5
+    """
     return evaluate(estimator, X, metrics=("implicit_auc",), **kwargs)["implicit_auc"]
 
 
 def mrr_score(estimator: Any, X: Any, **kwargs: Any) -> float:
-    """Mean reciprocal rank of the first test positive (see :func:`evaluate`)."""
+    """Mean reciprocal rank of the first test positive (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import mrr_score
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> round(mrr_score(model, test), 4)
+    0.8333
+    """
     return evaluate(estimator, X, metrics=("mrr",), **kwargs)["mrr"]
 
 
@@ -733,25 +800,77 @@ def ndcg_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
 
 
 def precision_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
-    """Mean precision@k (see :func:`evaluate`)."""
+    """Mean precision@k (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import precision_at_k
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> precision_at_k(model, test, k=2)
+    0.5
+    """
     name = _cutoff_name("precision", k)
     return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
 
 
 def recall_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
-    """Mean recall@k, hits / number of test positives (see :func:`evaluate`)."""
+    """Mean recall@k, hits / number of test positives (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import recall_at_k
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> round(recall_at_k(model, test, k=1), 4)
+    0.6667
+    >>> recall_at_k(model, test, k=2)
+    1.0
+    """
     name = _cutoff_name("recall", k)
     return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
 
 
 def map_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
-    """Mean average precision at k (see :func:`evaluate`)."""
+    """Mean average precision at k (see :func:`evaluate`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import map_at_k
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> round(map_at_k(model, test, k=2), 4)
+    0.8333
+    """
     name = _cutoff_name("map", k)
     return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
 
 
 def hit_rate_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
-    """Fraction of users with a test positive in their top k."""
+    """Fraction of users with a test positive in their top k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import hit_rate_at_k
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> round(hit_rate_at_k(model, test, k=1), 4)
+    0.6667
+    >>> hit_rate_at_k(model, test, k=2)
+    1.0
+    """
     name = _cutoff_name("hit_rate", k)
     return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
 
@@ -766,6 +885,20 @@ class RankingScorer:
 
     Usable as ``scoring=`` in scikit-learn model selection; greater is
     better for every metric. Build it with :func:`make_ranking_scorer`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import RankingScorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = RankingScorer("mrr", exclude_train=False)
+    >>> scorer
+    make_ranking_scorer('mrr', exclude_train=False)
+    >>> round(scorer(model, test), 4)
+    0.5833
     """
 
     def __init__(self, metric: str, **kwargs: Any) -> None:
@@ -809,40 +942,148 @@ def make_ranking_scorer(metric: str, **kwargs: Any) -> RankingScorer:
 
 
 def ndcg_scorer(k: int = 10, **kwargs: Any) -> RankingScorer:
-    """Scorer for NDCG@k."""
+    """Scorer for NDCG@k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import ndcg_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = ndcg_scorer(k=2)
+    >>> scorer
+    make_ranking_scorer('ndcg@2')
+    >>> round(scorer(model, test), 4)
+    0.877
+    """
     return RankingScorer(_cutoff_name("ndcg", k), **kwargs)
 
 
 def precision_scorer(k: int = 10, **kwargs: Any) -> RankingScorer:
-    """Scorer for precision@k."""
+    """Scorer for precision@k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import precision_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = precision_scorer(k=2)
+    >>> scorer(model, test)
+    0.5
+    """
     return RankingScorer(_cutoff_name("precision", k), **kwargs)
 
 
 def recall_scorer(k: int = 10, **kwargs: Any) -> RankingScorer:
-    """Scorer for recall@k."""
+    """Scorer for recall@k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import recall_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = recall_scorer(k=1)
+    >>> round(scorer(model, test), 4)
+    0.6667
+    """
     return RankingScorer(_cutoff_name("recall", k), **kwargs)
 
 
 def map_scorer(k: int = 10, **kwargs: Any) -> RankingScorer:
-    """Scorer for MAP@k."""
+    """Scorer for MAP@k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import map_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = map_scorer(k=2)
+    >>> round(scorer(model, test), 4)
+    0.8333
+    """
     return RankingScorer(_cutoff_name("map", k), **kwargs)
 
 
 def hit_rate_scorer(k: int = 10, **kwargs: Any) -> RankingScorer:
-    """Scorer for hit_rate@k."""
+    """Scorer for hit_rate@k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import hit_rate_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = hit_rate_scorer(k=2)
+    >>> scorer(model, test)
+    1.0
+    """
     return RankingScorer(_cutoff_name("hit_rate", k), **kwargs)
 
 
 def auc_scorer(**kwargs: Any) -> RankingScorer:
-    """Scorer for the full-catalogue AUC."""
+    """Scorer for the full-catalogue AUC.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import auc_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = auc_scorer()
+    >>> round(scorer(model, test), 4)
+    0.6667
+    """
     return RankingScorer("auc", **kwargs)
 
 
 def mrr_scorer(**kwargs: Any) -> RankingScorer:
-    """Scorer for the mean reciprocal rank."""
+    """Scorer for the mean reciprocal rank.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import PopularityRecommender
+    >>> from skbpr.metrics import mrr_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = mrr_scorer()
+    >>> round(scorer(model, test), 4)
+    0.8333
+    """
     return RankingScorer("mrr", **kwargs)
 
 
 def implicit_auc_scorer(**kwargs: Any) -> RankingScorer:
-    """Scorer for the AUC against held-out implicit negatives."""
+    """Scorer for the AUC against held-out implicit negatives.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr import Interactions, PopularityRecommender
+    >>> from skbpr.metrics import implicit_auc_scorer
+    >>> train = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 1]])
+    >>> test = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0]])
+    >>> shown = np.array([[0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]])
+    >>> held_out = Interactions.from_matrices(test, negatives=shown)
+    >>> model = PopularityRecommender().fit(train)
+    >>> scorer = implicit_auc_scorer()
+    >>> scorer(model, held_out)
+    0.5
+    """
     return RankingScorer("implicit_auc", **kwargs)
