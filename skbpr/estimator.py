@@ -242,6 +242,23 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         The sampling mode ``auto`` resolved to.
     device_ : torch.device
         Where the model lives.
+
+    Examples
+    --------
+    >>> from skbpr import HybridBPR
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import train_test_split
+    >>> data = make_interactions(200, 100, 3000, random_state=0)
+    >>> train, test = train_test_split(data, test_size=0.2, random_state=0)
+    >>> model = HybridBPR(n_components=16, epochs=5, random_state=0, n_threads=1, device="cpu")
+    >>> model = model.fit(train)
+    >>> len(model.history_)
+    5
+    >>> items, scores = model.recommend([0, 1, 2], k=5)
+    >>> items.shape, scores.shape
+    ((3, 5), (3, 5))
+    >>> round(model.score(test), 1)
+    0.3
     """
 
     def __init__(

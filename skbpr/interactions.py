@@ -304,6 +304,20 @@ class EventColumns:
         Strictly positive weight of each event (default 1).
 
     Without ``label_col`` and ``rating_col`` every row is a positive.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skbpr.interactions import EventColumns
+    >>> events = pd.DataFrame({"user_id": ["ann", "ann", "bob"], "item_id": ["x", "y", "x"], "rating": [5, 2, 4]})
+    >>> columns = EventColumns(rating_col="rating", threshold=4)
+    >>> parsed = columns.parse(events)
+    >>> parsed.users.tolist(), parsed.positive.tolist()
+    (['ann', 'ann', 'bob'], [True, False, True])
+    >>> EventColumns(label_col="clicked").validate(events)
+    Traceback (most recent call last):
+    ...
+    ValueError: events has no column 'clicked' (label_col); columns are ['user_id', 'item_id', 'rating']
     """
 
     user_col: Any = "user_id"
@@ -441,6 +455,19 @@ class FeatureEncoding:
     ----------
     feature_names : ndarray of str
         Names of the encoded columns.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skbpr.interactions import FeatureEncoding
+    >>> table = pd.DataFrame({"genre": ["rock", "jazz", "rock"], "length": [3.5, 5.0, 4.0]}, index=["x", "y", "z"])
+    >>> encoding = FeatureEncoding.fit(table, name="item_features")
+    >>> encoding.feature_names.tolist(), encoding.n_features
+    (['genre=jazz', 'genre=rock', 'length'], 3)
+    >>> encoding.transform(table, ["z", "x", "unknown"]).toarray()
+    array([[0. , 1. , 4. ],
+           [0. , 1. , 3.5],
+           [0. , 0. , 0. ]], dtype=float32)
     """
 
     def __init__(self, columns: list[tuple[Any, np.ndarray | None]], name: str) -> None:

@@ -221,6 +221,19 @@ class PerUserKFold(_PerUserSplitter):
         Permute each user's positives before dealing them.
     random_state : int, RandomState or None, default=None
         Seed of the permutation; only with ``shuffle=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import PerUserKFold
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> for train, test in PerUserKFold(n_splits=3, random_state=0).split(data):
+    ...     tested = np.unique(data.pos_users[test])
+    ...     print(len(train), len(test), np.isin(tested, data.pos_users[train]).all())
+    527 264 True
+    528 263 True
+    528 263 True
     """
 
     def __init__(self, n_splits: int = 5, *, shuffle: bool = True, random_state: Any = None):
@@ -274,6 +287,15 @@ class PerUserShuffleSplit(_PerUserSplitter):
         Fraction of each user's positives in test, in (0, 1).
     random_state : int, RandomState or None, default=None
         Seed of the draws.
+
+    Examples
+    --------
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import PerUserShuffleSplit
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> cv = PerUserShuffleSplit(n_splits=2, test_size=0.25, random_state=0)
+    >>> [(len(train), len(test)) for train, test in cv.split(data)]
+    [(578, 213), (578, 213)]
     """
 
     def __init__(self, n_splits: int = 1, *, test_size: float = 0.2, random_state: Any = None):
@@ -314,6 +336,18 @@ class LeaveKOut(_PerUserSplitter):
         Number of independent splits.
     random_state : int, RandomState or None, default=None
         Seed of the draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import LeaveKOut
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> train, test = next(LeaveKOut(k=1, random_state=0).split(data))
+    >>> len(train), len(test)
+    (693, 98)
+    >>> int(np.bincount(data.pos_users[test]).max())  # one test positive per user
+    1
     """
 
     def __init__(self, k: int = 1, *, n_splits: int = 1, random_state: Any = None):
@@ -361,6 +395,26 @@ class PerUserTimeSplit(_PerUserSplitter):
         Number of latest positives per user in test; overrides ``test_size``.
     timestamp_col : str, optional
         Timestamp column when ``X`` is a DataFrame.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skbpr.model_selection import PerUserTimeSplit
+    >>> events = pd.DataFrame(
+    ...     {
+    ...         "user_id": ["a", "a", "a", "b", "b", "c"],
+    ...         "item_id": ["x", "y", "z", "x", "z", "y"],
+    ...         "time": [3, 1, 2, 5, 4, 1],
+    ...     }
+    ... )
+    >>> splitter = PerUserTimeSplit(k=1, timestamp_col="time")
+    >>> train, test = next(splitter.split(events, groups=events["user_id"]))
+    >>> train.tolist(), test.tolist()
+    ([1, 2, 4, 5], [0, 3])
+    >>> events.iloc[test]
+      user_id item_id  time
+    0       a       x     3
+    3       b       x     5
     """
 
     n_splits = 1

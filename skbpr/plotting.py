@@ -21,7 +21,14 @@ __all__ = ["best_runs_table", "learning_curve_frame", "mlflow_metric_name", "plo
 
 
 def mlflow_metric_name(name: str) -> str:
-    """A metric name as MLflow accepts it (``ndcg@10`` becomes ``ndcg_at_10``)."""
+    """A metric name as MLflow accepts it (``ndcg@10`` becomes ``ndcg_at_10``).
+
+    Examples
+    --------
+    >>> from skbpr.plotting import mlflow_metric_name
+    >>> mlflow_metric_name("val_ndcg@10")
+    'val_ndcg_at_10'
+    """
     return re.sub(r"[^\w.\- :/]", "_", name.replace("@", "_at_"))
 
 
@@ -67,6 +74,21 @@ def learning_curve_frame(source: Any, *, tracking_uri: str | None = None) -> pd.
     ``source`` is a ``history_`` list, a fitted estimator with ``history_``
     or an MLflow run id (read from ``tracking_uri``, default MLflow's
     current one).
+
+    Examples
+    --------
+    >>> from skbpr.plotting import learning_curve_frame
+    >>> history = [
+    ...     {"epoch": 1, "loss": 0.69, "val_ndcg@10": 0.1},
+    ...     {"epoch": 2, "loss": 0.5},
+    ...     {"epoch": 3, "loss": 0.4, "val_ndcg@10": 0.2},
+    ... ]
+    >>> learning_curve_frame(history)
+           loss  val_ndcg@10
+    epoch
+    1      0.69          0.1
+    2      0.50          NaN
+    3      0.40          0.2
     """
     if isinstance(source, str):
         history = _history_from_mlflow(source, tracking_uri)
@@ -126,6 +148,18 @@ def plot_learning_curve(
         A panel with the loss, then one panel per ``val_*`` metric, each
         with its own y scale (AUC near 1 and NDCG near 0.1 stay readable);
         epochs without evaluation are skipped. At most three panels a row.
+
+    Examples
+    --------
+    >>> from skbpr.plotting import plot_learning_curve
+    >>> history = [
+    ...     {"epoch": 1, "loss": 0.69, "val_ndcg@10": 0.1},
+    ...     {"epoch": 2, "loss": 0.5},
+    ...     {"epoch": 3, "loss": 0.4, "val_ndcg@10": 0.2},
+    ... ]
+    >>> fig = plot_learning_curve(history, best_epoch=3)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['Training loss', 'Validation ndcg@10']
     """
     if best_epoch != "auto" and best_epoch is not None:
         if isinstance(best_epoch, bool) or not isinstance(best_epoch, numbers.Integral) or best_epoch < 1:
@@ -281,6 +315,19 @@ def best_runs_table(
     pandas.DataFrame
         One row per candidate: ``rank``, the searched parameters, ``metric``
         and its standard deviation (where known).
+
+    Examples
+    --------
+    >>> from skbpr.plotting import best_runs_table
+    >>> results = {
+    ...     "params": [{"alpha": a, "n_components": n} for a in (0.01, 0.1) for n in (8, 16)],
+    ...     "mean_test_ndcg@10": [0.12, 0.15, 0.10, 0.11],
+    ...     "std_test_ndcg@10": [0.01, 0.02, 0.01, 0.01],
+    ... }
+    >>> best_runs_table(results, n=2)
+       rank  alpha  n_components  mean_test_ndcg@10  std_test_ndcg@10
+    0     1   0.01            16               0.15              0.02
+    1     2   0.01             8               0.12              0.01
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
@@ -327,6 +374,18 @@ def plot_sweep(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> from skbpr.plotting import plot_sweep
+    >>> results = {
+    ...     "params": [{"alpha": a, "n_components": n} for a in (0.01, 0.1) for n in (8, 16)],
+    ...     "mean_test_ndcg@10": [0.12, 0.15, 0.10, 0.11],
+    ...     "std_test_ndcg@10": [0.01, 0.02, 0.01, 0.01],
+    ... }
+    >>> fig = plot_sweep(results)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['alpha', 'n_components']
     """
     results = _as_results(source, metric, tracking_uri, parent_run_id)
     names = _searched(results)

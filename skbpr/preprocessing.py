@@ -76,6 +76,28 @@ class InteractionsEncoder(TransformerMixin, BaseEstimator):
     Notes
     -----
     See the module docstring for the id-space and unknown-row rules.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skbpr.preprocessing import InteractionsEncoder
+    >>> events = pd.DataFrame(
+    ...     {
+    ...         "user_id": ["ann", "ann", "bob", "bob", "cid"],
+    ...         "item_id": ["x", "y", "x", "z", "y"],
+    ...         "rating": [5, 2, 4, 5, 3],
+    ...     }
+    ... )
+    >>> encoder = InteractionsEncoder(rating_col="rating", threshold=4)
+    >>> data = encoder.fit_transform(events)
+    >>> encoder.user_ids_.tolist(), encoder.item_ids_.tolist()
+    (['ann', 'bob', 'cid'], ['x', 'y', 'z'])
+    >>> data.n_positives, data.n_negatives
+    (3, 2)
+    >>> data.positives.toarray()
+    array([[1., 0., 0.],
+           [1., 0., 1.],
+           [0., 0., 0.]], dtype=float32)
     """
 
     def __init__(

@@ -9,10 +9,14 @@ import pytest
 
 MODULES = [
     "skbpr.baseline",
+    "skbpr.datasets.movielens",
     "skbpr.datasets.synthetic",
+    "skbpr.estimator",
     "skbpr.interactions",
     "skbpr.metrics",
     "skbpr.model_selection",
+    "skbpr.plotting",
+    "skbpr.preprocessing",
 ]
 
 

@@ -733,6 +733,29 @@ def load_movielens(
         item_id, rating, timestamp), ``items`` (item_id, title, genres as
         ``|``-joined text, ...), ``users`` and ``tags`` (``None`` when the
         release has none).
+
+    Examples
+    --------
+    A tiny copy of ``ml-latest-small`` written where ``data_home`` points
+    is read without downloading:
+
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> from skbpr.datasets import load_movielens
+    >>> home = Path(tempfile.mkdtemp())
+    >>> folder = home / "ml-latest-small"
+    >>> folder.mkdir()
+    >>> ratings = {"userId": [1, 1, 2], "movieId": [10, 20, 10], "rating": [5.0, 2.0, 4.5], "timestamp": [1, 2, 3]}
+    >>> pd.DataFrame(ratings).to_csv(folder / "ratings.csv", index=False)
+    >>> movies = {"movieId": [10, 20], "title": ["Heat (1995)", "Up (2009)"], "genres": ["Action|Crime", "Animation"]}
+    >>> pd.DataFrame(movies).to_csv(folder / "movies.csv", index=False)
+    >>> data = load_movielens("ml-latest-small", data_home=home, download=False)
+    >>> data.n_users, data.n_items, data.n_positives, data.n_negatives
+    (2, 2, 2, 1)
+    >>> data.item_ids.tolist(), data.item_feature_names.tolist()
+    ([10, 20], ['genre=Action', 'genre=Animation', 'genre=Crime'])
+    >>> shutil.rmtree(home)
     """
     if not isinstance(name, str) or name not in _RELEASES:
         raise ValueError(f"name must be one of {sorted(_RELEASES)}, got {name!r}")
