@@ -14,7 +14,23 @@ from typing import Any
 
 
 class Callback:
-    """Base class for training callbacks; every hook does nothing by default."""
+    """Base class for training callbacks; every hook does nothing by default.
+
+    Examples
+    --------
+    >>> from skbpr import HybridBPR
+    >>> from skbpr.callbacks import Callback
+    >>> from skbpr.datasets import make_interactions
+    >>> class StopAfter(Callback):
+    ...     def __init__(self, n):
+    ...         self.n = n
+    ...     def on_epoch_end(self, estimator, epoch, logs):
+    ...         return epoch >= self.n  # True stops training
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> model = HybridBPR(8, epochs=10, random_state=0, n_threads=1, callbacks=[StopAfter(3)]).fit(data)
+    >>> [entry["epoch"] for entry in model.history_]
+    [1, 2, 3]
+    """
 
     def on_fit_begin(self, estimator: Any, logs: dict[str, Any]) -> None:
         """Called once before the first epoch; ``logs`` describes the data."""
@@ -37,7 +53,20 @@ class _FunctionCallback(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over epochs with the latest loss and metrics in its postfix."""
+    """A tqdm bar over epochs with the latest loss and metrics in its postfix.
+
+    ``HybridBPR(verbose=True)`` adds one; the bar is drawn on standard error.
+
+    Examples
+    --------
+    >>> from skbpr import HybridBPR
+    >>> from skbpr.callbacks import ProgressBar
+    >>> from skbpr.datasets import make_interactions
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> model = HybridBPR(8, epochs=2, random_state=0, n_threads=1, callbacks=[ProgressBar()]).fit(data)
+    >>> len(model.history_)
+    2
+    """
 
     def __init__(self, total: int | None = None) -> None:
         self.total = total
@@ -60,7 +89,22 @@ class ProgressBar(Callback):
 
 
 class CallbackList(Callback):
-    """Dispatch each hook to several callbacks; stop when any asks to."""
+    """Dispatch each hook to several callbacks; stop when any asks to.
+
+    Functions ``f(estimator, epoch, logs)`` are taken as ``on_epoch_end`` hooks.
+
+    Examples
+    --------
+    >>> from skbpr.callbacks import CallbackList
+    >>> seen = []
+    >>> callbacks = CallbackList([lambda estimator, epoch, logs: seen.append((epoch, logs["loss"]))])
+    >>> callbacks.on_epoch_end(None, 1, {"loss": 0.5})
+    False
+    >>> CallbackList([lambda estimator, epoch, logs: epoch >= 1]).on_epoch_end(None, 1, {})
+    True
+    >>> seen
+    [(1, 0.5)]
+    """
 
     def __init__(self, callbacks: Iterable[Any] | Any | None) -> None:
         if callbacks is None:
@@ -177,6 +221,23 @@ class MLflowCallback(Callback):
     ``skbpr.cv_n_splits``, ``skbpr.cv_candidate`` (found on the call stack of
     ``_fit_and_score``), or ``skbpr.cv_refit`` for the final refit.
     A fit that raises leaves its run unfinished.
+
+    Examples
+    --------
+    >>> import os, shutil, tempfile
+    >>> from mlflow import MlflowClient
+    >>> from skbpr import HybridBPR
+    >>> from skbpr.callbacks import MLflowCallback
+    >>> from skbpr.datasets import make_interactions
+    >>> folder = tempfile.mkdtemp()
+    >>> uri = "sqlite:///" + os.path.join(folder, "mlflow.db")
+    >>> tracker = MLflowCallback(tracking_uri=uri, log_model=False)
+    >>> data = make_interactions(100, 50, 800, random_state=0)
+    >>> model = HybridBPR(8, epochs=2, random_state=0, n_threads=1, callbacks=[tracker]).fit(data)
+    >>> run = MlflowClient(uri).get_run(model.callbacks_[0].run_id_)  # the fitted copy holds the run
+    >>> run.info.status, run.data.params["epochs"], sorted(run.data.metrics)[:2]
+    ('FINISHED', '2', ['epochs_run', 'final_loss'])
+    >>> shutil.rmtree(folder)
     """
 
     def __init__(

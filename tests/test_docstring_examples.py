@@ -9,6 +9,7 @@ import pytest
 
 MODULES = [
     "skbpr.baseline",
+    "skbpr.callbacks",
     "skbpr.datasets.movielens",
     "skbpr.datasets.synthetic",
     "skbpr.estimator",
