@@ -23,7 +23,7 @@ from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training import OPTIMIZERS, TrainingProblem, make_optimizer, resolve_device, torch_threads
 from skbpr.training.engine import BACKENDS, Engine, choose_backend
-from skbpr.training.sampling import SAMPLERS
+from skbpr.training.sampling import SAMPLERS, users_without_candidates
 from skbpr.training.stream import epoch_seed
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
@@ -673,7 +673,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         coo = positives.tocoo()
         users = torch.as_tensor(coo.row.astype(np.int64), device=device)
         items = torch.as_tensor(coo.col.astype(np.int64), device=device)
-        full = np.flatnonzero(np.diff(positives.indptr) == data.n_items)  # users with no negative to draw
+        full = users_without_candidates(positives)
         if full.size:
             keep = ~np.isin(coo.row, full)
             if not keep.any():

@@ -29,6 +29,11 @@ def _csr_tensors(matrix: sp.csr_matrix, device: torch.device) -> tuple[torch.Ten
     return indptr, indices
 
 
+def users_without_candidates(positives: sp.csr_matrix) -> np.ndarray:
+    """Users of ``positives`` (CSR, canonical) whose every item is a positive: no negative can be drawn."""
+    return np.flatnonzero(np.diff(positives.indptr) == positives.shape[1])
+
+
 class NegativeSampler:
     """Draw negatives for batches of users.
 
@@ -62,6 +67,7 @@ class NegativeSampler:
         self.implicit_ratio = float(implicit_ratio)
         self.device = torch.device(device)
         self.n_users, self.n_items = positives.shape
+        self._positives = positives
         self._stride = self.n_items + 1
         indptr, indices = _csr_tensors(positives, self.device)
         self._pos_indptr = indptr
@@ -79,7 +85,7 @@ class NegativeSampler:
     @property
     def users_without_candidates(self) -> np.ndarray:
         """Users whose every item is a positive: no negative can be drawn."""
-        return torch.nonzero(self._n_candidates == 0).flatten().cpu().numpy()
+        return users_without_candidates(self._positives)
 
     def _counters(self, users: torch.Tensor, n: int, positions: torch.Tensor | None) -> torch.Tensor:
         """Counter of each draw: ``3 * (position * n + slot)``, shape ``(len(users), n)``."""
