@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "skbpr.baseline",
     "skbpr.callbacks",
+    "skbpr.datasets.lastfm",
     "skbpr.datasets.movielens",
     "skbpr.datasets.synthetic",
     "skbpr.estimator",
