@@ -366,6 +366,13 @@ def test_a_weighting_callable_with_bad_output_raises_naming_it(transform, messag
     with pytest.raises(ValueError, match=r"weighting callable <lambda> " + message):
         model.fit(_weighted_matrix())
     assert not hasattr(model, "model_")
+    # a fitted model is left as it was
+    fitted = HybridBPR(**FAST).fit(_weighted_matrix())
+    before, history = fitted.item_embeddings_, list(fitted.history_)
+    with pytest.raises(ValueError, match=r"weighting callable <lambda> " + message):
+        fitted.set_params(weighting=transform, warm_start=True).fit(_weighted_matrix())
+    np.testing.assert_array_equal(fitted.item_embeddings_, before)
+    assert fitted.history_ == history
 
 
 @needs_kernel
