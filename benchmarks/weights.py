@@ -17,6 +17,7 @@ python benchmarks/weights.py --weightings none log --seeds 0
 python benchmarks/weights.py --loss warp
 python benchmarks/weights.py --dataset synthetic      # no data files, a smoke run
 python benchmarks/weights.py --table                  # the table of the last run's JSON again
+python benchmarks/weights.py --speed --out benchmarks/results/weights_speed.json   # the cost of weights
 """
 
 from __future__ import annotations
@@ -99,6 +100,40 @@ def run(args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def speed(args: argparse.Namespace) -> list[dict]:
+    """Training samples per second with weights ignored and used (log), best of ``--repeats`` fits of each.
+
+    Fits alternate between the two so that the load of a shared machine hits
+    both alike; the compiled kernel's deterministic and lock-free modes.
+    """
+    torch.set_num_threads(args.threads)
+    train, _ = train_test_split(load(args.dataset, args.data_home, 0), test_size=0.2, random_state=0)
+    epochs = args.epochs or 20
+    out = []
+    for deterministic in (True, False):
+        best = {"none": np.inf, "log": np.inf}
+        for _ in range(args.repeats):
+            for weighting in best:
+                model = HybridBPR(
+                    n_components=args.factors, loss=args.loss, weighting=weighting, epochs=epochs, random_state=0,
+                    n_threads=args.threads, backend="native", deterministic=deterministic,
+                    user_features_mode="identity", item_features_mode="identity",
+                )  # fmt: skip
+                start = time.perf_counter()
+                model.fit(train)
+                best[weighting] = min(best[weighting], time.perf_counter() - start)
+        rates = {w: train.n_positives * epochs / t for w, t in best.items()}
+        out.append(
+            {"deterministic": deterministic, "samples_per_s": rates, "log_over_none": rates["log"] / rates["none"]}
+        )
+        print(
+            f"{'deterministic' if deterministic else 'lock-free':>13}: none {rates['none'] / 1e6:.2f} M/s, "
+            f"log {rates['log'] / 1e6:.2f} M/s, ratio {rates['log'] / rates['none']:.3f}",
+            flush=True,
+        )
+    return out
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """Mean and standard deviation over seeds per system, with the change of NDCG@10 against ``none``."""
     out = []
@@ -144,7 +179,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--table", action="store_true", help="print the table of the rows already in --out, run nothing"
     )
+    parser.add_argument("--speed", action="store_true", help="time training with and without weights instead")
+    parser.add_argument("--repeats", type=int, default=5, help="--speed: best of this many fits")
     args = parser.parse_args(argv)
+    if args.speed:
+        result = {"dataset": args.dataset, "loss": args.loss, "threads": args.threads, "speed": speed(args)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        return result
     if args.table:
         result = json.loads(args.out.read_text())
         result["summary"] = summarise(result["rows"])
