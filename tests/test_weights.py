@@ -315,6 +315,7 @@ def test_confidence_functions():
     np.testing.assert_allclose(log, np.log1p([1, 350000]) / np.log1p([1, 350000]).mean(), rtol=1e-6)
     assert log[1] / log[0] == pytest.approx(np.log1p(350000) / np.log(2), rel=1e-6)  # 18x, not 350000x
     assert confidences([], "log").shape == (0,)
+    np.testing.assert_allclose(confidences([1.0, 3.0], lambda w: w * 1e307), [0.5, 1.5])  # no overflow to inf
     assert WEIGHTINGS == ("none", "log", "linear")
 
 
@@ -361,6 +362,7 @@ def test_bad_weighting_raises_before_any_work(weighting):
         (lambda w: -w, r"must return finite values >= 0, got \[-"),
         (lambda w: w * np.nan, r"must return finite values >= 0, got \[nan"),
         (lambda w: w * 0, r"returned 0 for every positive"),
+        (lambda w: "heavy", r"must return numbers, one per positive, got str"),
     ],
 )
 def test_a_weighting_callable_with_bad_output_raises_naming_it(transform, message):

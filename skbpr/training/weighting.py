@@ -85,15 +85,22 @@ def confidences(values: Any, weighting: Weighting) -> np.ndarray:
     """
     check_weighting(weighting)
     w = np.asarray(values, dtype=np.float64).ravel()
-    if weighting == "none" or w.size == 0:
+    named = isinstance(weighting, str)
+    if (named and weighting == "none") or w.size == 0:
         return np.ones(w.size, dtype=np.float32)
-    if weighting == "log":
+    if named and weighting == "log":
         t = np.log1p(w)
-    elif weighting == "linear":
+    elif named and weighting == "linear":
         t = w
     else:
         name = getattr(weighting, "__name__", type(weighting).__name__)
-        t = np.asarray(weighting(w.copy()), dtype=np.float64)
+        out = weighting(w.copy())
+        try:
+            t = np.asarray(out, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"weighting callable {name} must return numbers, one per positive, got {type(out).__name__}"
+            ) from exc
         if t.shape != w.shape:
             raise ValueError(
                 f"weighting callable {name} must return one value per positive, shape {w.shape}, got shape {t.shape}"
@@ -108,4 +115,5 @@ def confidences(values: Any, weighting: Weighting) -> np.ndarray:
             raise ValueError(f"weighting callable {name} returned 0 for every positive: no positive would count")
     if t.min() == t.max():
         return np.ones(w.size, dtype=np.float32)
+    t = t / t.max()  # in [0, 1]: the mean cannot overflow
     return (t / t.mean()).astype(np.float32)
