@@ -46,7 +46,7 @@ def _features(seed: int, modes=("both", "features")):
 
 def _engine(
     kind, R, users, items, weights, *, loss="bpr", m=3, alpha=0.2, lr=1.0, optimizer="sgd", batch_size=1024,
-    features=(None, None), dtype=torch.float32, deterministic=True, seed=0,
+    features=(None, None), dtype=torch.float32, deterministic=True, seed=0, isa="",
 ):  # fmt: skip
     """A torch Trainer or a compiled kernel over one fresh model (same initial weights for a seed)."""
     Fu, Fi = features
@@ -70,7 +70,7 @@ def _engine(
     opt_i = make_optimizer(optimizer, model.item_weight.data, lr)
     if kind == "torch":
         return Trainer(problem, model, opt_u, opt_i)
-    return NativeKernel(problem, model, opt_u, opt_i, deterministic=deterministic)
+    return NativeKernel(problem, model, opt_u, opt_i, deterministic=deterministic, isa=isa)
 
 
 def _dense(fmap_matrix, n):
@@ -168,6 +168,28 @@ def test_kernel_step_is_the_gradient_of_the_weighted_loss(loss, deterministic, f
             trainer.user_optimizer.step(ur, ug / b)
         torch.testing.assert_close(kernel.model.user_weight.data, trainer.model.user_weight.data, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(kernel.model.item_weight.data, trainer.model.item_weight.data, rtol=1e-4, atol=1e-5)
+
+
+ISAS = native._extension()[0].SUPPORTED_ISAS if native.available() else []
+
+
+@needs_kernel
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("loss", ["bpr", "warp"])
+def test_every_build_of_the_kernel_weighs_alike(isa, loss):
+    # the AVX2 build and the portable one compile the same source: both take the weighted step
+    R, users, items, weights = _data(seed=5)
+    m = 4 if loss == "warp" else 3
+    Fu, Fi = _features(5)
+    kernel = _engine("native", R, users, items, weights, loss=loss, m=m, features=(Fu, Fi), isa=isa,
+                     batch_size=users.numel())  # fmt: skip
+    assert kernel.isa == isa
+    negatives = _negatives(users, m)
+    U0, V0 = kernel.model.user_weight.data.clone(), kernel.model.item_weight.data.clone()
+    kernel.train(0, users.numel(), seed=0, n_threads=2, shuffle=False, negatives=negatives)
+    _, ref_u, ref_v = _weighted_reference(loss, Fu, Fi, U0, V0, users, items, negatives, weights, 0.2)
+    torch.testing.assert_close((U0 - kernel.model.user_weight.data).double(), ref_u, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close((V0 - kernel.model.item_weight.data).double(), ref_v, rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------ exact equivalences
