@@ -207,21 +207,25 @@ def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
 
 
 def _run_worker(args: argparse.Namespace, config: Any) -> int:
-    from skbpr.cli import _say
+    import optuna
+
+    from skbpr.cli import CommandLineError, _say
     from skbpr.distributed.tune import ConfigObjective, run_worker
 
-    storage = _storage(args, create_tables=False)
-    tracking = _tracking_uri(config)
-    try:
-        run_worker(
-            storage, args.study, ConfigObjective(config, tracking), args.n_trials, seed=args.seed, timeout=args.timeout
-        )
-    except KeyError:
-        from skbpr.cli import CommandLineError
-
+    try:  # the study, and so the storage's tables, must exist: workers never create them
+        storage = _storage(args, create_tables=False)
+        optuna.load_study(study_name=args.study, storage=storage)
+    except CommandLineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - KeyError, or the database's "no such table"
         raise CommandLineError(
-            f"--study {args.study!r}: no such study in {args.storage} (create it first: skbpr tune --create-only)"
+            f"--study {args.study!r}: no such study in {args.storage} ({type(exc).__name__}); create it first: "
+            "skbpr tune --create-only"
         ) from None
+    tracking = _tracking_uri(config)
+    run_worker(
+        storage, args.study, ConfigObjective(config, tracking), args.n_trials, seed=args.seed, timeout=args.timeout
+    )
     _say(f"worker {os.getpid()}: {args.n_trials} trials run on study {args.study!r}")
     return 0
 
