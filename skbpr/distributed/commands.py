@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,13 @@ def add_tune_parser(sub: Any, epilog: str) -> None:
     p = sub.add_parser(
         "tune",
         help="Optuna study over the sweep section's choices, run by several worker processes",
-        description="Create the study once in the storage, then run --n-workers worker processes against it "
-        "(each runs --n-trials trials). On a cluster: 'skbpr tune --create-only' once, then "
-        "'skbpr tune --worker' on every machine with the same --storage and --study.",
+        description=textwrap.fill(
+            "Create the study once in the storage, then run --n-workers worker processes against it "
+            "(each runs --n-trials trials). On a cluster: 'skbpr tune --create-only' once, then "
+            "'skbpr tune --worker' on every machine with the same --storage and --study. The search space "
+            "is the sweep section's searched keys, as categorical choices; see docs/scaling.md.",
+            width=96,
+        ),
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
