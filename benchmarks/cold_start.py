@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     for name in args.sets:
         side = name.split("-")[1]
-        for variant in VARIANTS[name]:
+        for variant in args.variants or VARIANTS[name]:
             for seed in args.seeds:
                 positives, features, desc = load_set(name, args.data_home, variant, seed)
                 problem = split(positives, features, side, seed, name, desc)
@@ -379,12 +379,20 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(SETS[:4]), choices=SETS)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS + EXTRA_SYSTEMS)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="feature sets to run instead of each set's own (e.g. 'genres (L1 rows)'; one set at a time)",
+    )
     parser.add_argument("--data-home", type=Path, default=DEFAULT_DATA_HOME)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cold_start.json")
     args = parser.parse_args(argv)
+    if args.variants and len(args.sets) != 1:
+        parser.error("--variants applies to one set at a time: give --sets exactly one set")
     start = time.perf_counter()
     rows: list[dict] = []
     for name in args.sets:  # the JSON is rewritten after each set: a long run keeps what it finished
