@@ -81,8 +81,9 @@ SYSTEMS = (
     "lightfm features",
     "lightfm features+identity",
 )
-# not run by default: skbpr without its L2 penalty, as LightFM runs by default (item_alpha = user_alpha = 0)
-EXTRA_SYSTEMS = ("skbpr features alpha=0", "skbpr both alpha=0")
+# not run by default: skbpr without its L2 penalty, as LightFM runs by default (item_alpha = user_alpha = 0),
+# and skbpr with LightFM's loss
+EXTRA_SYSTEMS = ("skbpr features alpha=0", "skbpr both alpha=0", "skbpr features warp", "skbpr both warp")
 
 
 @dataclass
@@ -278,7 +279,7 @@ def run_system(system: str, problem: Problem, seed: int, args) -> tuple[np.ndarr
     if system == "popularity by feature":
         return popularity_scores(problem, by_feature=True), 0.0
     if system.startswith("skbpr"):
-        extra = {"alpha": 0.0} if system.endswith("alpha=0") else {}
+        extra = {"alpha": 0.0} if system.endswith("alpha=0") else {"loss": "warp"} if system.endswith("warp") else {}
         return skbpr_scores(problem, system.split()[1], seed, args, **extra)
     if system.startswith("lightfm"):
         if not importlib.util.find_spec("lightfm"):
