@@ -42,6 +42,9 @@ Examples
 python benchmarks/cold_start.py                       # every set, 3 seeds
 python benchmarks/cold_start.py --sets ml-item --seeds 0
 python benchmarks/cold_start.py --sets synthetic-item synthetic-user --seeds 0   # no data needed
+python benchmarks/cold_start.py --sets lastfm-user --variants "friends (L1 rows)" \
+    --systems "skbpr both" "skbpr both alpha=0" "skbpr both warp" "lightfm features+identity" \
+    --out benchmarks/results/cold_start_friends.json   # other feature sets, skbpr without L2 or with WARP
 """
 
 from __future__ import annotations
