@@ -19,6 +19,7 @@ MODULES = [
     "skbpr.model_selection",
     "skbpr.plotting",
     "skbpr.preprocessing",
+    "skbpr.training.defaults",
 ]
 
 
