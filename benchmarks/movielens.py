@@ -18,6 +18,8 @@ python benchmarks/movielens.py                       # ml-100k, all configuratio
 python benchmarks/movielens.py --dataset ml-100k lastfm --configs bpr warp popularity cornac-bpr
 python benchmarks/movielens.py --configs bpr warp --seeds 0
 python benchmarks/movielens.py --dataset synthetic   # no download, a smoke run
+python benchmarks/movielens.py --dataset lastfm --seeds 1 --out lastfm-1.json   # one seed per process...
+python benchmarks/movielens.py --merge lastfm-0.json lastfm-1.json lastfm-2.json --out lastfm.json  # ...joined
 """
 
 from __future__ import annotations
@@ -287,6 +289,30 @@ def _path_for(template: Path | None, dataset: str, n_datasets: int, name: str) -
     return Path(text.format(dataset=dataset))
 
 
+def merge(paths: list[Path], out: Path, plot_path: Path | None = None) -> dict:
+    """One result from the JSON of runs of the same data set on other seeds (run side by side)."""
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    datasets = {p["dataset"] for p in parts}
+    if len(datasets) != 1:
+        raise SystemExit(f"--merge takes runs of one data set, got {sorted(datasets)}")
+    seeds = [s for p in parts for s in p["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise SystemExit(f"--merge: a seed appears twice among {seeds}")
+    rows = [r for p in parts for r in p["rows"]]
+    summary = summarise(rows)
+    table = markdown(summary)
+    print(table)
+    result = {**parts[0], "seeds": seeds, "rows": rows, "summary": summary, "markdown": table}
+    result["merged_from"] = [str(p) for p in paths]
+    out = _path_for(out, parts[0]["dataset"], 1, "out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    plot_path = _path_for(plot_path, parts[0]["dataset"], 1, "plot")
+    if plot_path is not None:
+        plot(summary, plot_path, parts[0]["dataset"])
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -307,7 +333,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--plot", type=Path, default=None, help="PNG of NDCG@10 by system (needs matplotlib); may hold '{dataset}'"
     )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="join the JSON of runs of other seeds (same data set) into one summary; fits nothing",
+    )
     args = parser.parse_args(argv)
+    if args.merge is not None:
+        return merge(args.merge, args.out, args.plot)
     unknown = [c for c in args.configs if c not in SKBPR_CONFIGS and c not in PEERS]
     if unknown:
         parser.error(f"unknown --configs {unknown}; choose from {[*SKBPR_CONFIGS, *PEERS]}")
