@@ -35,13 +35,13 @@ def test_table_has_a_row_for_every_loss_with_every_auto_parameter():
 def test_documented_values():
     # the values the estimator's docstring and docs/guide.md quote
     assert loss_defaults("bpr") == {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16}
-    assert loss_defaults("logistic")["n_negatives"] == loss_defaults("hinge")["n_negatives"] == 16
+    assert loss_defaults("logistic")["n_negatives"] == 16 and loss_defaults("hinge")["n_negatives"] == 1
     assert loss_defaults("warp")["learning_rate"] == 0.03 and loss_defaults("warp")["alpha"] == 0.1
     assert loss_defaults(lambda pos, neg: (neg - pos[:, None]).mean()) == loss_defaults("bpr")
 
 
 def test_resolve_replaces_only_auto():
-    assert resolve("hinge", learning_rate="auto", alpha=0.5, n_negatives=3) == {
+    assert resolve("logistic", learning_rate="auto", alpha=0.5, n_negatives=3) == {
         "learning_rate": 0.1,
         "alpha": 0.5,
         "n_negatives": 3,
