@@ -149,9 +149,9 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         callables (their losses average over them). ``"auto"``: the loss's
         default (16 for ``bpr``, ``logistic`` and callables, 1 for
         ``hinge``; WARP draws ``max_sampled`` candidates instead), resolved
-        in ``fit`` into ``n_negatives_``. One uniform
-        negative per positive leaves most of a large catalogue unseen by a
-        user in 50 epochs; see :mod:`skbpr.training.defaults`.
+        in ``fit`` into ``n_negatives_``. One uniform negative per positive
+        leaves most of a large catalogue unseen by a user in 50 epochs; see
+        :mod:`skbpr.training.defaults`.
     max_sampled : int, default=10
         WARP: the most candidates drawn per positive in search of one that
         violates the margin.
