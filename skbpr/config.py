@@ -75,6 +75,7 @@ class Field:
     strict: bool = False  # minimum excluded
     maximum: float | None = None  # included
     param: str | None = None  # HybridBPR parameter it sets
+    auto: bool = False  # the string "auto" is accepted too (HybridBPR's per-loss default)
 
     def describe(self) -> str:
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[self.kind]
@@ -86,6 +87,8 @@ class Field:
             what += f" {'>' if self.strict else '>='} {self.minimum:g}"
         if self.nullable:
             what += " or null"
+        if self.auto:
+            what += " or auto (the loss's default)"
         return what
 
 
@@ -105,8 +108,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "optimizer": {
         "name": _f("str", "adagrad", choices=OPTIMIZERS, param="optimizer"),
-        "learning_rate": _f("float", 0.1, minimum=0, strict=True, param="learning_rate"),
-        "alpha": _f("float", 0.01, minimum=0, param="alpha"),
+        "learning_rate": _f("float", "auto", minimum=0, strict=True, param="learning_rate", auto=True),
+        "alpha": _f("float", "auto", minimum=0, param="alpha", auto=True),
     },
     "training": {
         "loss": _f("str", "bpr", choices=LOSSES, param="loss"),
@@ -114,7 +117,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "batch_size": _f("int", 4096, minimum=1, param="batch_size"),
         "negatives": _f("str", "uniform", choices=("auto", *SAMPLERS), param="negatives"),
         "implicit_ratio": _f("float", 0.5, minimum=0, param="implicit_ratio"),
-        "n_negatives": _f("int", 1, minimum=1, param="n_negatives"),
+        "n_negatives": _f("int", "auto", minimum=1, param="n_negatives", auto=True),
         "max_sampled": _f("int", 10, minimum=1, param="max_sampled"),
         "sigma": _f("float", 1.0, minimum=0, strict=True, param="sigma"),
         "margin": _f("float", 1.0, minimum=0, param="margin"),
@@ -231,6 +234,8 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
         if field.nullable:
             return None
         raise _fail(key, value, field.describe())
+    if field.auto and value == "auto":
+        return value
     if field.kind == "bool":
         if not isinstance(value, bool):
             raise _fail(key, value, field.describe())

@@ -22,6 +22,7 @@ from skbpr.callbacks import Callback, CallbackList, ProgressBar
 from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training import OPTIMIZERS, TrainingProblem, make_optimizer, resolve_device, torch_threads
+from skbpr.training.defaults import AUTO, resolve
 from skbpr.training.engine import BACKENDS, Engine, choose_backend
 from skbpr.training.sampling import SAMPLERS, users_without_candidates
 from skbpr.training.stream import epoch_seed
@@ -98,14 +99,21 @@ def warn_if_weighted(data: Any, owner: str, *, positives_used: bool = False, hin
         )
 
 
-def _check_number(name: str, value: Any, *, low: float, integer: bool = False, strict: bool = True) -> None:
+def _check_number(
+    name: str, value: Any, *, low: float, integer: bool = False, strict: bool = True, auto: bool = False
+) -> None:
     kind = numbers.Integral if integer else numbers.Real
     ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
     ok = ok and (value > low if strict else value >= low)
     if not ok:
         what = "an integer" if integer else "a finite number"
         bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
+        alternative = ' or "auto" (the loss\'s default)' if auto else ""
+        raise ValueError(f"{name} must be {what} {bound}{alternative}, got {value!r}")
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -160,9 +168,14 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         NDCG@10 by about 5 % over ``none`` (``linear`` lowered it by 8 %;
         ``benchmarks/weights.py``, ``docs/guide.md``). The confidences used
         are in ``confidences_``.
-    n_negatives : int, default=1
+    n_negatives : int or "auto", default="auto"
         Negatives drawn per positive for ``bpr``, ``logistic``, ``hinge`` and
-        callables (their losses average over them).
+        callables (their losses average over them). ``"auto"``: the loss's
+        default (16 for ``bpr``, ``logistic`` and callables, 1 for
+        ``hinge``; WARP draws ``max_sampled`` candidates instead), resolved
+        in ``fit`` into ``n_negatives_``. One uniform negative per positive
+        leaves most of a large catalogue unseen by a user in 50 epochs; see
+        :mod:`skbpr.training.defaults`.
     max_sampled : int, default=10
         WARP: the most candidates drawn per positive in search of one that
         violates the margin.
@@ -176,10 +189,14 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         identity column per row. Without given features, identity is used.
     optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
         Sparse-row optimiser: only the rows a batch touched are updated.
-    learning_rate : float, default=0.1
+    learning_rate : float or "auto", default="auto"
         Step size of the optimiser (for a loss averaged over the batch).
-    alpha : float, default=0.01
+        ``"auto"``: the loss's default (0.1; 0.03 for ``warp``), resolved in
+        ``fit`` into ``learning_rate_``.
+    alpha : float or "auto", default="auto"
         L2 penalty on the representations a batch uses (per occurrence).
+        ``"auto"``: the loss's default (0.01; 0.1 for ``warp``), resolved in
+        ``fit`` into ``alpha_``.
     init_std : float, default=0.1
         Standard deviation of the initial embeddings.
     epochs : int, default=50
@@ -269,6 +286,12 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         ``partial_fit``), with the pattern of ``train_positives_``: 1
         everywhere with ``weighting="none"`` or binary data, 0 for the
         positives of users that could not be trained (every item a positive).
+    learning_rate_, alpha_ : float
+        The learning rate and L2 penalty the last fit used: the parameter,
+        or the loss's default (:func:`skbpr.training.defaults.loss_defaults`)
+        where it is ``"auto"``.
+    n_negatives_ : int
+        The negatives per positive the last fit used, resolved likewise.
     device_ : torch.device
         Where the model lives.
 
@@ -298,15 +321,15 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         negatives: str = "uniform",
         implicit_ratio: float = 0.5,
         weighting: Weighting = "log",
-        n_negatives: int = 1,
+        n_negatives: int | str = "auto",
         max_sampled: int = 10,
         sigma: float = 1.0,
         margin: float = 1.0,
         user_features_mode: str = "both",
         item_features_mode: str = "both",
         optimizer: str = "adagrad",
-        learning_rate: float = 0.1,
-        alpha: float = 0.01,
+        learning_rate: float | str = "auto",
+        alpha: float | str = "auto",
         init_std: float = 0.1,
         epochs: int = 50,
         batch_size: int = 4096,
@@ -363,15 +386,18 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         if self.implicit_ratio > 1:
             raise ValueError(f"implicit_ratio must be in [0, 1], got {self.implicit_ratio!r}")
         check_weighting(self.weighting)
-        _check_number("n_negatives", self.n_negatives, low=0, integer=True)
+        if not _is_auto(self.n_negatives):
+            _check_number("n_negatives", self.n_negatives, low=0, integer=True, auto=True)
         _check_number("max_sampled", self.max_sampled, low=0, integer=True)
         _check_number("sigma", self.sigma, low=0)
         _check_number("margin", self.margin, low=0, strict=False)
         _check_choice("user_features_mode", self.user_features_mode, FEATURE_MODES)
         _check_choice("item_features_mode", self.item_features_mode, FEATURE_MODES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("learning_rate", self.learning_rate, low=0)
-        _check_number("alpha", self.alpha, low=0, strict=False)
+        if not _is_auto(self.learning_rate):
+            _check_number("learning_rate", self.learning_rate, low=0, auto=True)
+        if not _is_auto(self.alpha):
+            _check_number("alpha", self.alpha, low=0, strict=False, auto=True)
         _check_number("init_std", self.init_std, low=0, strict=False)
         self._check_float32_range()
         _check_number("epochs", self.epochs, low=0, integer=True)
@@ -431,14 +457,19 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k}), "
                 f"got {self.sigma!r}"
             )
-        if not float(self.alpha) <= sigma_max:
+        alpha = self._resolved()["alpha"]
+        if not float(alpha) <= sigma_max:
             raise ValueError(
                 f"alpha must be <= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
                 f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={self.init_std!r}, n_components={k}), got {self.alpha!r}"
+                f"(init_std={self.init_std!r}, n_components={k}), got {alpha!r}"
             )
         if not float(self.margin) <= _F32_MAX / 4:
             raise ValueError(f"margin must be <= {_F32_MAX / 4:.3g} (float32, the training dtype), got {self.margin!r}")
+
+    def _resolved(self) -> dict[str, Any]:
+        """``learning_rate``, ``alpha`` and ``n_negatives`` with ``"auto"`` replaced by the loss's default."""
+        return resolve(self.loss, learning_rate=self.learning_rate, alpha=self.alpha, n_negatives=self.n_negatives)
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
@@ -744,8 +775,12 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         else:
             model = self.model_
         model = model.to(device)
-        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate)
-        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate)
+        resolved = self._resolved()
+        self.learning_rate_ = float(resolved["learning_rate"])
+        self.alpha_ = float(resolved["alpha"])
+        self.n_negatives_ = int(resolved["n_negatives"])
+        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate_)
+        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate_)
         opt_u.load_state(self._optimizer_state[0])
         opt_i.load_state(self._optimizer_state[1])
         problem = TrainingProblem(
@@ -760,8 +795,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             loss=self.loss,
             sigma=float(self.sigma),
             margin=float(self.margin),
-            alpha=float(self.alpha),
-            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
+            alpha=self.alpha_,
+            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives_),
             batch_size=int(self.batch_size),
             weights=weights,
         )
@@ -819,7 +854,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch}: {problem}; {kept} were kept. "
-                    f"Try a smaller learning_rate (now {self.learning_rate!r}), init_std (now {self.init_std!r}) "
+                    f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now {self.init_std!r}) "
                     f"or sigma (now {self.sigma!r})"
                 )
             logs: dict[str, float] = {"epoch": epoch, "loss": loss}

@@ -24,6 +24,7 @@ MODULES = [
     "skbpr.plotting",
     "skbpr.preprocessing",
     "skbpr.training.weighting",
+    "skbpr.training.defaults",
 ]
 
 
