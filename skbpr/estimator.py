@@ -29,6 +29,23 @@ from skbpr.training.stream import epoch_seed
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
+
+# The settings of a loss that differ from the general defaults, taken when a
+# parameter keeps its general default (``training_params_`` shows what a fit
+# used). WARP's are LightFM's way of training it, measured by
+# benchmarks/warp.py: one positive per step, each step seeing the weights of
+# the last, Adagrad accumulators starting at 1, small initial weights, no L2.
+LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "warp": {
+        "learning_rate": 0.02,
+        "alpha": 0.0,
+        "init_std": 0.01,
+        "epochs": 50,
+        "batch_size": 1,
+        "initial_accumulator": 1.0,
+    },
+}
+_RESOLVED = ("learning_rate", "alpha", "init_std", "epochs", "batch_size", "initial_accumulator")
 # scikit-learn renamed force_all_finite to ensure_all_finite in 1.6
 _FINITE_KW = (
     "ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters else "force_all_finite"
@@ -154,14 +171,33 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         Sparse-row optimiser: only the rows a batch touched are updated.
     learning_rate : float, default=0.1
         Step size of the optimiser (for a loss averaged over the batch).
+        ``loss="warp"``: 0.02 unless set (see below).
     alpha : float, default=0.01
         L2 penalty on the representations a batch uses (per occurrence).
+        ``loss="warp"``: 0.0 unless set.
     init_std : float, default=0.1
-        Standard deviation of the initial embeddings.
+        Standard deviation of the initial embeddings. ``loss="warp"``: 0.01
+        unless set.
     epochs : int, default=50
         Passes over the training positives.
     batch_size : int, default=4096
-        Positives per optimisation step.
+        Positives per optimisation step. ``loss="warp"``: 1 unless set, one
+        positive per step, so that each positive's search for a violating
+        candidate sees the weights the previous one left (LightFM's
+        sequential WARP). The compiled kernel runs such small batches on one
+        thread; the torch engine takes a step per positive, which is slow:
+        set a larger ``batch_size`` (and ``learning_rate``) for WARP on a GPU.
+    initial_accumulator : float, default=0.0
+        Adagrad: the value its per-coordinate sums of squared gradients
+        start from (``torch.optim.Adagrad``'s ``initial_accumulator_value``);
+        1 damps the first steps of rarely seen rows, as LightFM's Adagrad
+        does. ``loss="warp"``: 1.0 unless set. Ignored by the other
+        optimisers.
+
+        The WARP settings above are taken for every one of these parameters
+        left at its general default; ``training_params_`` holds the values a
+        fit used. They were chosen in ``benchmarks/warp.py`` and reach
+        LightFM's WARP on MovieLens 100K and Last.fm (``docs/benchmarks.md``).
     eval_metric : str, default="ndcg@10"
         Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
     eval_every : int, default=1
@@ -240,6 +276,11 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         ``run_id_`` of :class:`~skbpr.callbacks.MLflowCallback`, here.
     negatives_ : str
         The sampling mode ``auto`` resolved to.
+    training_params_ : dict
+        The ``learning_rate``, ``alpha``, ``init_std``, ``epochs``,
+        ``batch_size`` and ``initial_accumulator`` the last fit used: the
+        parameters, or the loss's own defaults where they were left at the
+        general ones.
     device_ : torch.device
         Where the model lives.
 
@@ -280,6 +321,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         init_std: float = 0.1,
         epochs: int = 50,
         batch_size: int = 4096,
+        initial_accumulator: float = 0.0,
         eval_metric: str = "ndcg@10",
         eval_every: int = 1,
         patience: int | None = None,
@@ -309,6 +351,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         self.init_std = init_std
         self.epochs = epochs
         self.batch_size = batch_size
+        self.initial_accumulator = initial_accumulator
         self.eval_metric = eval_metric
         self.eval_every = eval_every
         self.patience = patience
@@ -344,6 +387,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         self._check_float32_range()
         _check_number("epochs", self.epochs, low=0, integer=True)
         _check_number("batch_size", self.batch_size, low=0, integer=True)
+        _check_number("initial_accumulator", self.initial_accumulator, low=0, strict=False)
         _check_number("eval_every", self.eval_every, low=0, integer=True)
         if self.patience is not None:
             _check_number("patience", self.patience, low=0, integer=True)
@@ -372,6 +416,22 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             raise ValueError(f"eval_metric: {exc}") from exc
         CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
 
+    def _training_params(self) -> dict[str, Any]:
+        """The training settings a fit uses.
+
+        The loss's own defaults (``LOSS_DEFAULTS``) replace the parameters
+        left at the general defaults of the signature.
+        """
+        signature = inspect.signature(type(self).__init__).parameters
+        own = LOSS_DEFAULTS.get(self.loss, {}) if isinstance(self.loss, str) else {}
+        params = {}
+        for name in _RESOLVED:
+            value = getattr(self, name)
+            default = signature[name].default
+            keeps_default = type(value) is type(default) and value == default
+            params[name] = own[name] if name in own and keeps_default else value
+        return params
+
     def _check_float32_range(self) -> None:
         """Reject magnitudes that overflow float32, the training dtype, for the initial model.
 
@@ -383,27 +443,29 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         row's squared norm) and ``margin`` must keep the loss finite.
         """
         k = int(self.n_components)
-        coord = 6.0 * float(self.init_std)
+        params = self._training_params()
+        init_std, alpha = params["init_std"], params["alpha"]
+        coord = 6.0 * float(init_std)
         score = k * coord * coord  # products of floats: inf, never OverflowError
         std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
-        if not float(self.init_std) <= std_max:
+        if not float(init_std) <= std_max:
             raise ValueError(
                 f"init_std must be <= {std_max:.3g} with n_components={k}: larger initial weights make "
-                f"the scores overflow float32 (the training dtype), got {self.init_std!r}"
+                f"the scores overflow float32 (the training dtype), got {init_std!r}"
             )
         scale = max(score, 1.0)
         sigma_max = _F32_MAX / (2 * scale)
         if not float(self.sigma) <= sigma_max:
             raise ValueError(
                 f"sigma must be <= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
-                f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k}), "
+                f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k}), "
                 f"got {self.sigma!r}"
             )
-        if not float(self.alpha) <= sigma_max:
+        if not float(alpha) <= sigma_max:
             raise ValueError(
                 f"alpha must be <= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
                 f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={self.init_std!r}, n_components={k}), got {self.alpha!r}"
+                f"(init_std={init_std!r}, n_components={k}), got {alpha!r}"
             )
         if not float(self.margin) <= _F32_MAX / 4:
             raise ValueError(f"margin must be <= {_F32_MAX / 4:.3g} (float32, the training dtype), got {self.margin!r}")
@@ -494,7 +556,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 random_state=check_random_state(self.random_state).randint(2**31),
             )
         with torch_threads(self.n_threads):
-            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start)
+            self._fit(data, eval_data, device, self._training_params()["epochs"], reset=not self.warm_start)
         self.n_features_in_ = self.n_items_
         return self
 
@@ -620,18 +682,20 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         model = self.model_
         weights = [model.user_weight.data, model.item_weight.data]
         states = list(self._optimizer_state)
+        params = self._training_params()
+        start = {"sum_sq": float(params["initial_accumulator"])}  # where a new row's optimiser state starts
         for side, rows in enumerate((user_rows, item_rows)):
             old = weights[side].shape[0]
             if rows == old:
                 continue
             init = torch.Generator().manual_seed(int(self._seed) * 1_000_003 + 2 * old + side)
-            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * self.init_std
+            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * params["init_std"]
             if side == 1:
                 fresh[:, -1] = 0.0  # biases start at zero, as in a fresh model
             weights[side] = torch.cat([weights[side], fresh.to(weights[side])])
             if states[side] is not None:
                 states[side] = {
-                    key: torch.cat([value, value.new_zeros((rows - old, *value.shape[1:]))])
+                    key: torch.cat([value, value.new_full((rows - old, *value.shape[1:]), start.get(key, 0.0))])
                     if value.dim() and value.shape[0] == old
                     else value
                     for key, value in states[side].items()
@@ -690,19 +754,23 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
 
         fresh = self._grow_or_reset(data, reset)
+        params = self._training_params()
+        self.training_params_ = params
         if fresh:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
             init = torch.Generator().manual_seed(self._seed)
             model = HybridFactorization(
-                user_map.n_features, item_map.n_features, self.n_components, init_std=self.init_std, generator=init
+                user_map.n_features, item_map.n_features, self.n_components, init_std=params["init_std"], generator=init
             )
             self.history_ = []
             self._optimizer_state = (None, None)
         else:
             model = self.model_
         model = model.to(device)
-        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate)
-        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate)
+        opt_u, opt_i = (
+            make_optimizer(self.optimizer, weight, params["learning_rate"], params["initial_accumulator"])
+            for weight in (model.user_weight.data, model.item_weight.data)
+        )
         opt_u.load_state(self._optimizer_state[0])
         opt_i.load_state(self._optimizer_state[1])
         problem = TrainingProblem(
@@ -717,9 +785,9 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             loss=self.loss,
             sigma=float(self.sigma),
             margin=float(self.margin),
-            alpha=float(self.alpha),
+            alpha=float(params["alpha"]),
             draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
-            batch_size=int(self.batch_size),
+            batch_size=int(params["batch_size"]),
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
         self.backend_ = backend
@@ -772,7 +840,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch}: {problem}; {kept} were kept. "
-                    f"Try a smaller learning_rate (now {self.learning_rate!r}), init_std (now {self.init_std!r}) "
+                    f"Try a smaller learning_rate (now {self.training_params_['learning_rate']!r}), "
+                    f"init_std (now {self.training_params_['init_std']!r}) "
                     f"or sigma (now {self.sigma!r})"
                 )
             logs: dict[str, float] = {"epoch": epoch, "loss": loss}
