@@ -108,7 +108,7 @@ def test_loss_defaults_apply_only_to_parameters_left_at_the_general_default():
     bpr = HybridBPR(4, epochs=1, random_state=0, n_threads=1).fit(data)
     assert bpr.training_params_ == {
         "learning_rate": 0.1, "alpha": 0.01, "init_std": 0.1, "epochs": 1, "batch_size": 4096,
-        "initial_accumulator": 0.0,
+        "initial_accumulator": 0.0, "max_sampled": 10,
     }  # fmt: skip
     # Adagrad's accumulators start where asked: rows no positive touched keep the start value
     est = HybridBPR(4, epochs=1, initial_accumulator=2.5, random_state=0, n_threads=1, item_features_mode="identity")
