@@ -43,7 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
 METRICS = ["ndcg@10", "precision@10", "recall@10"]
 # The settings WARP trained with before it had its own defaults (the general ones).
-FORMER = {"learning_rate": 0.1, "alpha": 0.01, "init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0}
+FORMER = {
+    "learning_rate": 0.1,
+    "alpha": 0.01,
+    "init_std": 0.1,
+    "batch_size": 4096,
+    "initial_accumulator": 0.0,
+    "max_sampled": 10,
+}
 
 # name -> HybridBPR parameters besides loss="warp", n_components and random_state
 SKBPR_CONFIGS: dict[str, dict] = {

@@ -305,6 +305,9 @@ class MLflowCallback(Callback):
         if active is not None and self.tracking_uri is not None and absolute_uri(mlflow.get_tracking_uri()) != uri:
             parent = join = None  # the active run lives in another store
         params = {k: summarise(v) for k, v in estimator.get_params(deep=False).items()}
+        # a parameter left at None is logged as the value the fit used
+        resolved = getattr(estimator, "training_params_", {})
+        params.update({k: summarise(v) for k, v in resolved.items() if params.get(k) == summarise(None)})
         params.update({f"data.{k}": str(v) for k, v in logs.items() if k != "epochs"})
         params["fit.epochs"] = str(logs.get("epochs"))
         params.update(

@@ -30,12 +30,22 @@ NEGATIVE_MODES = ("auto", *SAMPLERS)
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
 
-# The settings of a loss that differ from the general defaults, taken when a
-# parameter keeps its general default (``training_params_`` shows what a fit
-# used). WARP's are LightFM's way of training it, measured by
-# benchmarks/warp.py: one positive per step, each step seeing the weights of
-# the last, Adagrad accumulators starting at 1, small initial weights, no L2,
-# and more candidates per positive than LightFM's 10.
+# What a training parameter left at None stands for: the general default, or
+# the loss's own where LOSS_DEFAULTS has one (``training_params_`` shows what
+# a fit used).
+GENERAL_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 0.1,
+    "alpha": 0.01,
+    "init_std": 0.1,
+    "epochs": 50,
+    "batch_size": 4096,
+    "initial_accumulator": 0.0,
+    "max_sampled": 10,
+}
+# WARP's are LightFM's way of training it, measured by benchmarks/warp.py:
+# one positive per step, each step seeing the weights of the last, Adagrad
+# accumulators starting at 1, small initial weights, no L2, and more
+# candidates per positive than LightFM's 10.
 LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
     "warp": {
         "learning_rate": 0.02,
@@ -47,7 +57,7 @@ LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
         "max_sampled": 30,
     },
 }
-_RESOLVED = ("learning_rate", "alpha", "init_std", "epochs", "batch_size", "initial_accumulator", "max_sampled")
+_RESOLVED = tuple(GENERAL_DEFAULTS)
 # scikit-learn renamed force_all_finite to ensure_all_finite in 1.6
 _FINITE_KW = (
     "ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters else "force_all_finite"
@@ -158,9 +168,10 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
     n_negatives : int, default=1
         Negatives drawn per positive for ``bpr``, ``logistic``, ``hinge`` and
         callables (their losses average over them).
-    max_sampled : int, default=10
+    max_sampled : int or None, default=None
         WARP: the most candidates drawn per positive in search of one that
-        violates the margin. ``loss="warp"``: 30 unless set.
+        violates the margin. ``None``: 30 (WARP's own default, see below;
+        ``GENERAL_DEFAULTS`` holds 10 for the other losses, which ignore it).
     sigma : float, default=1.0
         BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``.
     margin : float, default=1.0
@@ -171,35 +182,36 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         identity column per row. Without given features, identity is used.
     optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
         Sparse-row optimiser: only the rows a batch touched are updated.
-    learning_rate : float, default=0.1
+    learning_rate : float or None, default=None
         Step size of the optimiser (for a loss averaged over the batch).
-        ``loss="warp"``: 0.02 unless set (see below).
-    alpha : float, default=0.01
+        ``None``: 0.1, WARP 0.02.
+    alpha : float or None, default=None
         L2 penalty on the representations a batch uses (per occurrence).
-        ``loss="warp"``: 0.0 unless set.
-    init_std : float, default=0.1
-        Standard deviation of the initial embeddings. ``loss="warp"``: 0.01
-        unless set.
-    epochs : int, default=50
-        Passes over the training positives.
-    batch_size : int, default=4096
-        Positives per optimisation step. ``loss="warp"``: 1 unless set, one
+        ``None``: 0.01, WARP 0.0.
+    init_std : float or None, default=None
+        Standard deviation of the initial embeddings. ``None``: 0.1, WARP
+        0.01.
+    epochs : int or None, default=None
+        Passes over the training positives. ``None``: 50.
+    batch_size : int or None, default=None
+        Positives per optimisation step. ``None``: 4096, WARP 1: one
         positive per step, so that each positive's search for a violating
         candidate sees the weights the previous one left (LightFM's
         sequential WARP). The compiled kernel runs such small batches on one
         thread; the torch engine takes a step per positive, which is slow:
         set a larger ``batch_size`` (and ``learning_rate``) for WARP on a GPU.
-    initial_accumulator : float, default=0.0
+    initial_accumulator : float or None, default=None
         Adagrad: the value its per-coordinate sums of squared gradients
         start from (``torch.optim.Adagrad``'s ``initial_accumulator_value``);
         1 damps the first steps of rarely seen rows, as LightFM's Adagrad
-        does. ``loss="warp"``: 1.0 unless set. Ignored by the other
-        optimisers.
+        does. ``None``: 0.0, WARP 1.0. Ignored by the other optimisers.
 
-        The WARP settings above are taken for every one of these parameters
-        left at its general default; ``training_params_`` holds the values a
-        fit used. They were chosen in ``benchmarks/warp.py`` and reach
-        LightFM's WARP on MovieLens 100K and Last.fm (``docs/benchmarks.md``).
+        ``None`` in any of these takes the general default
+        (``GENERAL_DEFAULTS``) or the loss's own (``LOSS_DEFAULTS``; only
+        WARP has some); a value given is always used as it is.
+        ``training_params_`` holds the values a fit used. WARP's were chosen
+        in ``benchmarks/warp.py`` and reach LightFM's WARP on MovieLens 100K
+        and Last.fm (``docs/benchmarks.md``).
     eval_metric : str, default="ndcg@10"
         Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
     eval_every : int, default=1
@@ -281,8 +293,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
     training_params_ : dict
         The ``learning_rate``, ``alpha``, ``init_std``, ``epochs``,
         ``batch_size``, ``initial_accumulator`` and ``max_sampled`` the last
-        fit used: the parameters, or the loss's own defaults where they were
-        left at the general ones.
+        fit used: the parameters, with the defaults they stand for in place
+        of ``None``.
     device_ : torch.device
         Where the model lives.
 
@@ -312,18 +324,18 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         negatives: str = "uniform",
         implicit_ratio: float = 0.5,
         n_negatives: int = 1,
-        max_sampled: int = 10,
+        max_sampled: int | None = None,
         sigma: float = 1.0,
         margin: float = 1.0,
         user_features_mode: str = "both",
         item_features_mode: str = "both",
         optimizer: str = "adagrad",
-        learning_rate: float = 0.1,
-        alpha: float = 0.01,
-        init_std: float = 0.1,
-        epochs: int = 50,
-        batch_size: int = 4096,
-        initial_accumulator: float = 0.0,
+        learning_rate: float | None = None,
+        alpha: float | None = None,
+        init_std: float | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        initial_accumulator: float | None = None,
         eval_metric: str = "ndcg@10",
         eval_every: int = 1,
         patience: int | None = None,
@@ -377,19 +389,20 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         if self.implicit_ratio > 1:
             raise ValueError(f"implicit_ratio must be in [0, 1], got {self.implicit_ratio!r}")
         _check_number("n_negatives", self.n_negatives, low=0, integer=True)
-        _check_number("max_sampled", self.max_sampled, low=0, integer=True)
+        params = self._training_params()
+        _check_number("max_sampled", params["max_sampled"], low=0, integer=True)
         _check_number("sigma", self.sigma, low=0)
         _check_number("margin", self.margin, low=0, strict=False)
         _check_choice("user_features_mode", self.user_features_mode, FEATURE_MODES)
         _check_choice("item_features_mode", self.item_features_mode, FEATURE_MODES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("learning_rate", self.learning_rate, low=0)
-        _check_number("alpha", self.alpha, low=0, strict=False)
-        _check_number("init_std", self.init_std, low=0, strict=False)
+        _check_number("learning_rate", params["learning_rate"], low=0)
+        _check_number("alpha", params["alpha"], low=0, strict=False)
+        _check_number("init_std", params["init_std"], low=0, strict=False)
         self._check_float32_range()
-        _check_number("epochs", self.epochs, low=0, integer=True)
-        _check_number("batch_size", self.batch_size, low=0, integer=True)
-        _check_number("initial_accumulator", self.initial_accumulator, low=0, strict=False)
+        _check_number("epochs", params["epochs"], low=0, integer=True)
+        _check_number("batch_size", params["batch_size"], low=0, integer=True)
+        _check_number("initial_accumulator", params["initial_accumulator"], low=0, strict=False)
         _check_number("eval_every", self.eval_every, low=0, integer=True)
         if self.patience is not None:
             _check_number("patience", self.patience, low=0, integer=True)
@@ -419,20 +432,10 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
 
     def _training_params(self) -> dict[str, Any]:
-        """The training settings a fit uses.
-
-        The loss's own defaults (``LOSS_DEFAULTS``) replace the parameters
-        left at the general defaults of the signature.
-        """
-        signature = inspect.signature(type(self).__init__).parameters
+        """The training settings a fit uses: each parameter, or for ``None`` the loss's default."""
         own = LOSS_DEFAULTS.get(self.loss, {}) if isinstance(self.loss, str) else {}
-        params = {}
-        for name in _RESOLVED:
-            value = getattr(self, name)
-            default = signature[name].default
-            keeps_default = type(value) is type(default) and value == default
-            params[name] = own[name] if name in own and keeps_default else value
-        return params
+        defaults = {**GENERAL_DEFAULTS, **own}
+        return {name: defaults[name] if getattr(self, name) is None else getattr(self, name) for name in _RESOLVED}
 
     def _check_float32_range(self) -> None:
         """Reject magnitudes that overflow float32, the training dtype, for the initial model.

@@ -100,11 +100,14 @@ def test_warp_defaults_train_the_same_weights_on_both_engines():
         np.testing.assert_allclose(getattr(fits[0], name), getattr(fits[1], name), atol=1e-5, rtol=0)
 
 
-def test_loss_defaults_apply_only_to_parameters_left_at_the_general_default():
+def test_loss_defaults_apply_only_to_parameters_left_at_none():
     data = make_interactions(40, 30, 200, random_state=0)
     warp = HybridBPR(4, loss="warp", epochs=1, learning_rate=0.05, random_state=0, n_threads=1).fit(data)
     assert warp.training_params_ == {**LOSS_DEFAULTS["warp"], "learning_rate": 0.05, "epochs": 1}
-    assert warp.learning_rate == 0.05 and warp.batch_size == 4096  # the parameters themselves never change
+    assert warp.learning_rate == 0.05 and warp.batch_size is None  # the parameters themselves never change
+    # a value given is used as it is, even the general default
+    given = HybridBPR(4, loss="warp", epochs=1, batch_size=4096, alpha=0.01, random_state=0, n_threads=1).fit(data)
+    assert given.training_params_ == {**LOSS_DEFAULTS["warp"], "batch_size": 4096, "alpha": 0.01, "epochs": 1}
     bpr = HybridBPR(4, epochs=1, random_state=0, n_threads=1).fit(data)
     assert bpr.training_params_ == {
         "learning_rate": 0.1, "alpha": 0.01, "init_std": 0.1, "epochs": 1, "batch_size": 4096,
