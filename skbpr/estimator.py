@@ -201,10 +201,13 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         thread; the torch engine takes a step per positive, which is slow:
         set a larger ``batch_size`` (and ``learning_rate``) for WARP on a GPU.
     initial_accumulator : float or None, default=None
-        Adagrad: the value its per-coordinate sums of squared gradients
-        start from (``torch.optim.Adagrad``'s ``initial_accumulator_value``);
-        1 damps the first steps of rarely seen rows, as LightFM's Adagrad
-        does. ``None``: 0.0, WARP 1.0. Ignored by the other optimisers.
+        Adagrad: where its per-coordinate sums of squared gradients start
+        (``torch.optim.Adagrad``'s ``initial_accumulator_value``), in units
+        of one positive's squared gradient: the sums start at
+        ``initial_accumulator / batch_size**2``, as the batch mean divides
+        each positive's gradient by ``batch_size``. 1 damps the first steps
+        of rarely seen rows, as LightFM's Adagrad does. ``None``: 0.0, WARP
+        1.0. Ignored by the other optimisers.
 
         ``None`` in any of these takes the general default
         (``GENERAL_DEFAULTS``) or the loss's own (``LOSS_DEFAULTS``; only
@@ -688,7 +691,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         weights = [model.user_weight.data, model.item_weight.data]
         states = list(self._optimizer_state)
         params = self._training_params()
-        start = {"sum_sq": float(params["initial_accumulator"])}  # where a new row's optimiser state starts
+        # where a new row's optimiser state starts (see _fit)
+        start = {"sum_sq": float(params["initial_accumulator"]) / float(params["batch_size"]) ** 2}
         for side, rows in enumerate((user_rows, item_rows)):
             old = weights[side].shape[0]
             if rows == old:
@@ -772,8 +776,10 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         else:
             model = self.model_
         model = model.to(device)
+        # in units of one positive's squared gradient, which the batch mean divides by batch_size
+        start = float(params["initial_accumulator"]) / float(params["batch_size"]) ** 2
         opt_u, opt_i = (
-            make_optimizer(self.optimizer, weight, params["learning_rate"], params["initial_accumulator"])
+            make_optimizer(self.optimizer, weight, params["learning_rate"], start)
             for weight in (model.user_weight.data, model.item_weight.data)
         )
         opt_u.load_state(self._optimizer_state[0])

@@ -114,11 +114,13 @@ def test_loss_defaults_apply_only_to_parameters_left_at_none():
         "initial_accumulator": 0.0, "max_sampled": 10,
     }  # fmt: skip
     # Adagrad's accumulators start where asked: rows no positive touched keep the start value
-    est = HybridBPR(4, epochs=1, initial_accumulator=2.5, random_state=0, n_threads=1, item_features_mode="identity")
+    # (in units of one positive's squared gradient: divided by batch_size**2)
+    est = HybridBPR(4, epochs=1, initial_accumulator=2.5, batch_size=2, random_state=0, n_threads=1)
     R = sp.csr_matrix(([1.0, 1.0], ([0, 1], [0, 1])), shape=(3, 6))
     est.fit(R)
-    state = est._optimizer_state[1]["sum_sq"]
-    assert float(state[5].min()) >= 2.5 and torch.all(state[2:] >= 2.5)
+    state = est._optimizer_state[0]["sum_sq"]
+    assert torch.all(state[2] == 2.5 / 4)  # user 2 has no positive: never updated
+    assert torch.all(state[:2] > 2.5 / 4)
 
 
 @pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), "1"])
