@@ -311,7 +311,15 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
     // entries are marked -1 for phase 2), as in torch and the lock-free mode
     int64_t used = M;
     for (int64_t k = 0; k <= M; ++k) {
-        if (P.loss == WARP && k > 1) ids[k] = negative_at(P, P.batch_users[j], seed, p, k - 1, fixed_negatives);
+        if (P.loss == WARP && k >= 1 && k < M) {
+            // draw the next candidate now and fetch its row while this one is scored
+            ids[k + 1] = negative_at(P, P.batch_users[j], seed, p, k, fixed_negatives);
+            if (P.item_rows.indptr == nullptr) {
+                const float* next = P.item.weight + ids[k + 1] * di;
+                for (int64_t c = 0; c <= d; c += 16) SKBPR_PREFETCH(next + c);
+                SKBPR_PREFETCH(next + d);
+            }
+        }
         if (P.item_rows.indptr == nullptr) {
             vrep[k] = P.item.weight + ids[k] * di;
         } else {
@@ -722,7 +730,9 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
                 sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data(), seed,
                                  static_cast<uint64_t>(first + j), fixed_negatives);
             }
+            if (team > 1) {  // (a team of one needs no barrier: batches of one sample run this path)
 #pragma omp barrier
+            }
             // every gradient of the batch is written; Adam counts one step per batch
             ++user_step;
             ++item_step;
@@ -737,7 +747,9 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
                 for (int64_t j = 0; j < b; ++j) batch += P.sample_loss[j];
                 total += batch * static_cast<double>(b);
             }
+            if (team > 1) {
 #pragma omp barrier
+            }
         }
         if (tid == 0 && P.optimizer == ADAM) {
             *P.user.step = user_step;
