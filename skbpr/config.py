@@ -102,7 +102,7 @@ MAX_SEED = 2**32 - 1  # numpy's RandomState and scikit-learn take seeds in [0, 2
 SCHEMA: dict[str, dict[str, Field]] = {
     "model": {
         "n_components": _f("int", 32, minimum=1, param="n_components"),
-        "init_std": _f("float", 0.1, minimum=0, param="init_std"),
+        "init_std": _f("float", "auto", minimum=0, param="init_std", auto=True),
         "user_features_mode": _f("str", "both", choices=FEATURE_MODES, param="user_features_mode"),
         "item_features_mode": _f("str", "both", choices=FEATURE_MODES, param="item_features_mode"),
     },
@@ -110,15 +110,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "name": _f("str", "adagrad", choices=OPTIMIZERS, param="optimizer"),
         "learning_rate": _f("float", "auto", minimum=0, strict=True, param="learning_rate", auto=True),
         "alpha": _f("float", "auto", minimum=0, param="alpha", auto=True),
+        "initial_accumulator": _f("float", "auto", minimum=0, param="initial_accumulator", auto=True),
     },
     "training": {
         "loss": _f("str", "bpr", choices=LOSSES, param="loss"),
         "epochs": _f("int", 20, minimum=1, param="epochs"),
-        "batch_size": _f("int", 4096, minimum=1, param="batch_size"),
+        "batch_size": _f("int", "auto", minimum=1, param="batch_size", auto=True),
         "negatives": _f("str", "uniform", choices=("auto", *SAMPLERS), param="negatives"),
         "implicit_ratio": _f("float", 0.5, minimum=0, param="implicit_ratio"),
         "n_negatives": _f("int", "auto", minimum=1, param="n_negatives", auto=True),
-        "max_sampled": _f("int", 10, minimum=1, param="max_sampled"),
+        "max_sampled": _f("int", "auto", minimum=1, param="max_sampled", auto=True),
         "sigma": _f("float", 1.0, minimum=0, strict=True, param="sigma"),
         "margin": _f("float", 1.0, minimum=0, param="margin"),
         # null: about ten evaluations per fit, ceil(epochs / 10) (see auto_eval_every)

@@ -22,7 +22,7 @@ from skbpr.callbacks import Callback, CallbackList, ProgressBar
 from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training import OPTIMIZERS, TrainingProblem, make_optimizer, resolve_device, torch_threads
-from skbpr.training.defaults import AUTO, resolve
+from skbpr.training.defaults import AUTO, AUTO_PARAMS, resolve
 from skbpr.training.engine import BACKENDS, Engine, choose_backend
 from skbpr.training.sampling import SAMPLERS, users_without_candidates
 from skbpr.training.stream import epoch_seed
@@ -176,9 +176,10 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         in ``fit`` into ``n_negatives_``. One uniform negative per positive
         leaves most of a large catalogue unseen by a user in 50 epochs; see
         :mod:`skbpr.training.defaults`.
-    max_sampled : int, default=10
+    max_sampled : int or "auto", default="auto"
         WARP: the most candidates drawn per positive in search of one that
-        violates the margin.
+        violates the margin. ``"auto"``: 30 (the other losses ignore it),
+        resolved in ``fit`` into ``max_sampled_``.
     sigma : float, default=1.0
         BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``.
     margin : float, default=1.0
@@ -191,18 +192,40 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         Sparse-row optimiser: only the rows a batch touched are updated.
     learning_rate : float or "auto", default="auto"
         Step size of the optimiser (for a loss averaged over the batch).
-        ``"auto"``: the loss's default (0.1; 0.03 for ``warp``), resolved in
+        ``"auto"``: the loss's default (0.1; 0.02 for ``warp``), resolved in
         ``fit`` into ``learning_rate_``.
     alpha : float or "auto", default="auto"
         L2 penalty on the representations a batch uses (per occurrence).
-        ``"auto"``: the loss's default (0.01; 0.1 for ``warp``), resolved in
+        ``"auto"``: the loss's default (0.01; 0 for ``warp``), resolved in
         ``fit`` into ``alpha_``.
-    init_std : float, default=0.1
-        Standard deviation of the initial embeddings.
+    init_std : float or "auto", default="auto"
+        Standard deviation of the initial embeddings. ``"auto"``: 0.1; 0.01
+        for ``warp``; resolved into ``init_std_``.
     epochs : int, default=50
         Passes over the training positives.
-    batch_size : int, default=4096
-        Positives per optimisation step.
+    batch_size : int or "auto", default="auto"
+        Positives per optimisation step. ``"auto"``: 4096; 1 for ``warp``:
+        one positive per step, so that each positive's search for a
+        violating candidate sees the weights the previous one left
+        (LightFM's sequential WARP). The compiled kernel runs such small
+        batches on one thread; the torch engine takes a step per positive,
+        which is slow: set a larger ``batch_size`` (and ``learning_rate``)
+        for WARP on a GPU. Resolved into ``batch_size_``.
+    initial_accumulator : float or "auto", default="auto"
+        Adagrad: where its per-coordinate sums of squared gradients start
+        (``torch.optim.Adagrad``'s ``initial_accumulator_value``), in units
+        of one positive's squared gradient: the sums start at
+        ``initial_accumulator / batch_size**2``, as the batch mean divides
+        each positive's gradient by ``batch_size``. 1 damps the first steps
+        of rarely seen rows, as LightFM's Adagrad does. ``"auto"``: 0; 1 for
+        ``warp``; resolved into ``initial_accumulator_``. Ignored by the
+        other optimisers.
+
+        Every ``"auto"`` takes its loss's row of
+        :data:`skbpr.training.defaults.LOSS_DEFAULTS` (a loss callable takes
+        ``bpr``'s); a value given is always used as it is. WARP's row was
+        chosen with ``benchmarks/warp.py`` and reaches LightFM's WARP on
+        MovieLens 100K and Last.fm (``docs/benchmarks.md``).
     eval_metric : str, default="ndcg@10"
         Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
     eval_every : int, default=1
@@ -286,12 +309,12 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         ``partial_fit``), with the pattern of ``train_positives_``: 1
         everywhere with ``weighting="none"`` or binary data, 0 for the
         positives of users that could not be trained (every item a positive).
-    learning_rate_, alpha_ : float
-        The learning rate and L2 penalty the last fit used: the parameter,
-        or the loss's default (:func:`skbpr.training.defaults.loss_defaults`)
-        where it is ``"auto"``.
-    n_negatives_ : int
-        The negatives per positive the last fit used, resolved likewise.
+    learning_rate_, alpha_, init_std_, initial_accumulator_ : float
+        The values the last fit used: the parameter, or the loss's default
+        (:func:`skbpr.training.defaults.loss_defaults`) where it is
+        ``"auto"``.
+    n_negatives_, batch_size_, max_sampled_ : int
+        Resolved likewise.
     device_ : torch.device
         Where the model lives.
 
@@ -322,7 +345,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         implicit_ratio: float = 0.5,
         weighting: Weighting = "log",
         n_negatives: int | str = "auto",
-        max_sampled: int = 10,
+        max_sampled: int | str = "auto",
         sigma: float = 1.0,
         margin: float = 1.0,
         user_features_mode: str = "both",
@@ -330,9 +353,10 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         optimizer: str = "adagrad",
         learning_rate: float | str = "auto",
         alpha: float | str = "auto",
-        init_std: float = 0.1,
+        init_std: float | str = "auto",
         epochs: int = 50,
-        batch_size: int = 4096,
+        batch_size: int | str = "auto",
+        initial_accumulator: float | str = "auto",
         eval_metric: str = "ndcg@10",
         eval_every: int = 1,
         patience: int | None = None,
@@ -363,6 +387,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         self.init_std = init_std
         self.epochs = epochs
         self.batch_size = batch_size
+        self.initial_accumulator = initial_accumulator
         self.eval_metric = eval_metric
         self.eval_every = eval_every
         self.patience = patience
@@ -388,7 +413,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         check_weighting(self.weighting)
         if not _is_auto(self.n_negatives):
             _check_number("n_negatives", self.n_negatives, low=0, integer=True, auto=True)
-        _check_number("max_sampled", self.max_sampled, low=0, integer=True)
+        if not _is_auto(self.max_sampled):
+            _check_number("max_sampled", self.max_sampled, low=0, integer=True, auto=True)
         _check_number("sigma", self.sigma, low=0)
         _check_number("margin", self.margin, low=0, strict=False)
         _check_choice("user_features_mode", self.user_features_mode, FEATURE_MODES)
@@ -398,10 +424,14 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             _check_number("learning_rate", self.learning_rate, low=0, auto=True)
         if not _is_auto(self.alpha):
             _check_number("alpha", self.alpha, low=0, strict=False, auto=True)
-        _check_number("init_std", self.init_std, low=0, strict=False)
+        if not _is_auto(self.init_std):
+            _check_number("init_std", self.init_std, low=0, strict=False, auto=True)
         self._check_float32_range()
         _check_number("epochs", self.epochs, low=0, integer=True)
-        _check_number("batch_size", self.batch_size, low=0, integer=True)
+        if not _is_auto(self.batch_size):
+            _check_number("batch_size", self.batch_size, low=0, integer=True, auto=True)
+        if not _is_auto(self.initial_accumulator):
+            _check_number("initial_accumulator", self.initial_accumulator, low=0, strict=False, auto=True)
         _check_number("eval_every", self.eval_every, low=0, integer=True)
         if self.patience is not None:
             _check_number("patience", self.patience, low=0, integer=True)
@@ -441,35 +471,36 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         row's squared norm) and ``margin`` must keep the loss finite.
         """
         k = int(self.n_components)
-        coord = 6.0 * float(self.init_std)
+        resolved = self._resolved()
+        init_std, alpha = resolved["init_std"], resolved["alpha"]
+        coord = 6.0 * float(init_std)
         score = k * coord * coord  # products of floats: inf, never OverflowError
         std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
-        if not float(self.init_std) <= std_max:
+        if not float(init_std) <= std_max:
             raise ValueError(
                 f"init_std must be <= {std_max:.3g} with n_components={k}: larger initial weights make "
-                f"the scores overflow float32 (the training dtype), got {self.init_std!r}"
+                f"the scores overflow float32 (the training dtype), got {init_std!r}"
             )
         scale = max(score, 1.0)
         sigma_max = _F32_MAX / (2 * scale)
         if not float(self.sigma) <= sigma_max:
             raise ValueError(
                 f"sigma must be <= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
-                f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k}), "
+                f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k}), "
                 f"got {self.sigma!r}"
             )
-        alpha = self._resolved()["alpha"]
         if not float(alpha) <= sigma_max:
             raise ValueError(
                 f"alpha must be <= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
                 f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={self.init_std!r}, n_components={k}), got {alpha!r}"
+                f"(init_std={init_std!r}, n_components={k}), got {alpha!r}"
             )
         if not float(self.margin) <= _F32_MAX / 4:
             raise ValueError(f"margin must be <= {_F32_MAX / 4:.3g} (float32, the training dtype), got {self.margin!r}")
 
     def _resolved(self) -> dict[str, Any]:
-        """``learning_rate``, ``alpha`` and ``n_negatives`` with ``"auto"`` replaced by the loss's default."""
-        return resolve(self.loss, learning_rate=self.learning_rate, alpha=self.alpha, n_negatives=self.n_negatives)
+        """The parameters of ``AUTO_PARAMS`` with ``"auto"`` replaced by the loss's default."""
+        return resolve(self.loss, **{name: getattr(self, name) for name in AUTO_PARAMS})
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
@@ -689,18 +720,21 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         model = self.model_
         weights = [model.user_weight.data, model.item_weight.data]
         states = list(self._optimizer_state)
+        resolved = self._resolved()
+        # where a new row's optimiser state starts (see _fit)
+        start = {"sum_sq": float(resolved["initial_accumulator"]) / float(resolved["batch_size"]) ** 2}
         for side, rows in enumerate((user_rows, item_rows)):
             old = weights[side].shape[0]
             if rows == old:
                 continue
             init = torch.Generator().manual_seed(int(self._seed) * 1_000_003 + 2 * old + side)
-            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * self.init_std
+            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * resolved["init_std"]
             if side == 1:
                 fresh[:, -1] = 0.0  # biases start at zero, as in a fresh model
             weights[side] = torch.cat([weights[side], fresh.to(weights[side])])
             if states[side] is not None:
                 states[side] = {
-                    key: torch.cat([value, value.new_zeros((rows - old, *value.shape[1:]))])
+                    key: torch.cat([value, value.new_full((rows - old, *value.shape[1:]), start.get(key, 0.0))])
                     if value.dim() and value.shape[0] == old
                     else value
                     for key, value in states[side].items()
@@ -764,23 +798,30 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
 
         fresh = self._grow_or_reset(data, reset)
+        resolved = self._resolved()
+        for name in AUTO_PARAMS:  # the values this fit uses: learning_rate_, alpha_, ...
+            setattr(self, f"{name}_", resolved[name])
         if fresh:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
             init = torch.Generator().manual_seed(self._seed)
             model = HybridFactorization(
-                user_map.n_features, item_map.n_features, self.n_components, init_std=self.init_std, generator=init
+                user_map.n_features,
+                item_map.n_features,
+                self.n_components,
+                init_std=float(self.init_std_),
+                generator=init,
             )
             self.history_ = []
             self._optimizer_state = (None, None)
         else:
             model = self.model_
         model = model.to(device)
-        resolved = self._resolved()
-        self.learning_rate_ = float(resolved["learning_rate"])
-        self.alpha_ = float(resolved["alpha"])
-        self.n_negatives_ = int(resolved["n_negatives"])
-        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate_)
-        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate_)
+        # in units of one positive's squared gradient, which the batch mean divides by batch_size
+        start = float(self.initial_accumulator_) / float(self.batch_size_) ** 2
+        opt_u, opt_i = (
+            make_optimizer(self.optimizer, weight, float(self.learning_rate_), start)
+            for weight in (model.user_weight.data, model.item_weight.data)
+        )
         opt_u.load_state(self._optimizer_state[0])
         opt_i.load_state(self._optimizer_state[1])
         problem = TrainingProblem(
@@ -795,9 +836,9 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             loss=self.loss,
             sigma=float(self.sigma),
             margin=float(self.margin),
-            alpha=self.alpha_,
-            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives_),
-            batch_size=int(self.batch_size),
+            alpha=float(self.alpha_),
+            draws_per_sample=int(self.max_sampled_ if self.loss == "warp" else self.n_negatives_),
+            batch_size=int(self.batch_size_),
             weights=weights,
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
@@ -854,7 +895,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch}: {problem}; {kept} were kept. "
-                    f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now {self.init_std!r}) "
+                    f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now {self.init_std_!r}) "
                     f"or sigma (now {self.sigma!r})"
                 )
             logs: dict[str, float] = {"epoch": epoch, "loss": loss}
