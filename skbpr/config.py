@@ -1,20 +1,24 @@
 """YAML run configuration for the ``skbpr`` command line: schema, defaults and validation.
 
-A configuration has six sections; every key is optional and takes the
-default below when left out::
+A configuration has six sections; every key is optional and takes its
+default when left out (``skbpr config`` prints every key with its default)::
 
     model:      n_components, init_std, user_features_mode, item_features_mode
-    optimizer:  name, learning_rate, alpha
-    training:   loss, epochs, batch_size, negatives, implicit_ratio, n_negatives,
-                max_sampled, sigma, margin, eval_every, patience,
-                validation_fraction, top_k, random_state, device, n_threads, backend,
-                deterministic
+    optimizer:  name (HybridBPR's optimizer), learning_rate, alpha
+    training:   every other HybridBPR parameter, and top_k
     data:       source (synthetic | movielens | file) and its keys, test_size,
                 random_state
     mlflow:     enabled, tracking_uri, experiment_name, run_name, log_model,
                 fallback_uri
     sweep:      dotted keys of the model, optimizer and training sections
                 mapped to lists of values, cv, scoring
+
+The ``model``, ``optimizer`` and ``training`` keys are derived from
+HybridBPR's signature and docstring (:data:`SCHEMA`): their types, defaults,
+allowed values and help lines are the estimator's, so a new parameter needs
+no edit here. The command line departs from the estimator's defaults only
+where :data:`CLI_DEFAULTS` says why, and leaves out the parameters of
+:data:`NOT_CONFIGURED`.
 
 ``training.eval_every`` defaults to ``null``: about ten evaluations per fit,
 every ``ceil(epochs / 10)`` epochs (every epoch up to 10 epochs, every 2nd
@@ -39,24 +43,14 @@ import copy
 import difflib
 import math
 import numbers
+import re
 import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The allowed values of the choice keys, written out rather than imported so that
-# reading a configuration (and ``skbpr --help``) does not import torch; a test checks
-# them against skbpr.losses.LOSSES, skbpr.model.FEATURE_MODES,
-# skbpr.training.OPTIMIZERS, skbpr.training.engine.BACKENDS and
-# skbpr.training.sampling.SAMPLERS.
-LOSSES = ("bpr", "logistic", "hinge", "warp")
-FEATURE_MODES = ("identity", "features", "both")
-OPTIMIZERS = ("adagrad", "adam", "sgd")
-BACKENDS = ("auto", "native", "torch")
-SAMPLERS = ("uniform", "implicit", "mixed")
-
-__all__ = ["DEFAULT_CONFIG", "SCHEMA", "Config", "ConfigError", "Field", "load_config", "validate_config"]
+from skbpr.utils.signature import read_parameters
 
 
 class ConfigError(ValueError):
@@ -75,6 +69,7 @@ class Field:
     strict: bool = False  # minimum excluded
     maximum: float | None = None  # included
     param: str | None = None  # HybridBPR parameter it sets
+    help: str = ""  # one line for the example configuration
 
     def describe(self) -> str:
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[self.kind]
@@ -96,39 +91,73 @@ def _f(kind: str, default: Any, **kwargs: Any) -> Field:
 MAX_SEED = 2**32 - 1  # numpy's RandomState and scikit-learn take seeds in [0, 2**32 - 1]
 
 
+# The model, optimizer and training sections are HybridBPR's parameters, derived
+# from its signature and docstring (type, default, allowed values, help line): a new
+# parameter appears in the configuration, the example file, --help and the docs
+# without another edit. Ranges are checked by HybridBPR itself (see _check_estimator).
+ESTIMATOR = ("skbpr.estimator", "HybridBPR")
+# Parameters of another section than training, and their key there when it differs.
+_PLACES = {
+    "n_components": ("model", "n_components"),
+    "init_std": ("model", "init_std"),
+    "user_features_mode": ("model", "user_features_mode"),
+    "item_features_mode": ("model", "item_features_mode"),
+    "optimizer": ("optimizer", "name"),
+    "learning_rate": ("optimizer", "learning_rate"),
+    "alpha": ("optimizer", "alpha"),
+}
+# Parameters a configuration does not set, and why.
+NOT_CONFIGURED = {
+    "eval_metric": "set by training.top_k: ndcg@<top_k>",
+    "callbacks": "the command line attaches its own MLflow callback",
+    "verbose": "the command line reports epochs itself",
+    "warm_start": "every command fits a fresh model",
+}
+# Where the command line departs from HybridBPR's default, and why.
+CLI_DEFAULTS = {
+    # null: about ten evaluations per fit, ceil(epochs / 10) (see auto_eval_every),
+    # as validation metrics every epoch can cost more than the training itself
+    "eval_every": None,
+    # runs from a configuration are reproducible unless a seed of null asks otherwise
+    "random_state": 0,
+}
+_KINDS = ("bool", "int", "float", "str")
+
+
+def _estimator_field(param: Any) -> Field:
+    kinds = [k for k in _KINDS if re.search(rf"\b{k}\b", param.annotation)]
+    if not kinds:
+        raise TypeError(f"HybridBPR parameter {param.name} has no configurable type ({param.annotation!r})")
+    nullable = "None" in param.annotation or param.name in CLI_DEFAULTS and CLI_DEFAULTS[param.name] is None
+    extra: dict[str, Any] = {}
+    if param.name == "random_state":  # numpy's RandomState and scikit-learn take seeds in [0, 2**32 - 1]
+        extra = {"minimum": 0, "maximum": MAX_SEED}
+    return Field(
+        kinds[0],
+        CLI_DEFAULTS.get(param.name, param.default),
+        nullable=nullable,
+        choices=param.choices,
+        param=param.name,
+        help=param.summary.replace("``", ""),
+        **extra,
+    )
+
+
+def _estimator_sections() -> dict[str, dict[str, Field]]:
+    sections: dict[str, dict[str, Field]] = {"model": {}, "optimizer": {}, "training": {}}
+    for param in read_parameters(*ESTIMATOR):
+        if param.name in NOT_CONFIGURED:
+            continue
+        section, key = _PLACES.get(param.name, ("training", param.name))
+        sections[section][key] = _estimator_field(param)
+    sections["training"]["top_k"] = Field(
+        "int", 10, minimum=1, help="k of the reported metrics; eval_metric is ndcg@<top_k>"
+    )
+    return sections
+
+
 SCHEMA: dict[str, dict[str, Field]] = {
-    "model": {
-        "n_components": _f("int", 32, minimum=1, param="n_components"),
-        "init_std": _f("float", 0.1, minimum=0, param="init_std"),
-        "user_features_mode": _f("str", "both", choices=FEATURE_MODES, param="user_features_mode"),
-        "item_features_mode": _f("str", "both", choices=FEATURE_MODES, param="item_features_mode"),
-    },
-    "optimizer": {
-        "name": _f("str", "adagrad", choices=OPTIMIZERS, param="optimizer"),
-        "learning_rate": _f("float", 0.1, minimum=0, strict=True, param="learning_rate"),
-        "alpha": _f("float", 0.01, minimum=0, param="alpha"),
-    },
-    "training": {
-        "loss": _f("str", "bpr", choices=LOSSES, param="loss"),
-        "epochs": _f("int", 20, minimum=1, param="epochs"),
-        "batch_size": _f("int", 4096, minimum=1, param="batch_size"),
-        "negatives": _f("str", "uniform", choices=("auto", *SAMPLERS), param="negatives"),
-        "implicit_ratio": _f("float", 0.5, minimum=0, param="implicit_ratio"),
-        "n_negatives": _f("int", 1, minimum=1, param="n_negatives"),
-        "max_sampled": _f("int", 10, minimum=1, param="max_sampled"),
-        "sigma": _f("float", 1.0, minimum=0, strict=True, param="sigma"),
-        "margin": _f("float", 1.0, minimum=0, param="margin"),
-        # null: about ten evaluations per fit, ceil(epochs / 10) (see auto_eval_every)
-        "eval_every": _f("int", None, nullable=True, minimum=1, param="eval_every"),
-        "patience": _f("int", None, nullable=True, minimum=1, param="patience"),
-        "validation_fraction": _f("float", None, nullable=True, minimum=0, strict=True, param="validation_fraction"),
-        "top_k": _f("int", 10, minimum=1),
-        "random_state": _f("int", 0, nullable=True, minimum=0, maximum=MAX_SEED, param="random_state"),
-        "device": _f("str", "auto", choices=("auto", "cpu", "cuda"), param="device"),
-        "n_threads": _f("int", None, nullable=True, minimum=1, param="n_threads"),
-        "backend": _f("str", "auto", choices=BACKENDS, param="backend"),
-        "deterministic": _f("bool", True, param="deterministic"),
-    },
+    **_estimator_sections(),
     "data": {
         "source": _f("str", "synthetic", choices=("synthetic", "movielens", "file")),
         # synthetic (skbpr.datasets.make_interactions)
@@ -262,14 +291,14 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
 
 
 def _check_scoring(value: Any) -> tuple[str, ...]:
-    from skbpr.metrics import _parse_metric
+    from skbpr.metrics import parse_metric
 
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise _fail("sweep.scoring", value, "a metric name such as 'ndcg@10' or a non-empty list of them")
     for name in names:
         try:
-            _parse_metric(name)
+            parse_metric(name)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"sweep.scoring: {exc}") from None
     if len(set(names)) != len(names):
@@ -346,19 +375,17 @@ class Config:
 
 
 def _check_estimator(params: dict[str, Any], where: str = "") -> None:
-    """Let HybridBPR check its own parameters; re-raise naming the dotted key."""
+    """Let HybridBPR check its own parameters; re-raise naming the dotted key of the one that failed."""
     from skbpr.estimator import HybridBPR
+    from skbpr.utils.validation import InvalidParameterError
 
     try:
         HybridBPR(**params)._validate_params()
+    except InvalidParameterError as exc:
+        dotted = _hybrid_param_keys().get(exc.parameter)
+        raise ConfigError(f"{where}{dotted + ': ' if dotted else ''}{exc}") from None
     except (TypeError, ValueError) as exc:
-        message = str(exc)
-        keys = _hybrid_param_keys()
-        name = message.split(" ", 1)[0].rstrip(":")
-        dotted = keys.get(name)
-        if dotted is None:
-            raise ConfigError(f"{where}{message}") from None
-        raise ConfigError(f"{where}{dotted}: {message}") from None
+        raise ConfigError(f"{where}{exc}") from None
 
 
 def validate_config(raw: Any, *, base_dir: str | Path | None = None) -> Config:
@@ -455,10 +482,10 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
             f"at most 20% of data.n_users * data.n_items ({int(0.2 * data['n_users'] * data['n_items'])})",
         )
     if data["source"] == "movielens":
-        from skbpr.datasets.movielens import _RELEASES
+        from skbpr.datasets.movielens import RELEASE_NAMES
 
-        if data["name"] not in _RELEASES:
-            raise _fail("data.name", data["name"], "one of " + ", ".join(sorted(_RELEASES)))
+        if data["name"] not in RELEASE_NAMES:
+            raise _fail("data.name", data["name"], "one of " + ", ".join(RELEASE_NAMES))
     if data["rating_col"] is not None and data["threshold"] is None and data["source"] == "file":
         raise _fail("data.threshold", None, f"a number: data.rating_col is {data['rating_col']!r}")
     if data["source"] != "file":
@@ -479,27 +506,11 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
         data["format"] = formats.get(suffix, "csv")
 
 
-# One line of help per key for the example configuration (``skbpr config``); the allowed
+# One line of help per key for the example configuration (``skbpr config``) where the
+# schema's own (HybridBPR's docstring, for its parameters) does not say it; the allowed
 # values and the HybridBPR parameter are added from the schema.
 _HELP = {
-    "model.init_std": "standard deviation of the initial embeddings",
-    "model.user_features_mode": "user side: identity embeddings, feature embeddings or both",
-    "model.item_features_mode": "item side: identity embeddings, feature embeddings or both",
-    "optimizer.alpha": "L2 penalty",
-    "training.negatives": "how negatives are drawn",
-    "training.implicit_ratio": "share of implicit negatives in mixed mode",
-    "training.n_negatives": "negatives per positive (bpr, logistic, hinge)",
-    "training.max_sampled": "WARP candidates per positive",
-    "training.sigma": "BPR sharpness",
-    "training.margin": "hinge / WARP margin",
     "training.eval_every": "validation metrics every this many epochs; null: ceil(epochs / 10), about 10 evaluations",
-    "training.patience": "early stopping after this many evaluations without progress",
-    "training.validation_fraction": "hold out this share of train for validation instead of the test split",
-    "training.top_k": "k of the reported metrics; eval_metric is ndcg@<top_k>",
-    "training.random_state": "seed of initialisation and sampling",
-    "training.n_threads": "torch threads (null: torch's setting)",
-    "training.backend": "native is the compiled kernel",
-    "training.deterministic": "false: lock-free (Hogwild) training, faster, weights depend on thread timing",
     "data.source": "where the interactions come from; the keys below apply to one source each",
     "data.n_users": "synthetic: skbpr.datasets.make_interactions",
     "data.n_interactions": "synthetic: at most 20% of n_users * n_items",
@@ -554,8 +565,9 @@ def example_config() -> str:
             lines.append("  # training.loss: [bpr, warp]")
             lines.append("  # model.n_components: [16, 32]")
         for key, field in fields.items():
-            if f"{section}.{key}" in _HELP:
-                lines.append(f"  # {_HELP[f'{section}.{key}']}")
+            help_line = _HELP.get(f"{section}.{key}", field.help)
+            if help_line:
+                lines.append(f"  # {help_line}")
             notes = [field.describe()]
             if field.param is not None and field.param != key:
                 notes.append(f"HybridBPR {field.param}")

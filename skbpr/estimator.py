@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import numbers
 import os
 import warnings
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from skbpr.training import OPTIMIZERS, TrainingProblem, make_optimizer, resolve_
 from skbpr.training.engine import BACKENDS, Engine, choose_backend
 from skbpr.training.sampling import SAMPLERS, users_without_candidates
 from skbpr.training.stream import epoch_seed
+from skbpr.utils.validation import check_bool, check_choice, check_indices, check_number, invalid
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
@@ -90,21 +90,6 @@ def warn_if_weighted(data: Any, owner: str) -> None:
             UserWarning,
             stacklevel=3,
         )
-
-
-def _check_number(name: str, value: Any, *, low: float, integer: bool = False, strict: bool = True) -> None:
-    kind = numbers.Integral if integer else numbers.Real
-    ok = isinstance(value, kind) and not isinstance(value, bool) and np.isfinite(value)
-    ok = ok and (value > low if strict else value >= low)
-    if not ok:
-        what = "an integer" if integer else "a finite number"
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(f"{name} must be {what} {bound}, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
 class HybridBPR(RecommenderTagsMixin, BaseEstimator):
@@ -324,52 +309,44 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _validate_params(self) -> None:
-        _check_number("n_components", self.n_components, low=0, integer=True)
+        check_number(self.n_components, "n_components", integer=True, low=0, low_open=True)
         if not callable(self.loss):
-            _check_choice("loss", self.loss, LOSSES)
-        _check_choice("negatives", self.negatives, NEGATIVE_MODES)
-        _check_number("implicit_ratio", self.implicit_ratio, low=0, strict=False)
-        if self.implicit_ratio > 1:
-            raise ValueError(f"implicit_ratio must be in [0, 1], got {self.implicit_ratio!r}")
-        _check_number("n_negatives", self.n_negatives, low=0, integer=True)
-        _check_number("max_sampled", self.max_sampled, low=0, integer=True)
-        _check_number("sigma", self.sigma, low=0)
-        _check_number("margin", self.margin, low=0, strict=False)
-        _check_choice("user_features_mode", self.user_features_mode, FEATURE_MODES)
-        _check_choice("item_features_mode", self.item_features_mode, FEATURE_MODES)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_number("learning_rate", self.learning_rate, low=0)
-        _check_number("alpha", self.alpha, low=0, strict=False)
-        _check_number("init_std", self.init_std, low=0, strict=False)
+            check_choice(self.loss, "loss", LOSSES)
+        check_choice(self.negatives, "negatives", NEGATIVE_MODES)
+        check_number(self.implicit_ratio, "implicit_ratio", low=0, high=1)
+        check_number(self.n_negatives, "n_negatives", integer=True, low=0, low_open=True)
+        check_number(self.max_sampled, "max_sampled", integer=True, low=0, low_open=True)
+        check_number(self.sigma, "sigma", low=0, low_open=True)
+        check_number(self.margin, "margin", low=0)
+        check_choice(self.user_features_mode, "user_features_mode", FEATURE_MODES)
+        check_choice(self.item_features_mode, "item_features_mode", FEATURE_MODES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
+        check_number(self.alpha, "alpha", low=0)
+        check_number(self.init_std, "init_std", low=0)
         self._check_float32_range()
-        _check_number("epochs", self.epochs, low=0, integer=True)
-        _check_number("batch_size", self.batch_size, low=0, integer=True)
-        _check_number("eval_every", self.eval_every, low=0, integer=True)
-        if self.patience is not None:
-            _check_number("patience", self.patience, low=0, integer=True)
+        check_number(self.epochs, "epochs", integer=True, low=0, low_open=True)
+        check_number(self.batch_size, "batch_size", integer=True, low=0, low_open=True)
+        check_number(self.eval_every, "eval_every", integer=True, low=0, low_open=True)
+        check_number(self.patience, "patience", integer=True, low=0, low_open=True, allow_none=True)
         if self.validation_fraction is not None:
-            _check_number("validation_fraction", self.validation_fraction, low=0)
-            if self.validation_fraction >= 1:
-                raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-        if self.n_threads is not None:
-            _check_number("n_threads", self.n_threads, low=0, integer=True)
-            limit = _THREADS_PER_CPU * (os.cpu_count() or 1)
-            if self.n_threads > limit:
-                raise ValueError(
-                    f"n_threads must be at most {limit} ({_THREADS_PER_CPU} x the {os.cpu_count()} CPUs: more "
-                    f"threads only slow training down), got {self.n_threads!r}"
-                )
-        _check_choice("backend", self.backend, BACKENDS)
-        if not isinstance(self.deterministic, (bool, np.bool_)):
-            raise ValueError(f"deterministic must be True or False, got {self.deterministic!r}")
+            check_number(self.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+        limit = _THREADS_PER_CPU * (os.cpu_count() or 1)
+        check_number(self.n_threads, "n_threads", integer=True, low=0, low_open=True, allow_none=True)
+        if self.n_threads is not None and self.n_threads > limit:
+            cpus = os.cpu_count()
+            what = f"at most {limit} ({_THREADS_PER_CPU} x the {cpus} CPUs: more threads only slow training down)"
+            raise invalid("n_threads", what, self.n_threads)
+        check_choice(self.backend, "backend", BACKENDS)
+        check_bool(self.deterministic, "deterministic")
         if not isinstance(self.eval_metric, str):
-            raise ValueError(f"eval_metric must be a metric name such as 'ndcg@10', got {self.eval_metric!r}")
-        from skbpr.metrics import _parse_metric
+            raise invalid("eval_metric", "a metric name such as 'ndcg@10'", self.eval_metric)
+        from skbpr.metrics import parse_metric
 
         try:
-            _parse_metric(self.eval_metric)
+            parse_metric(self.eval_metric)
         except ValueError as exc:
-            raise ValueError(f"eval_metric: {exc}") from exc
+            raise invalid("eval_metric", f"a metric name ({exc})", self.eval_metric) from exc
         CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
 
     def _check_float32_range(self) -> None:
@@ -387,32 +364,34 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         score = k * coord * coord  # products of floats: inf, never OverflowError
         std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
         if not float(self.init_std) <= std_max:
-            raise ValueError(
-                f"init_std must be <= {std_max:.3g} with n_components={k}: larger initial weights make "
-                f"the scores overflow float32 (the training dtype), got {self.init_std!r}"
+            what = (
+                f"<= {std_max:.3g} with n_components={k}: larger initial weights make "
+                "the scores overflow float32 (the training dtype)"
             )
+            raise invalid("init_std", what, self.init_std)
         scale = max(score, 1.0)
         sigma_max = _F32_MAX / (2 * scale)
         if not float(self.sigma) <= sigma_max:
-            raise ValueError(
-                f"sigma must be <= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
-                f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k}), "
-                f"got {self.sigma!r}"
+            what = (
+                f"<= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
+                f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k})"
             )
+            raise invalid("sigma", what, self.sigma)
         if not float(self.alpha) <= sigma_max:
-            raise ValueError(
-                f"alpha must be <= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
+            what = (
+                f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
                 f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={self.init_std!r}, n_components={k}), got {self.alpha!r}"
+                f"(init_std={self.init_std!r}, n_components={k})"
             )
+            raise invalid("alpha", what, self.alpha)
         if not float(self.margin) <= _F32_MAX / 4:
-            raise ValueError(f"margin must be <= {_F32_MAX / 4:.3g} (float32, the training dtype), got {self.margin!r}")
+            raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", self.margin)
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
-        from skbpr.metrics import _parse_metric
+        from skbpr.metrics import parse_metric
 
-        metric = _parse_metric(self.eval_metric)
+        metric = parse_metric(self.eval_metric)
         if metric.k is not None and metric.k > n_items:
             raise ValueError(
                 f"eval_metric={self.eval_metric!r} cuts the ranking at k={metric.k} but the data has "
@@ -930,22 +909,6 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         return vec[:, :-1], vec[:, -1]
 
     # ---------------------------------------------------------------- serving
-    def _check_ids(self, ids: Any, name: str, n: int) -> np.ndarray:
-        arr = np.asarray(ids)
-        if arr.ndim == 0:
-            arr = arr.reshape(1)
-        if arr.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array of indices, got shape {arr.shape}")
-        if arr.size and not np.issubdtype(arr.dtype, np.integer):
-            if not (np.issubdtype(arr.dtype, np.floating) and np.all(np.mod(arr, 1) == 0)):
-                raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}")
-        # bounds in the given dtype: casting first turns uint64 2**64 - 1 into -1
-        bad = arr[(arr < 0) | (arr >= n)]
-        if bad.size:
-            shown = [int(v) if float(v).is_integer() else v for v in bad[:5].tolist()]
-            raise ValueError(f"{name} must be indices in [0, {n}), got {shown}")
-        return arr.astype(np.int64)
-
     def _user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for ``users`` (a LongTensor on ``device_``)."""
         with torch.no_grad():
@@ -972,8 +935,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         if pairs.ndim != 2 or pairs.shape[1] != 2:
             hint = " (Reshape your data: a single pair is [[user, item]])" if pairs.ndim < 2 else ""
             raise ValueError(f"X must have shape (n_pairs, 2) of (user, item) indices, got shape {pairs.shape}{hint}")
-        users = self._check_ids(pairs[:, 0], "X[:, 0] (users)", self.n_users_)
-        items = self._check_ids(pairs[:, 1], "X[:, 1] (items)", self.n_items_)
+        users = check_indices(pairs[:, 0], "X[:, 0] (users)", self.n_users_)
+        items = check_indices(pairs[:, 1], "X[:, 1] (items)", self.n_items_)
         with torch.no_grad():
             scores = self.model_(
                 self._user_map,
@@ -1032,20 +995,19 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             raise ValueError("recommend needs exactly one of users (known indices) or user_features (new users)")
         if items is not None and item_features is not None:
             raise ValueError("items and item_features cannot both be given")
-        _check_number("batch_size", batch_size, low=0, integer=True)
+        check_number(batch_size, "batch_size", integer=True, low=0, low_open=True)
         known = user_features is None
-        user_idx = self._check_ids(users, "users", self.n_users_) if known else None
+        user_idx = check_indices(users, "users", self.n_users_) if known else None
         new_items = item_features is not None
         item_vecs = self._vectors("item", features=item_features)
         candidates = None
         if items is not None:
-            candidates = self._check_ids(items, "items", self.n_items_)
+            candidates = check_indices(items, "items", self.n_items_)
             _, first = np.unique(candidates, return_index=True)
             candidates = candidates[np.sort(first)]  # distinct, in first-occurrence order
             item_vecs = item_vecs.index_select(0, torch.as_tensor(candidates, device=self.device_))
         n_cand = item_vecs.shape[0]
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 0 < k <= n_cand:
-            raise ValueError(f"k must be an integer in [1, {n_cand}] (the number of candidate items), got {k!r}")
+        check_number(k, "k", integer=True, low=1, high=n_cand)  # at most the number of candidate items
         user_vecs = None if known else self._vectors("user", features=user_features)
         n = user_idx.size if known else user_vecs.shape[0]
         mask_seen = exclude_seen and known and not new_items
@@ -1091,9 +1053,8 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         item_ids, scores : ndarrays of shape (len(items), k)
         """
         check_is_fitted(self, "model_")
-        idx = self._check_ids(items, "items", self.n_items_)
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 0 < k < self.n_items_:
-            raise ValueError(f"k must be an integer in [1, {self.n_items_ - 1}], got {k!r}")
+        idx = check_indices(items, "items", self.n_items_)
+        check_number(k, "k", integer=True, low=1, high=self.n_items_ - 1)
         vecs = torch.nn.functional.normalize(self._all_items()[:, :-1], dim=1)
         ids = np.empty((idx.size, k), dtype=np.int64)
         sims = np.empty((idx.size, k), dtype=np.float32)

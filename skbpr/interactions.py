@@ -48,28 +48,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.utils.validation import check_indices, check_number, examples
+
 __all__ = ["EventColumns", "FeatureEncoding", "Interactions"]
 
-_N_EXAMPLES = 5
 _MAX_PAIRS = int(np.iinfo(np.int64).max)
 
 
 # --------------------------------------------------------------------------
 # validation helpers
 # --------------------------------------------------------------------------
-def _examples(values: Any) -> list:
-    """Up to a few distinct values, as plain Python objects, for messages."""
-    return pd.unique(np.asarray(values, dtype=object).ravel())[:_N_EXAMPLES].tolist()
-
-
-def _check_count(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def _as_1d(values: Any, name: str, length: int | None = None) -> np.ndarray:
     array = np.asarray(values)
     if array.ndim != 1:
@@ -77,19 +65,6 @@ def _as_1d(values: Any, name: str, length: int | None = None) -> np.ndarray:
     if length is not None and array.shape[0] != length:
         raise ValueError(f"{name} must have length {length} (one entry per positive), got shape {array.shape}")
     return array
-
-
-def _check_indices(values: Any, name: str, bound: int, length: int | None) -> np.ndarray:
-    array = _as_1d(values, name, length)
-    if array.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer indices, got dtype {array.dtype}")
-    low, high = array.min(), array.max()
-    if low < 0 or high >= bound:
-        bad = array[(array < 0) | (array >= bound)]
-        raise ValueError(f"{name} must lie in [0, {bound}), got out-of-range values {_examples(bad)}")
-    return array.astype(np.int64, copy=False)
 
 
 def _check_weights(values: Any, name: str, length: int) -> np.ndarray:
@@ -102,7 +77,7 @@ def _check_weights(values: Any, name: str, length: int) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} has NaN or infinite values")
     if np.any(array <= 0):
-        raise ValueError(f"{name} must be strictly positive, got {_examples(array[array <= 0])}")
+        raise ValueError(f"{name} must be strictly positive, got {examples(array[array <= 0])}")
     return array.astype(np.float32)
 
 
@@ -146,7 +121,7 @@ def _as_csr(matrix: Any, name: str) -> sp.csr_matrix:
     if data.size and not np.all(np.isfinite(data)):
         raise ValueError(f"{name} has NaN or infinite values")
     if data.size and np.any(data < 0):
-        raise ValueError(f"{name} has negative values, e.g. {_examples(data[data < 0])}")
+        raise ValueError(f"{name} has negative values, e.g. {examples(data[data < 0])}")
     if csr is None:
         if data.dtype == np.float16:  # scipy.sparse has no float16; float32 holds every float16 exactly
             data = data.astype(np.float32)
@@ -163,7 +138,7 @@ def _as_csr(matrix: Any, name: str) -> sp.csr_matrix:
     return csr
 
 
-def _check_ids(ids: Any, name: str, length: int) -> np.ndarray | None:
+def _check_raw_ids(ids: Any, name: str, length: int) -> np.ndarray | None:
     if ids is None:
         return None
     array = _as_1d(ids, name)
@@ -173,7 +148,7 @@ def _check_ids(ids: Any, name: str, length: int) -> np.ndarray | None:
     if index.hasnans:
         raise ValueError(f"{name} has missing values")
     if not index.is_unique:
-        raise ValueError(f"{name} must be unique, got duplicates {_examples(index[index.duplicated()])}")
+        raise ValueError(f"{name} must be unique, got duplicates {examples(index[index.duplicated()])}")
     return array.copy()
 
 
@@ -335,13 +310,7 @@ class EventColumns:
         if self.rating_col is not None and self.label_col is not None:
             raise ValueError(f"give rating_col ({self.rating_col!r}) or label_col ({self.label_col!r}), not both")
         if self.rating_col is not None:
-            if (
-                self.threshold is None
-                or isinstance(self.threshold, bool)
-                or not isinstance(self.threshold, numbers.Real)
-                or not np.isfinite(self.threshold)
-            ):
-                raise ValueError(f"threshold must be a finite number when rating_col is given, got {self.threshold!r}")
+            check_number(self.threshold, "threshold")  # required with rating_col
         elif self.threshold is not None:
             raise ValueError(f"threshold={self.threshold!r} is given but rating_col is None")
         if self.user_col == self.item_col:
@@ -404,7 +373,7 @@ def _check_table(frame: Any, name: str) -> pd.DataFrame:
         raise ValueError(f"{name} has missing ids in its index")
     if not frame.index.is_unique:
         raise ValueError(
-            f"{name} index must be unique, got duplicated ids {_examples(frame.index[frame.index.duplicated()])}"
+            f"{name} index must be unique, got duplicated ids {examples(frame.index[frame.index.duplicated()])}"
         )
     return frame
 
@@ -423,7 +392,7 @@ def _numeric_column(frame: pd.DataFrame, column: Any, name: str) -> np.ndarray:
     if not np.all(np.isfinite(values)):
         raise ValueError(f"{name} column {column!r} has NaN or infinite values")
     if np.any(values < 0):
-        raise ValueError(f"{name} column {column!r} has negative values, e.g. {_examples(values[values < 0])}")
+        raise ValueError(f"{name} column {column!r} has negative values, e.g. {examples(values[values < 0])}")
     return values
 
 
@@ -573,7 +542,7 @@ def _fixed_space(ids: Any, name: str) -> np.ndarray:
     array = _as_1d(ids, name)
     if array.shape[0] == 0:
         raise ValueError(f"{name} is empty")
-    return _check_ids(array, name, array.shape[0])
+    return _check_raw_ids(array, name, array.shape[0])
 
 
 def _codes(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -652,15 +621,15 @@ class Interactions:
         user_feature_names: Any = None,
         item_feature_names: Any = None,
     ) -> None:
-        n_users = _check_count(n_users, "n_users")
-        n_items = _check_count(n_items, "n_items")
+        n_users = check_number(n_users, "n_users", integer=True, low=1)
+        n_items = check_number(n_items, "n_items", integer=True, low=1)
         if n_users * n_items > _MAX_PAIRS:  # Python ints: the product cannot overflow here
             raise ValueError(
                 f"n_users * n_items must be <= 2**63 - 1 (pairs are keyed as user * n_items + item in int64), "
                 f"got n_users={n_users}, n_items={n_items}"
             )
-        users = _check_indices(pos_users, "pos_users", n_users, None)
-        items = _check_indices(pos_items, "pos_items", n_items, users.shape[0])
+        users = check_indices(pos_users, "pos_users", n_users)
+        items = check_indices(pos_items, "pos_items", n_items, length=users.shape[0])
         if users.shape[0] == 0:
             raise ValueError("pos_users is empty: at least one positive interaction is needed")
         values = _check_weights(pos_values, "pos_values", users.shape[0])
@@ -676,8 +645,8 @@ class Interactions:
         self.n_items = n_items
         self.user_features = user_features
         self.item_features = item_features
-        self.user_ids = _check_ids(user_ids, "user_ids", n_users)
-        self.item_ids = _check_ids(item_ids, "item_ids", n_items)
+        self.user_ids = _check_raw_ids(user_ids, "user_ids", n_users)
+        self.item_ids = _check_raw_ids(item_ids, "item_ids", n_items)
         self.user_feature_names = _check_names(user_feature_names, "user_feature_names", user_features)
         self.item_feature_names = _check_names(item_feature_names, "item_feature_names", item_features)
         users, items, values, stamps = _canonicalise(users, items, values, stamps, n_items)
@@ -788,11 +757,11 @@ class Interactions:
             return array.astype(np.int64)
         bad = (array < -n) | (array >= n)
         if bad.any():
-            raise _PositionError(f"index out of range for {n} positives: {_examples(array[bad])}")
+            raise _PositionError(f"index out of range for {n} positives: {examples(array[bad])}")
         positions = np.sort(np.where(array < 0, array + n, array).astype(np.int64))
         repeated = positions[1:] == positions[:-1]
         if repeated.any():
-            raise ValueError(f"index selects some positives more than once: {_examples(positions[1:][repeated])}")
+            raise ValueError(f"index selects some positives more than once: {examples(positions[1:][repeated])}")
         return positions
 
     def __getitem__(self, key: Any) -> Interactions:
@@ -821,8 +790,8 @@ class Interactions:
         an empty set of positives is allowed. Pairs that are also negatives
         are dropped from the copy's negatives (positives win, with a warning).
         """
-        users = _check_indices(users, "users", self.n_users, None)
-        items = _check_indices(items, "items", self.n_items, users.shape[0])
+        users = check_indices(users, "users", self.n_users)
+        items = check_indices(items, "items", self.n_items, length=users.shape[0])
         values = _check_weights(values, "values", users.shape[0])
         stamps = _check_timestamps(timestamps, "timestamps", users.shape[0])
         users, items, values, stamps = _canonicalise(users, items, values, stamps, self.n_items)
@@ -965,7 +934,7 @@ weight_col
                 space = "users" if argument == "user_col" else "items"
                 raise ValueError(
                     f"{argument} {column!r} has {int(unknown.sum())} rows with ids outside "
-                    f"the given {space}, e.g. {_examples(raw[unknown])}"
+                    f"the given {space}, e.g. {examples(raw[unknown])}"
                 )
         return _assemble(
             parsed,

@@ -59,8 +59,12 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
+from skbpr.training.devices import resolve_device
+from skbpr.utils.validation import check_number
+
 __all__ = [
     "DEFAULT_METRICS",
+    "MetricName",
     "RankingScorer",
     "auc_scorer",
     "auc_score",
@@ -78,6 +82,7 @@ __all__ = [
     "mrr_scorer",
     "ndcg_at_k",
     "ndcg_scorer",
+    "parse_metric",
     "precision_at_k",
     "precision_scorer",
     "recall_at_k",
@@ -100,16 +105,50 @@ _EVALUATE_KWARGS = frozenset({"exclude_train", "chunk_size", "n_sampled_negative
 
 
 @dataclass(frozen=True)
-class _Metric:
+class MetricName:
+    """A parsed metric name: its base (``"ndcg"``) and cutoff (``10``, or ``None``).
+
+    Examples
+    --------
+    >>> from skbpr.metrics import parse_metric
+    >>> parse_metric("NDCG_at_10")
+    MetricName(base='ndcg', k=10)
+    >>> parse_metric("hitrate@5").name
+    'hit_rate@5'
+    """
+
     base: str
     k: int | None = None
 
     @property
     def name(self) -> str:
+        """The canonical name, ``base@k`` or ``base``."""
         return self.base if self.k is None else f"{self.base}@{self.k}"
 
 
-def _parse_metric(metric: Any) -> _Metric:
+def parse_metric(metric: Any) -> MetricName:
+    """Parse a metric name (``"auc"``, ``"ndcg@10"``, ``"recall_at_5"``...).
+
+    Parameters
+    ----------
+    metric : str
+        The name, in any case; ``@k`` or ``_at_k`` gives the cutoff.
+
+    Returns
+    -------
+    MetricName
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, a missing or invalid cutoff.
+
+    Examples
+    --------
+    >>> from skbpr.metrics import parse_metric
+    >>> parse_metric("auc")
+    MetricName(base='auc', k=None)
+    """
     if not isinstance(metric, str):
         raise TypeError(f"metric names must be strings, got {metric!r} of type {type(metric).__name__}")
     text = metric.strip().lower()
@@ -123,10 +162,10 @@ def _parse_metric(metric: Any) -> _Metric:
             raise ValueError(f"unknown metric {metric!r}; valid forms are {_VALID_FORMS}")
         if k <= 0:
             raise ValueError(f"metric {metric!r}: the cutoff k must be >= 1, got {k}")
-        return _Metric(base, k)
+        return MetricName(base, k)
     base = _ALIASES.get(text, text)
     if base in _PLAIN_METRICS:
-        return _Metric(base)
+        return MetricName(base)
     if base in _CUTOFF_METRICS:
         raise ValueError(f"metric {metric!r} needs a cutoff, e.g. '{base}@10'")
     if "@" in text:
@@ -134,12 +173,12 @@ def _parse_metric(metric: Any) -> _Metric:
     raise ValueError(f"unknown metric {metric!r}; valid forms are {_VALID_FORMS}")
 
 
-def _parse_metrics(metrics: Any) -> list[tuple[str, _Metric]]:
+def _parse_metrics(metrics: Any) -> list[tuple[str, MetricName]]:
     if isinstance(metrics, str):
         metrics = (metrics,)
     if not isinstance(metrics, Iterable):
         raise TypeError(f"metrics must be a metric name or a sequence of names, got {metrics!r}")
-    parsed = [(name, _parse_metric(name)) for name in metrics]
+    parsed = [(name, parse_metric(name)) for name in metrics]
     if not parsed:
         raise ValueError("metrics must name at least one metric, got an empty sequence")
     return parsed
@@ -170,28 +209,6 @@ def _as_bool_csr(matrix: Any, argname: str, shape: tuple[int, int] | None = None
     csr = csr.astype(bool)
     csr.eliminate_zeros()
     return csr
-
-
-def _check_int(value: Any, argname: str, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{argname} must be a positive integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{argname} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_device(device: Any) -> torch.device:
-    if not isinstance(device, str | torch.device):
-        raise TypeError(f"device must be a str or torch.device, got {type(device).__name__}")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device {device!r} is not a valid torch device") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
-    return resolved
 
 
 def _make_rng(random_state: Any) -> np.random.Generator:
@@ -282,7 +299,7 @@ def _evaluate_chunk(
     test: sp.csr_matrix,
     exclude: sp.csr_matrix | None,
     negatives: sp.csr_matrix | None,
-    wanted: list[_Metric],
+    wanted: list[MetricName],
     n_sampled: int | None,
     rng: np.random.Generator | None,
     device: torch.device,
@@ -462,10 +479,10 @@ def evaluate_scores_per_user(
         for name, m in parsed:
             if m.base == "implicit_auc":
                 raise ValueError(f"metric {name!r} requires test_negatives")
-    chunk_size = _check_int(chunk_size, "chunk_size")
-    n_sampled = _check_int(n_sampled_negatives, "n_sampled_negatives", allow_none=True)
+    chunk_size = check_number(chunk_size, "chunk_size", integer=True, low=1)
+    n_sampled = check_number(n_sampled_negatives, "n_sampled_negatives", integer=True, low=1, allow_none=True)
     rng = None if n_sampled is None else _make_rng(random_state)
-    device = _check_device(device)
+    device = resolve_device(device)
 
     effective = test_csr
     if exclude_csr is not None:
@@ -902,7 +919,7 @@ class RankingScorer:
     """
 
     def __init__(self, metric: str, **kwargs: Any) -> None:
-        _parse_metric(metric)
+        parse_metric(metric)
         unknown = sorted(set(kwargs) - _EVALUATE_KWARGS)
         if unknown:
             raise TypeError(f"unexpected scorer argument(s) {unknown}; allowed are {sorted(_EVALUATE_KWARGS)}")

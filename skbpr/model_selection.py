@@ -32,7 +32,6 @@ on every call.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +42,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import _num_samples, check_consistent_length
 
 from skbpr.interactions import Interactions
+from skbpr.utils.validation import check_number
 
 __all__ = [
     "LeaveKOut",
@@ -56,22 +56,6 @@ __all__ = [
 # --------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a float in (0, 1), got {value!r}")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-    return float(value)
-
-
 def _user_codes(X: Any, y: Any, groups: Any) -> np.ndarray:
     """User index (0..n_distinct-1) of each sample of ``X``."""
     if isinstance(X, Interactions):
@@ -242,7 +226,7 @@ class PerUserKFold(_PerUserSplitter):
         self.random_state = random_state
 
     def _check_params(self) -> None:
-        _check_int(self.n_splits, "n_splits", 2)
+        check_number(self.n_splits, "n_splits", integer=True, low=2)
         if not isinstance(self.shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False, got {self.shuffle!r}")
         if not self.shuffle and self.random_state is not None:
@@ -304,8 +288,8 @@ class PerUserShuffleSplit(_PerUserSplitter):
         self.random_state = random_state
 
     def _check_params(self) -> None:
-        _check_int(self.n_splits, "n_splits", 1)
-        _check_fraction(self.test_size, "test_size")
+        check_number(self.n_splits, "n_splits", integer=True, low=1)
+        check_number(self.test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
 
     def _test_masks(self, X: Any, users: np.ndarray) -> Iterator[np.ndarray]:
         count = np.bincount(users)[users]
@@ -356,8 +340,8 @@ class LeaveKOut(_PerUserSplitter):
         self.random_state = random_state
 
     def _check_params(self) -> None:
-        _check_int(self.k, "k", 1)
-        _check_int(self.n_splits, "n_splits", 1)
+        check_number(self.k, "k", integer=True, low=1)
+        check_number(self.n_splits, "n_splits", integer=True, low=1)
 
     def _test_masks(self, X: Any, users: np.ndarray) -> Iterator[np.ndarray]:
         count = np.bincount(users)[users]
@@ -426,9 +410,9 @@ class PerUserTimeSplit(_PerUserSplitter):
 
     def _check_params(self) -> None:
         if self.k is None:
-            _check_fraction(self.test_size, "test_size")
+            check_number(self.test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
         else:
-            _check_int(self.k, "k", 1)
+            check_number(self.k, "k", integer=True, low=1)
 
     def split(self, X: Any, y: Any = None, groups: Any = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Generate the one ``(train_index, test_index)`` split of ``X``.
@@ -498,7 +482,7 @@ def train_test_split(
     >>> train.n_users == test.n_users == data.n_users
     True
     """
-    _check_fraction(test_size, "test_size")
+    check_number(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
     if not shuffle and random_state is not None:

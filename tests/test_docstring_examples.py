@@ -18,6 +18,8 @@ MODULES = [
     "skbpr.model_selection",
     "skbpr.plotting",
     "skbpr.preprocessing",
+    "skbpr.utils.signature",
+    "skbpr.utils.validation",
 ]
 
 

@@ -58,13 +58,17 @@ def test_unknown_attribute_raises_attribute_error():
 
 
 def test_config_choices_match_the_modules_that_define_them():
+    """The choices the configuration reads from HybridBPR's docstring are the ones the code accepts."""
     from skbpr import config, losses, model
-    from skbpr.training import OPTIMIZERS
+    from skbpr.estimator import NEGATIVE_MODES
+    from skbpr.training import DEVICES, OPTIMIZERS
     from skbpr.training.engine import BACKENDS
-    from skbpr.training.sampling import SAMPLERS
 
-    assert config.LOSSES == losses.LOSSES
-    assert config.FEATURE_MODES == model.FEATURE_MODES
-    assert config.OPTIMIZERS == OPTIMIZERS
-    assert config.BACKENDS == BACKENDS
-    assert config.SAMPLERS == SAMPLERS
+    schema = config.SCHEMA
+    assert set(schema["training"]["loss"].choices) == set(losses.LOSSES)
+    assert set(schema["model"]["user_features_mode"].choices) == set(model.FEATURE_MODES)
+    assert set(schema["model"]["item_features_mode"].choices) == set(model.FEATURE_MODES)
+    assert set(schema["optimizer"]["name"].choices) == set(OPTIMIZERS)
+    assert set(schema["training"]["backend"].choices) == set(BACKENDS)
+    assert set(schema["training"]["negatives"].choices) == set(NEGATIVE_MODES)
+    assert set(schema["training"]["device"].choices) == set(DEVICES)

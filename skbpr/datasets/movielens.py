@@ -145,6 +145,7 @@ _RELEASES = {
     "ml-25m": _Release("ml-25m", "ratings.csv", "csv", "6b51fb2759a8657d3bfcbfc42b592ada"),
     "ml-latest-small": _Release("ml-latest-small", "ratings.csv", "csv", None),
 }
+RELEASE_NAMES: tuple[str, ...] = tuple(sorted(_RELEASES))  # the names load_movielens takes
 
 
 # --------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from skbpr.utils.validation import check_number
+
 if TYPE_CHECKING:
     from skbpr.interactions import Interactions
 
@@ -57,21 +59,6 @@ class _Model:
     exposure_signal: float
     negative_rate: float
     noise: float
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: object, low: float, high: float = np.inf) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not (np.isfinite(value) and low <= value <= high):
-        raise ValueError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
-    return value
 
 
 def _seed_sequence(random_state: object) -> np.random.SeedSequence:
@@ -244,22 +231,22 @@ def _generate(
     random_state: object = None,
 ) -> dict:
     """Validate and generate the matrices behind :func:`make_interactions`."""
-    n_users = _check_int("n_users", n_users, 1)
-    n_items = _check_int("n_items", n_items, 1)
-    n_interactions = _check_int("n_interactions", n_interactions, 1)
+    n_users = check_number(n_users, "n_users", integer=True, low=1)
+    n_items = check_number(n_items, "n_items", integer=True, low=1)
+    n_interactions = check_number(n_interactions, "n_interactions", integer=True, low=1)
     if n_interactions > 0.2 * n_users * n_items:
         raise ValueError(
             "n_interactions must be at most 20% of n_users * n_items "
             f"({int(0.2 * n_users * n_items)}), got {n_interactions}"
         )
-    n_components = _check_int("n_components", n_components, 1)
-    n_user_features = _check_int("n_user_features", n_user_features, 0)
-    n_item_features = _check_int("n_item_features", n_item_features, 0)
-    n_informative_features = _check_int("n_informative_features", n_informative_features, 0)
-    popularity_skew = _check_float("popularity_skew", popularity_skew, 0.0)
-    exposure_signal = _check_float("exposure_signal", exposure_signal, 0.0)
-    negative_rate = _check_float("negative_rate", negative_rate, 0.0, 1.0)
-    noise = _check_float("noise", noise, 0.0)
+    n_components = check_number(n_components, "n_components", integer=True, low=1)
+    n_user_features = check_number(n_user_features, "n_user_features", integer=True, low=0)
+    n_item_features = check_number(n_item_features, "n_item_features", integer=True, low=0)
+    n_informative_features = check_number(n_informative_features, "n_informative_features", integer=True, low=0)
+    popularity_skew = check_number(popularity_skew, "popularity_skew", low=0)
+    exposure_signal = check_number(exposure_signal, "exposure_signal", low=0)
+    negative_rate = check_number(negative_rate, "negative_rate", low=0, high=1)
+    noise = check_number(noise, "noise", low=0)
     seeds = _seed_sequence(random_state).spawn(4)
     rng = np.random.default_rng(seeds[0])
 
