@@ -59,15 +59,15 @@ class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
         -------
         self : PopularityRecommender
         """
-        from skbpr.estimator import _check_matrix, _ignore_target, warn_if_weighted
+        from skbpr.base import check_interaction_matrix, ignore_target, warn_if_weighted
         from skbpr.interactions import Interactions
 
-        Rneg = _ignore_target(Rneg)
+        Rneg = ignore_target(Rneg)
         if isinstance(X, Interactions):
             data = X
         else:
-            X = _check_matrix(X, "X")
-            data = Interactions.from_matrices(X, None if Rneg is None else _check_matrix(Rneg, "Rneg"))
+            X = check_interaction_matrix(X, "X")
+            data = Interactions.from_matrices(X, None if Rneg is None else check_interaction_matrix(Rneg, "Rneg"))
         warn_if_weighted(data, type(self).__name__)
         self.train_positives_ = data.positives
         self.item_counts_ = np.asarray(data.positives.getnnz(axis=0), dtype=np.float32)
@@ -76,7 +76,7 @@ class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
         self.device_ = torch.device("cpu")
         return self
 
-    def _user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
+    def user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
         check_is_fitted(self, "item_counts_")
         return torch.as_tensor(self.item_counts_).expand(users.numel(), -1).clone()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import inspect
 import os
 import warnings
 from collections.abc import Callable
@@ -14,9 +13,9 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from skbpr.base import RecommenderTagsMixin
+from skbpr.base import RecommenderTagsMixin, check_interaction_matrix, ignore_target, warn_if_weighted
 from skbpr.callbacks import Callback, CallbackList, ProgressBar
 from skbpr.losses import LOSSES
 from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
@@ -29,67 +28,6 @@ from skbpr.utils.validation import check_bool, check_choice, check_indices, chec
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
-# scikit-learn renamed force_all_finite to ensure_all_finite in 1.6
-_FINITE_KW = (
-    "ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters else "force_all_finite"
-)
-
-
-def _check_matrix(matrix: Any, name: str) -> Any:
-    """Shape and dtype checks of a users x items matrix, with scikit-learn's messages.
-
-    Values (NaN, negative entries) are checked by the container, which names
-    the matrix as well.
-    """
-    checked = check_array(
-        matrix, accept_sparse=("csr", "csc", "coo"), dtype="numeric", input_name=name, **{_FINITE_KW: False}
-    )
-    values = checked.data if sp.issparse(checked) else checked
-    if values.dtype.kind in "fi" and values.size and np.nanmin(values) < 0:
-        examples = np.unique(values[values < 0])[:5].tolist()
-        raise ValueError(
-            f"Negative values in data passed to {name}, e.g. {examples}: entries are interactions "
-            "(nonzero = interaction) and must be >= 0"
-        )
-    return checked
-
-
-def _ignore_target(Rneg: Any) -> Any:
-    """``None`` for a 1-D ``Rneg``: the target ``y`` that scikit-learn tools pass second.
-
-    Implicit negatives are always a 2-D users x items matrix, so a 1-D array
-    can only be such a ``y``, which an unsupervised ranking model ignores.
-    """
-    if Rneg is not None and not sp.issparse(Rneg) and np.ndim(Rneg) == 1:
-        return None
-    return Rneg
-
-
-def warn_if_weighted(data: Any, owner: str) -> None:
-    """One ``UserWarning`` when positives or negatives carry values other than 1.
-
-    Parameters
-    ----------
-    data : Interactions
-        The training data.
-    owner : str
-        Name of the estimator, for the message.
-    """
-    found = []
-    values = np.asarray(data.pos_values)
-    if values.size and np.any(values != 1):
-        found.append(f"positives (e.g. {np.unique(values[values != 1])[:3].tolist()})")
-    negatives = data.negatives
-    if negatives is not None and negatives.nnz and np.any(negatives.data != 1):
-        found.append(f"negatives (e.g. {np.unique(negatives.data[negatives.data != 1])[:3].tolist()})")
-    if found:
-        warnings.warn(
-            f"the {' and '.join(found)} hold values other than 1 (weights, counts or merged duplicates); "
-            f"{owner} does not use interaction weights: the values are treated as binary, "
-            "every nonzero entry is one interaction",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 class HybridBPR(RecommenderTagsMixin, BaseEstimator):
@@ -522,7 +460,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         from skbpr.interactions import Interactions
 
         if isinstance(X, Interactions):
-            Rneg = _ignore_target(Rneg)
+            Rneg = ignore_target(Rneg)
             given = {"Rneg": Rneg, "user_features": user_features, "item_features": item_features}
             extra = [k for k, v in given.items() if v is not None]
             if extra:
@@ -532,10 +470,10 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             return X
         if X is None:
             raise ValueError("X (Rpos) must be an Interactions container or a users x items matrix, got None")
-        Rneg = _ignore_target(Rneg)
-        X = _check_matrix(X, "X")
+        Rneg = ignore_target(Rneg)
+        X = check_interaction_matrix(X, "X")
         if Rneg is not None:
-            Rneg = _check_matrix(Rneg, "Rneg")
+            Rneg = check_interaction_matrix(Rneg, "Rneg")
         return Interactions.from_matrices(X, Rneg, user_features=user_features, item_features=item_features)
 
     def _check_eval_set(self, eval_set: Any, data: Any) -> Any:
@@ -549,7 +487,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                     "eval_set must be an Interactions container or a users x items matrix, "
                     f"got {type(eval_set).__name__}"
                 )
-            eval_set = Interactions.from_matrices(_check_matrix(eval_set, "eval_set"))
+            eval_set = Interactions.from_matrices(check_interaction_matrix(eval_set, "eval_set"))
         if (eval_set.n_users, eval_set.n_items) != (data.n_users, data.n_items):
             raise ValueError(
                 f"eval_set has {eval_set.n_users} users x {eval_set.n_items} items, "
@@ -861,9 +799,9 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 f"{name} cannot score new {side}s: the model was fitted with "
                 + (f"no {name}" if n_in == 0 else f"{side}_features_mode='identity'")
             )
-        from skbpr.interactions import _as_csr
+        from skbpr.interactions import as_csr
 
-        matrix = _as_csr(features, name)
+        matrix = as_csr(features, name)
         if matrix.shape[1] != n_in:
             raise ValueError(f"{name} must have {n_in} columns (the features seen in fit), got shape {matrix.shape}")
         if mode == "both":  # new rows have no identity column of their own
@@ -909,7 +847,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         return vec[:, :-1], vec[:, -1]
 
     # ---------------------------------------------------------------- serving
-    def _user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
+    def user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
         """Scores of every item for ``users`` (a LongTensor on ``device_``)."""
         with torch.no_grad():
             u = self._user_map.gather(self.model_.user_weight.data, users)
@@ -923,20 +861,50 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array of shape (n_pairs, 2)
-            Rows of ``(user_index, item_index)``.
+        X : array of shape (n_pairs, 2) or Interactions
+            Rows of ``(user_index, item_index)``, or a container whose
+            positives are the pairs to score (in its canonical order: by
+            user, then item), in the fitted id space.
 
         Returns
         -------
         scores : ndarray of shape (n_pairs,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skbpr import HybridBPR
+        >>> from skbpr.datasets import make_interactions
+        >>> data = make_interactions(50, 30, 400, random_state=0)
+        >>> model = HybridBPR(8, epochs=2, random_state=0, n_threads=1, device="cpu").fit(data)
+        >>> model.predict(np.array([[0, 1], [2, 3]])).shape
+        (2,)
+        >>> bool(np.allclose(model.predict(data[:3]), model.predict(np.c_[data.pos_users[:3], data.pos_items[:3]])))
+        True
         """
         check_is_fitted(self, "model_")
-        pairs = np.asarray(X)
-        if pairs.ndim != 2 or pairs.shape[1] != 2:
-            hint = " (Reshape your data: a single pair is [[user, item]])" if pairs.ndim < 2 else ""
-            raise ValueError(f"X must have shape (n_pairs, 2) of (user, item) indices, got shape {pairs.shape}{hint}")
-        users = check_indices(pairs[:, 0], "X[:, 0] (users)", self.n_users_)
-        items = check_indices(pairs[:, 1], "X[:, 1] (items)", self.n_items_)
+        from skbpr.interactions import Interactions
+
+        if isinstance(X, Interactions):
+            if (X.n_users, X.n_items) != (self.n_users_, self.n_items_):
+                raise ValueError(
+                    f"X has {X.n_users} users x {X.n_items} items, the fitted model {self.n_users_} x "
+                    f"{self.n_items_}: predict scores the pairs of a container in the fitted id space"
+                )
+            users, items = X.pos_users, X.pos_items
+        else:
+            if sp.issparse(X):
+                raise TypeError(
+                    "X must be an (n_pairs, 2) array of (user, item) indices or an Interactions container, "
+                    f"got a sparse matrix of shape {X.shape}; use recommend or score for a users x items matrix"
+                )
+            pairs = np.asarray(X)
+            if pairs.ndim != 2 or pairs.shape[1] != 2:
+                hint = " (Reshape your data: a single pair is [[user, item]])" if pairs.ndim < 2 else ""
+                what = "of shape (n_pairs, 2) of (user, item) indices, or an Interactions container"
+                raise invalid("X", what, X, shown=f"shape {pairs.shape}{hint}")
+            users = check_indices(pairs[:, 0], "X[:, 0] (users)", self.n_users_)
+            items = check_indices(pairs[:, 1], "X[:, 1] (items)", self.n_items_)
         with torch.no_grad():
             scores = self.model_(
                 self._user_map,

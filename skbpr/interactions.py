@@ -98,7 +98,7 @@ def _check_timestamps(values: Any, name: str, length: int) -> np.ndarray | None:
     raise TypeError(f"{name} must be numeric or datetime64, got dtype {array.dtype}")
 
 
-def _as_csr(matrix: Any, name: str) -> sp.csr_matrix:
+def as_csr(matrix: Any, name: str) -> sp.csr_matrix:
     """Validated float32 CSR copy: 2-D, finite, nonnegative, zeros removed."""
     if sp.issparse(matrix):
         if matrix.ndim != 2:
@@ -525,7 +525,7 @@ class FeatureEncoding:
         return matrix
 
 
-def _id_space(raw_ids: np.ndarray, table: pd.DataFrame | None, name: str) -> np.ndarray:
+def id_space(raw_ids: np.ndarray, table: pd.DataFrame | None, name: str) -> np.ndarray:
     """Sorted unique raw ids of the events and of a feature table's index."""
     index = pd.Index(raw_ids)
     if table is not None:
@@ -545,7 +545,8 @@ def _fixed_space(ids: Any, name: str) -> np.ndarray:
     return _check_raw_ids(array, name, array.shape[0])
 
 
-def _codes(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def encode_ids(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Position of each raw id in ``ids`` (-1 for an id not there)."""
     return pd.Index(ids).get_indexer(raw).astype(np.int64)
 
 
@@ -634,7 +635,7 @@ class Interactions:
             raise ValueError("pos_users is empty: at least one positive interaction is needed")
         values = _check_weights(pos_values, "pos_values", users.shape[0])
         stamps = _check_timestamps(timestamps, "timestamps", users.shape[0])
-        negatives = None if negatives is None else _as_csr(negatives, "negatives")
+        negatives = None if negatives is None else as_csr(negatives, "negatives")
         if negatives is not None and negatives.shape != (n_users, n_items):
             raise ValueError(
                 f"negatives must have shape (n_users, n_items) = {(n_users, n_items)}, got {negatives.shape}"
@@ -657,7 +658,7 @@ class Interactions:
     def _check_features(features: Any, name: str, n_rows: int) -> sp.csr_matrix | None:
         if features is None:
             return None
-        matrix = _as_csr(features, name)
+        matrix = as_csr(features, name)
         if matrix.shape[0] != n_rows:
             owner = "n_users" if name.startswith("user") else "n_items"
             raise ValueError(f"{name} must have {owner} = {n_rows} rows, got shape {matrix.shape}")
@@ -828,7 +829,7 @@ item_feature_names : optional
         -------
         Interactions
         """
-        matrix = _as_csr(positives, "positives")
+        matrix = as_csr(positives, "positives")
         if matrix.nnz == 0:
             raise ValueError(f"positives has no nonzero entry (shape {matrix.shape})")
         if negatives is not None:
@@ -920,11 +921,11 @@ weight_col
         if not parsed.positive.any():
             raise ValueError(f"events has no positive row ({len(events)} rows)")
         if user_space is None:
-            user_space = _id_space(parsed.users, user_features, f"user_col {user_col!r}")
+            user_space = id_space(parsed.users, user_features, f"user_col {user_col!r}")
         if item_space is None:
-            item_space = _id_space(parsed.items, item_features, f"item_col {item_col!r}")
-        user_codes = _codes(parsed.users, user_space)
-        item_codes = _codes(parsed.items, item_space)
+            item_space = id_space(parsed.items, item_features, f"item_col {item_col!r}")
+        user_codes = encode_ids(parsed.users, user_space)
+        item_codes = encode_ids(parsed.items, item_space)
         for argument, column, raw, codes in (
             ("user_col", user_col, parsed.users, user_codes),
             ("item_col", item_col, parsed.items, item_codes),
@@ -936,7 +937,7 @@ weight_col
                     f"{argument} {column!r} has {int(unknown.sum())} rows with ids outside "
                     f"the given {space}, e.g. {examples(raw[unknown])}"
                 )
-        return _assemble(
+        return assemble_events(
             parsed,
             user_codes,
             item_codes,
@@ -998,7 +999,7 @@ class _PositionError(IndexError, ValueError):
     """An index outside the positives (both an IndexError and a ValueError)."""
 
 
-def _assemble(
+def assemble_events(
     parsed: _ParsedEvents,
     user_codes: np.ndarray,
     item_codes: np.ndarray,

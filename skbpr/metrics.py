@@ -617,10 +617,10 @@ def _held_out_positives(estimator: Any, X: Any) -> sp.csr_matrix:
             "X must be an Interactions container or a users x items matrix of held-out positives, "
             f"got {type(X).__name__}"
         )
-    from skbpr.estimator import _check_matrix
-    from skbpr.interactions import _as_csr
+    from skbpr.base import check_interaction_matrix
+    from skbpr.interactions import as_csr
 
-    matrix = _as_csr(_check_matrix(X, "X"), "X")
+    matrix = as_csr(check_interaction_matrix(X, "X"), "X")
     n_users, n_items = estimator.train_positives_.shape
     name = type(estimator).__name__
     if matrix.shape[1] != n_items:
@@ -733,7 +733,7 @@ def evaluate(
         negatives = negatives > _as_bool_csr(train, "train_positives_")
     device = estimator.device_
     return evaluate_scores(
-        estimator._user_item_scores,
+        estimator.user_item_scores,
         test,
         exclude=train if exclude_train else None,
         metrics=metrics,

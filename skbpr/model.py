@@ -78,8 +78,13 @@ class FeatureMap:
         cols, weights, offsets, _ = self._entries(rows)
         return embedding_bag(cols, table, offsets, mode="sum", per_sample_weights=weights)
 
-    def expand(self, rows: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Table rows and their gradients for gradients ``grads`` of ``F[rows] @ table``."""
+    def table_gradients(self, rows: torch.Tensor, grads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adjoint of :meth:`gather`: table rows and their gradients for gradients ``grads`` of ``F[rows] @ table``.
+
+        Each representation's gradient is scattered back to the table rows of
+        its features, scaled by the feature weights (rows may repeat: the
+        optimiser sums them).
+        """
         if self.identity:
             return rows, grads
         cols, weights, _, length = self._entries(rows)

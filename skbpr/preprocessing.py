@@ -32,9 +32,9 @@ from skbpr.interactions import (
     EventColumns,
     FeatureEncoding,
     Interactions,
-    _assemble,
-    _codes,
-    _id_space,
+    assemble_events,
+    encode_ids,
+    id_space,
 )
 
 __all__ = ["InteractionsEncoder"]
@@ -168,8 +168,8 @@ class InteractionsEncoder(TransformerMixin, BaseEstimator):
             None if self.item_features is None else FeatureEncoding.fit(self.item_features, name="item_features")
         )
         parsed = columns.parse(X)
-        self.user_ids_ = _id_space(parsed.users, self.user_features, f"user_col {self.user_col!r}")
-        self.item_ids_ = _id_space(parsed.items, self.item_features, f"item_col {self.item_col!r}")
+        self.user_ids_ = id_space(parsed.users, self.user_features, f"user_col {self.user_col!r}")
+        self.item_ids_ = id_space(parsed.items, self.item_features, f"item_col {self.item_col!r}")
         self.n_users_ = int(self.user_ids_.shape[0])
         self.n_items_ = int(self.item_ids_.shape[0])
         self.user_encoding_ = user_encoding
@@ -199,8 +199,8 @@ class InteractionsEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "user_ids_")
         parsed = self._columns().parse(X)
-        user_codes = _codes(parsed.users, self.user_ids_)
-        item_codes = _codes(parsed.items, self.item_ids_)
+        user_codes = encode_ids(parsed.users, self.user_ids_)
+        item_codes = encode_ids(parsed.items, self.item_ids_)
         known = (user_codes >= 0) & (item_codes >= 0)
         n_unknown = int(known.shape[0] - np.count_nonzero(known))
         if n_unknown:
@@ -212,7 +212,7 @@ class InteractionsEncoder(TransformerMixin, BaseEstimator):
             )
         if not np.any(parsed.positive & known):
             raise ValueError(f"X has no positive row with a known user and item ({len(X)} rows, {n_unknown} unknown)")
-        return _assemble(
+        return assemble_events(
             parsed,
             user_codes,
             item_codes,

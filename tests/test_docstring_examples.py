@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "skbpr.base",
     "skbpr.baseline",
     "skbpr.callbacks",
     "skbpr.datasets.movielens",

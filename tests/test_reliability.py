@@ -71,7 +71,7 @@ BAD_INPUTS = [
     ("user index >= n_users in predict", lambda m: m.predict([[12, 0]]), ValueError, r"users.*\[0, 12\).*\[12\]"),
     ("item index >= n_items in recommend", lambda m: m.recommend([0], items=[9]), ValueError, r"items.*\[0, 9\)"),
     ("non-integer ids", lambda m: m.recommend([0.5]), TypeError, r"users must be integer indices"),
-    ("pairs of the wrong shape", lambda m: m.predict([0, 1, 2]), ValueError, r"X must have shape \(n_pairs, 2\)"),
+    ("pairs of the wrong shape", lambda m: m.predict([0, 1, 2]), ValueError, r"X must be of shape \(n_pairs, 2\)"),
     ("NaN in Rpos", _fit_data(_dense_with(np.nan)), ValueError, r"positives.*NaN"),
     ("inf in Rneg", _fit_data(R, sp.csr_matrix(_dense_with(np.inf))), ValueError, r"negatives.*NaN or infinite"),
     ("NaN in features", _fit_data(R, item_features=np.full((9, 2), np.nan)), ValueError, r"item_features.*NaN"),

@@ -55,6 +55,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.interactions import encode_ids
+
 if TYPE_CHECKING:
     from skbpr.interactions import Interactions
 
@@ -545,15 +547,6 @@ def _sorted_ids(*arrays: np.ndarray) -> np.ndarray:
     return np.sort(pd.unique(np.concatenate([np.asarray(a, dtype=np.int64) for a in arrays])))
 
 
-def _codes(space: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Position of each raw id in the sorted ``space`` (all present)."""
-    if space.size and space[0] >= 0 and space[-1] < 8 * space.size + (1 << 20):
-        lookup = np.empty(int(space[-1]) + 1, dtype=np.int64)  # MovieLens ids: small ints
-        lookup[space] = np.arange(space.size)
-        return lookup[raw]
-    return np.searchsorted(space, raw)
-
-
 def _binary_matrix(
     rows: np.ndarray, labels: pd.Series, n_rows: int, prefix: str, vocabulary: list[str] | None = None
 ) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -577,7 +570,7 @@ def _genre_features(items: pd.DataFrame, item_ids: np.ndarray):
     genres = genres.explode("genre")
     genres = genres[(genres["genre"] != "") & (genres["genre"] != _NO_GENRE)]
     genres = genres[genres["genre"].notna()]
-    rows = _codes(item_ids, genres["item_id"].to_numpy())
+    rows = encode_ids(genres["item_id"].to_numpy(), item_ids)
     vocabulary = items.attrs.get("genre_vocabulary")
     return _binary_matrix(rows, genres["genre"].astype(str), len(item_ids), "genre", vocabulary)
 
@@ -590,12 +583,12 @@ def _tag_features(tags: pd.DataFrame | None, item_ids: np.ndarray, min_tag_items
     pairs = pairs[pairs["tag"] != ""].drop_duplicates()
     counts = pairs["tag"].value_counts()
     pairs = pairs[pairs["tag"].map(counts).to_numpy() >= min_tag_items]
-    rows = _codes(item_ids, pairs["item_id"].to_numpy())
+    rows = encode_ids(pairs["item_id"].to_numpy(), item_ids)
     return _binary_matrix(rows, pairs["tag"], len(item_ids), "tag")
 
 
 def _user_features(users: pd.DataFrame, user_ids: np.ndarray):
-    rows = _codes(user_ids, users["user_id"].to_numpy())
+    rows = encode_ids(users["user_id"].to_numpy(), user_ids)
     blocks, names = [], []
     for column, prefix in (("age_group", "age"), ("gender", "gender"), ("occupation", "occupation")):
         matrix, block_names = _binary_matrix(rows, users[column].astype(str), len(user_ids), prefix)
@@ -618,8 +611,8 @@ def _build(
     raw_items = ratings["item_id"].to_numpy()
     user_ids = _sorted_ids(raw_users, [] if users is None else users["user_id"].to_numpy())
     item_ids = _sorted_ids(raw_items, items["item_id"].to_numpy())
-    u = _codes(user_ids, raw_users)
-    i = _codes(item_ids, raw_items)
+    u = encode_ids(raw_users, user_ids)
+    i = encode_ids(raw_items, item_ids)
     if threshold is None:
         positive = np.ones(len(ratings), dtype=bool)
     else:

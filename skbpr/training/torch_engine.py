@@ -78,7 +78,11 @@ class Trainer:
         decay = torch.full((1, m + 1, 1), reg / m, dtype=v.dtype, device=v.device)
         decay[0, 0, 0] = reg
         g_v.addcmul_(v, decay)
-        return loss, self.user_map.expand(users, g_u), self.item_map.expand(item_rows, g_v.view(b * (m + 1), -1))
+        return (
+            loss,
+            self.user_map.table_gradients(users, g_u),
+            self.item_map.table_gradients(item_rows, g_v.view(b * (m + 1), -1)),
+        )
 
     def step(self, users: torch.Tensor, items: torch.Tensor, positions: torch.Tensor, seed: int) -> torch.Tensor:
         """Draw the negatives of one batch, update the touched rows, return the loss.
