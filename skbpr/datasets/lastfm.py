@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import numbers
 import os
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from skbpr.datasets.movielens import get_data_home
+from skbpr.utils.validation import check_bool, check_number
 
 FOLDER = "hetrec2011-lastfm-2k"
 URL = "https://files.grouplens.org/datasets/hetrec2011/hetrec2011-lastfm-2k.zip"
@@ -126,11 +126,9 @@ def load_lastfm(
     """
     from skbpr.interactions import Interactions
 
-    for argument, value in (("user_features", user_features), ("item_features", item_features)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{argument} must be a bool, got {value!r}")
-    if isinstance(min_tag_items, bool) or not isinstance(min_tag_items, numbers.Integral) or min_tag_items < 1:
-        raise ValueError(f"min_tag_items must be an integer >= 1, got {min_tag_items!r}")
+    check_bool(user_features, "user_features")
+    check_bool(item_features, "item_features")
+    check_number(min_tag_items, "min_tag_items", integer=True, low=1)
     folder = get_data_home(data_home) / FOLDER
     listens_path = folder / "user_artists.dat"
     if not listens_path.is_file():
