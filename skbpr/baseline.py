@@ -77,6 +77,7 @@ class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
         return self
 
     def user_item_scores(self, users: torch.Tensor) -> torch.Tensor:
+        """Scores of every item for ``users``: the item's training popularity, the same for every user."""
         check_is_fitted(self, "item_counts_")
         return torch.as_tensor(self.item_counts_).expand(users.numel(), -1).clone()
 

@@ -581,9 +581,9 @@ def _resolve(estimator: Any, X: Any) -> tuple[Any, Any]:
         if len(estimator) > 1:
             X = estimator[:-1].transform(X)
         estimator = estimator[-1]
-    if not callable(getattr(estimator, "_user_item_scores", None)):
+    if not callable(getattr(estimator, "user_item_scores", None)):
         raise TypeError(
-            f"estimator {type(estimator).__name__} has no _user_item_scores method; expected a fitted skbpr recommender"
+            f"estimator {type(estimator).__name__} has no user_item_scores method; expected a fitted skbpr recommender"
         )
     for attr in ("train_positives_", "device_"):
         if not hasattr(estimator, attr):
@@ -672,7 +672,7 @@ def evaluate(
     Parameters
     ----------
     estimator : fitted recommender or Pipeline ending in one
-        Needs ``_user_item_scores``, ``device_`` and ``train_positives_``.
+        Needs ``user_item_scores``, ``device_`` and ``train_positives_``.
         With a Pipeline, ``X`` is transformed by all steps but the last.
     X : Interactions or sparse matrix or array of shape (n_users, n_items)
         Held-out data: ``X.positives`` are the test positives and

@@ -571,7 +571,7 @@ class FixedRecommender:
     def get_params(self, deep=True):
         return {"scores": self.scores, "train": self.train}
 
-    def _user_item_scores(self, users):
+    def user_item_scores(self, users):
         return torch.as_tensor(self.scores)[users]
 
 
@@ -645,7 +645,7 @@ def test_convenience_functions(fitted):
 
 def test_estimator_errors(fitted):
     est, X, *_ = fitted
-    with pytest.raises(TypeError, match="_user_item_scores"):
+    with pytest.raises(TypeError, match="user_item_scores"):
         evaluate(object(), X)
     with pytest.raises(ValueError, match="not fitted"):
         evaluate(FixedRecommender(est.scores, est.train), X)
