@@ -9,6 +9,7 @@ that returns ``True`` stops training after that epoch.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,7 +34,13 @@ class Callback:
     """
 
     def on_fit_begin(self, estimator: Any, logs: dict[str, Any]) -> None:
-        """Called once before the first epoch; ``logs`` describes the data."""
+        """Called once before the first epoch; ``logs`` describes the data.
+
+        ``logs`` holds ``epochs``, the data's sizes (``n_users``,
+        ``n_positives``...) and ``search``: ``{"fold": (split, n_splits) or
+        None, "whole": bool}``, where the fit stands in a cross-validation
+        with skbpr's splitters (see :mod:`skbpr.data.folds`).
+        """
 
     def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> bool | None:
         """Called after each epoch (numbered from 1); return ``True`` to stop."""
@@ -217,9 +224,13 @@ class MLflowCallback(Callback):
     validation metrics with ``step=epoch`` in one ``log_batch`` call
     (``@`` in names becomes ``_at_``: ``val_ndcg_at_10``); at the end
     ``final_*`` metrics, ``best_epoch`` and ``epochs_run``. Inside a
-    scikit-learn search, runs are tagged ``skbpr.cv_split``,
-    ``skbpr.cv_n_splits``, ``skbpr.cv_candidate`` (found on the call stack of
-    ``_fit_and_score``), or ``skbpr.cv_refit`` for the final refit.
+    scikit-learn search or ``cross_validate`` with skbpr's splitters, runs
+    are tagged ``skbpr.cv_split`` and ``skbpr.cv_n_splits`` (the training
+    fold says which split it is, :mod:`skbpr.data.folds`), a search's fold
+    runs ``skbpr.cv_candidate`` (the row of ``cv_results_``, from the order
+    of the copies that ``sklearn.base.clone`` makes, :meth:`__sklearn_clone__`),
+    and its final refit ``skbpr.cv_refit``. Splitters of other libraries
+    leave runs untagged.
     A fit that raises leaves its run unfinished.
 
     Examples
@@ -263,6 +274,39 @@ class MLflowCallback(Callback):
         self._parent_uri: str | None = None
         self._recorder: Any = None
         self._fold_fit = False
+        self._lineage = (0, 0)  # (clones between the user's callback and this one, index among its siblings)
+        self._n_clones = 0
+
+    # ------------------------------------------------- search context
+    def __sklearn_clone__(self) -> MLflowCallback:
+        """The copy ``sklearn.base.clone`` makes, numbered among the copies of this callback.
+
+        A search clones its estimator once (the base), then the base once per
+        (candidate, split) in the order of ``cv_results_`` (candidates, and
+        splits within each), then once for the final refit; the number tells
+        a fold fit's candidate, the depth two tells a search's fits from a
+        ``cross_validate`` fold (depth one).
+        """
+        twin = copy.deepcopy(self)
+        count = getattr(self, "_n_clones", 0)
+        twin._lineage = (getattr(self, "_lineage", (0, 0))[0] + 1, count)
+        twin._n_clones = 0
+        self._n_clones = count + 1
+        return twin
+
+    def _search_tags(self, search: dict[str, Any]) -> dict[str, str]:
+        """Tags locating the fit in a cross-validation, from the data's fold and this copy's lineage."""
+        depth, index = getattr(self, "_lineage", (0, 0))
+        fold = search.get("fold")
+        if fold is not None:
+            split, n_splits = fold
+            tags = {"skbpr.cv_split": str(split), "skbpr.cv_n_splits": str(n_splits)}
+            if depth == 2:  # a search's clone of its base
+                tags["skbpr.cv_candidate"] = str(index // n_splits)
+            return tags
+        if depth == 2 and search.get("whole"):  # the base's clone fitted on all the data it split
+            return {"skbpr.cv_refit": "true"}
+        return {}
 
     # -------------------------------------------------- parent propagation
     def __getstate__(self) -> dict[str, Any]:
@@ -305,7 +349,7 @@ class MLflowCallback(Callback):
         if active is not None and self.tracking_uri is not None and absolute_uri(mlflow.get_tracking_uri()) != uri:
             parent = join = None  # the active run lives in another store
         params = {k: summarise(v) for k, v in estimator.get_params(deep=False).items()}
-        params.update({f"data.{k}": str(v) for k, v in logs.items() if k != "epochs"})
+        params.update({f"data.{k}": str(v) for k, v in logs.items() if k not in ("epochs", "search")})
         params["fit.epochs"] = str(logs.get("epochs"))
         params.update(
             {
@@ -315,10 +359,9 @@ class MLflowCallback(Callback):
                 "env.device": str(getattr(estimator, "device_", "")),
             }
         )
-        context = _search_context()
-        self._fold_fit = _FOLD in context
-        context.pop(_FOLD, None)
-        tags = {"skbpr.estimator": type(estimator).__name__, **context}
+        search = logs.get("search") or {}
+        self._fold_fit = search.get("fold") is not None
+        tags = {"skbpr.estimator": type(estimator).__name__, **self._search_tags(search)}
         self._recorder = RunRecorder(
             uri,
             absolute_uri(self.fallback_uri) if self.fallback_uri else default_fallback_uri(),
@@ -423,38 +466,3 @@ def _model_options() -> dict[str, Any]:
             f"mlflow=={mlflow.__version__}",
         ],
     }
-
-
-_FOLD = "_fold"  # key of _search_context's answer (not a tag): a fit on a cross-validation fold
-
-
-def _search_context() -> dict[str, str]:
-    """Tags locating this fit in a scikit-learn search, read from the call stack (best effort).
-
-    A fit on a cross-validation fold (inside scikit-learn's ``_fit_and_score``,
-    whether a search or ``cross_val_score`` called it) also gets the key
-    ``_FOLD``, which is not recorded as a tag.
-    """
-    import sys
-
-    tags: dict[str, str] = {}
-    try:
-        frame = sys._getframe(1)
-        while frame is not None:
-            local = frame.f_locals
-            if frame.f_code.co_name == "_fit_and_score" and "split_progress" in local:
-                tags[_FOLD] = "true"
-                split, candidate = local.get("split_progress"), local.get("candidate_progress")
-                if split is not None:
-                    tags["skbpr.cv_split"], tags["skbpr.cv_n_splits"] = str(split[0]), str(split[1])
-                if candidate is not None:
-                    tags["skbpr.cv_candidate"] = str(candidate[0])
-                return tags
-            owner = local.get("self")
-            if frame.f_code.co_name == "fit" and type(owner).__name__.endswith("SearchCV"):
-                tags["skbpr.cv_refit"] = "true"
-                return tags
-            frame = frame.f_back
-    except Exception:
-        return {}
-    return tags

@@ -402,6 +402,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         device = resolve_device(self.device)
         warn_if_weighted(data, type(self).__name__)
         self.callbacks_ = self._copy_callbacks()
+        search = _search_context(data)  # before a validation split makes data another container
         if eval_data is None and self.validation_fraction is not None:
             from skbpr.model_selection import train_test_split
 
@@ -411,7 +412,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 random_state=check_random_state(self.random_state).randint(2**31),
             )
         with torch_threads(self.n_threads):
-            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start)
+            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search)
         self.n_features_in_ = self.n_items_
         return self
 
@@ -452,7 +453,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
             self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
-            self._fit(data, None, device, 1, reset=False)
+            self._fit(data, None, device, 1, reset=False, search=_search_context(data))
         self.n_features_in_ = self.n_items_
         return self
 
@@ -574,7 +575,9 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             self.item_features_mode,
         )
 
-    def _fit(self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool) -> None:
+    def _fit(
+        self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool, search: dict[str, Any]
+    ) -> None:
         backend = choose_backend(self.backend, device, self.loss, deterministic=self.deterministic)
         positives = data.positives
         negatives = data.negatives
@@ -650,7 +653,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
-        self._run_epochs(engine, epochs, data, eval_data)
+        self._run_epochs(engine, epochs, data, eval_data, search)
 
     def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
         if matrix is None:
@@ -662,11 +665,11 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 f"and {mode_name}='features' adds no identity column; use {mode_name}='both'"
             )
 
-    def _run_epochs(self, engine: Engine, epochs: int, data: Any, eval_data: Any) -> None:
+    def _run_epochs(self, engine: Engine, epochs: int, data: Any, eval_data: Any, search: dict[str, Any]) -> None:
         callbacks = CallbackList(self.callbacks_)
         if self.verbose:
             callbacks.callbacks.append(ProgressBar(total=epochs))
-        callbacks.on_fit_begin(self, {"epochs": epochs, **self._data_summary(data)})
+        callbacks.on_fit_begin(self, {"epochs": epochs, **self._data_summary(data), "search": search})
         start = len(self.history_)
         scales = (_feature_scale(self._user_map), _feature_scale(self._item_map))
         best_value, best_state, waited = -np.inf, None, 0
@@ -875,7 +878,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         >>> import numpy as np
         >>> from skbpr import HybridBPR
         >>> from skbpr.datasets import make_interactions
-        >>> data = make_interactions(50, 30, 400, random_state=0)
+        >>> data = make_interactions(50, 40, 300, random_state=0)
         >>> model = HybridBPR(8, epochs=2, random_state=0, n_threads=1, device="cpu").fit(data)
         >>> model.predict(np.array([[0, 1], [2, 3]])).shape
         (2,)
@@ -1072,6 +1075,17 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         self.__dict__.update(state)
         if saved is not None and torch.cuda.is_available():
             _move_state(self.__dict__, torch.device(saved))
+
+
+def _search_context(data: Any) -> dict[str, Any]:
+    """Where a fit stands in a cross-validation, from the data's provenance (see :mod:`skbpr.data.folds`).
+
+    ``fold``: ``(split, n_splits)`` when ``data`` is the training part of a
+    split of skbpr's splitters; ``whole``: ``True`` when ``data`` is a
+    container such a splitter split, as a search's final refit fits it.
+    """
+    fold = getattr(data, "fold", None)
+    return {"fold": fold, "whole": fold is None and bool(getattr(data, "cv_folds", None))}
 
 
 _SCORE_LIMIT = 1e37  # below float32's largest value (3.4e38), with room for the sums of a GEMM

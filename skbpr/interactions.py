@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.folds import fold_of
 from skbpr.utils.validation import check_indices, check_number, examples
 
 __all__ = ["EventColumns", "FeatureEncoding", "Interactions"]
@@ -585,6 +586,13 @@ class Interactions:
     user_features, item_features : scipy.sparse.csr_matrix of float32, or None
     user_ids, item_ids : ndarray or None
     user_feature_names, item_feature_names : ndarray of str or None
+    fold : tuple of (int, int) or None
+        ``(split, n_splits)`` when this container is the training part of a
+        cross-validation split of skbpr's splitters (see
+        :mod:`skbpr.data.folds`); estimators pass it on to their callbacks.
+    cv_folds : dict
+        The splits a splitter made of this container (digest of the train
+        positions -> ``(split, n_splits)``); empty unless it was split.
 
     Notes
     -----
@@ -604,6 +612,8 @@ class Interactions:
            [1., 0., 0., 0.],
            [0., 0., 1., 0.]], dtype=float32)
     """
+
+    fold: tuple[int, int] | None = None  # set on the selections made by a split's train positions
 
     def __init__(
         self,
@@ -643,6 +653,7 @@ class Interactions:
         user_features = self._check_features(user_features, "user_features", n_users)
         item_features = self._check_features(item_features, "item_features", n_items)
         self.n_users = n_users
+        self.cv_folds: dict[str, tuple[int, int]] = {}
         self.n_items = n_items
         self.user_features = user_features
         self.item_features = item_features
@@ -687,6 +698,8 @@ class Interactions:
     ) -> Interactions:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
+        new.fold = None  # a selection is a fold only when selected by a split's train positions
+        new.cv_folds = {}
         new.negatives = negatives
         new._set_positives(users, items, values, timestamps)
         return new
@@ -766,16 +779,23 @@ class Interactions:
         return positions
 
     def __getitem__(self, key: Any) -> Interactions:
-        """Select positives; side information is kept whole (see module docs)."""
+        """Select positives; side information is kept whole (see module docs).
+
+        Selected by the train positions of a cross-validation split of
+        skbpr's splitters, the selection's :attr:`fold` says which split it is
+        (see :mod:`skbpr.data.folds`).
+        """
         positions = self._positions(key)
         timestamps = None if self.timestamps is None else self.timestamps[positions]
-        return self._replace(
+        selected = self._replace(
             self.pos_users[positions],
             self.pos_items[positions],
             self.pos_values[positions],
             timestamps,
             self.negatives,
         )
+        selected.fold = fold_of(self, positions)
+        return selected
 
     # --------------------------------------------------------- constructors
     def with_positives(

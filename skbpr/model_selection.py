@@ -41,8 +41,9 @@ from sklearn.model_selection import BaseCrossValidator
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import _num_samples, check_consistent_length
 
+from skbpr.data.folds import record_fold
 from skbpr.interactions import Interactions
-from skbpr.utils.validation import check_number
+from skbpr.utils.validation import check_bool, check_number
 
 __all__ = [
     "LeaveKOut",
@@ -158,18 +159,23 @@ class _PerUserSplitter(BaseCrossValidator):
         Yields
         ------
         train_index, test_index : ndarray of int64
-            Sorted positions of the train and test positives.
+            Sorted positions of the train and test positives. An
+            ``Interactions`` records each split's train positions
+            (``X.cv_folds``), so that the container they select knows its
+            split (``Interactions.fold``, see :mod:`skbpr.data.folds`).
         """
         self._check_params()
         users = _user_codes(X, y, groups)
         masks = self._test_masks(X, users)
-        return self._iterate(users.shape[0], masks)
+        return self._iterate(X, users.shape[0], masks, self.get_n_splits())
 
     @staticmethod
-    def _iterate(n: int, masks: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _iterate(X: Any, n: int, masks: Iterator[np.ndarray], n_splits: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         positions = np.arange(n, dtype=np.int64)
-        for mask in masks:
-            yield positions[~mask], positions[mask]
+        for split, mask in enumerate(masks):
+            train = positions[~mask]
+            record_fold(X, train, split, n_splits)  # so that X[train] knows its split
+            yield train, positions[mask]
 
     def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
         """Number of splits (``X``, ``y`` and ``groups`` are ignored)."""
@@ -227,8 +233,7 @@ class PerUserKFold(_PerUserSplitter):
 
     def _check_params(self) -> None:
         check_number(self.n_splits, "n_splits", integer=True, low=2)
-        if not isinstance(self.shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {self.shuffle!r}")
+        check_bool(self.shuffle, "shuffle")
         if not self.shuffle and self.random_state is not None:
             raise ValueError(
                 f"random_state={self.random_state!r} has no effect with shuffle=False; "
@@ -423,7 +428,7 @@ class PerUserTimeSplit(_PerUserSplitter):
         users = _user_codes(X, y, groups)
         timestamps = _timestamps(X, self.timestamp_col)
         masks = iter([self._latest(users, timestamps)])
-        return self._iterate(users.shape[0], masks)
+        return self._iterate(X, users.shape[0], masks, 1)
 
     def _latest(self, users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
         n = users.shape[0]
@@ -483,8 +488,7 @@ def train_test_split(
     True
     """
     check_number(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+    check_bool(shuffle, "shuffle")
     if not shuffle and random_state is not None:
         raise ValueError(
             f"random_state={random_state!r} has no effect with shuffle=False; leave it None or set shuffle=True"

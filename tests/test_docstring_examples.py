@@ -11,6 +11,7 @@ MODULES = [
     "skbpr.base",
     "skbpr.baseline",
     "skbpr.callbacks",
+    "skbpr.data.folds",
     "skbpr.datasets.lastfm",
     "skbpr.datasets.movielens",
     "skbpr.datasets.synthetic",
