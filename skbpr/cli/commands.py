@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from skbpr.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
+from skbpr.cli.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
 
 __all__ = ["CommandLineError", "main"]
 
@@ -60,7 +60,7 @@ def load_data(config: Config) -> Any:
     """The :class:`skbpr.Interactions` the ``data`` section describes."""
     d = config["data"]
     if d["source"] == "synthetic":
-        from skbpr.datasets import make_interactions
+        from skbpr.data.datasets import make_interactions
 
         return make_interactions(
             d["n_users"],
@@ -74,7 +74,7 @@ def load_data(config: Config) -> Any:
             random_state=d["random_state"],
         )
     if d["source"] == "movielens":
-        from skbpr.datasets import load_movielens
+        from skbpr.data.datasets import load_movielens
 
         return load_movielens(
             d["name"],
@@ -88,7 +88,7 @@ def load_data(config: Config) -> Any:
 def _load_events(d: dict[str, Any]) -> Any:
     import pandas as pd
 
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
     path = d["path"]
     try:
@@ -113,7 +113,7 @@ def _load_events(d: dict[str, Any]) -> Any:
 
 def split_data(config: Config, data: Any) -> tuple[Any, Any]:
     """The per-user train / test split of the ``data`` section."""
-    from skbpr.model_selection import train_test_split
+    from skbpr.evaluation.splitters import train_test_split
 
     d = config["data"]
     return train_test_split(data, test_size=d["test_size"], random_state=d["random_state"])
@@ -146,7 +146,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str], left: tuple[str
 
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
     from skbpr import PopularityRecommender
-    from skbpr.metrics import evaluate
+    from skbpr.evaluation.metrics import evaluate
 
     baseline = PopularityRecommender().fit(train)
     return [
@@ -195,7 +195,7 @@ def _quiet_mlflow() -> None:
 
 
 def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:
-    from skbpr.callbacks import MLflowCallback
+    from skbpr.tracking.callbacks import MLflowCallback
 
     m = config["mlflow"]
     return MLflowCallback(
@@ -212,7 +212,7 @@ def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: 
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from skbpr.plotting import mlflow_metric_name
+    from skbpr.tracking.plots import mlflow_metric_name
 
     try:
         client = MlflowClient(tracking_uri=uri)
@@ -373,7 +373,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _print_table(rows, ["model", *metrics])
     files = []
     if args.plot_dir:
-        from skbpr.plotting import plot_learning_curve
+        from skbpr.tracking.plots import plot_learning_curve
 
         out = Path(args.plot_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -422,8 +422,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sklearn.model_selection import GridSearchCV
 
     from skbpr import HybridBPR
-    from skbpr.metrics import evaluate, make_ranking_scorer
-    from skbpr.model_selection import PerUserKFold
+    from skbpr.evaluation.metrics import evaluate, make_ranking_scorer
+    from skbpr.evaluation.splitters import PerUserKFold
 
     _check_outputs(args, "sweep.png")
     config = load_config(args.config)
@@ -485,7 +485,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _print_table([{"model": "HybridBPR (best)", **test_metrics}], ["model", *metrics])
     files = []
     if args.plot_dir:
-        from skbpr.plotting import plot_sweep
+        from skbpr.tracking.plots import plot_sweep
 
         out = Path(args.plot_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -514,7 +514,7 @@ class _SweepRun:
     def __init__(self, config: Config) -> None:
         import mlflow
 
-        from skbpr.tracking import absolute_uri, default_fallback_uri
+        from skbpr.tracking.recorder import absolute_uri, default_fallback_uri
 
         m = config["mlflow"]
         self.run_id: str | None = None
@@ -536,7 +536,7 @@ class _SweepRun:
     def _open(self, uri: str, m: dict[str, Any]) -> None:
         import mlflow
 
-        from skbpr.tracking import probe
+        from skbpr.tracking.recorder import probe
 
         probe(uri)  # an unreachable server fails here at once, not after MLflow's retries
         mlflow.set_tracking_uri(uri)
@@ -565,7 +565,7 @@ def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: 
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    from skbpr.plotting import mlflow_metric_name
+    from skbpr.tracking.plots import mlflow_metric_name
 
     results = search.cv_results_
     try:
@@ -610,7 +610,7 @@ def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from skbpr.metrics import evaluate
+    from skbpr.evaluation.metrics import evaluate
 
     bundle = load_model(args.model)
     model = bundle["estimator"]
@@ -807,7 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_epilog() -> str:
-    from skbpr.config import SCHEMA
+    from skbpr.cli.config import SCHEMA
 
     lines = ["configuration sections and keys (all optional):"]
     for section, fields in SCHEMA.items():
@@ -820,7 +820,7 @@ def _config_epilog() -> str:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from skbpr.config import example_config
+    from skbpr.cli.config import example_config
 
     print(example_config(), end="", flush=True)
     return 0

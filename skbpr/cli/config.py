@@ -95,7 +95,7 @@ MAX_SEED = 2**32 - 1  # numpy's RandomState and scikit-learn take seeds in [0, 2
 # from its signature and docstring (type, default, allowed values, help line): a new
 # parameter appears in the configuration, the example file, --help and the docs
 # without another edit. Ranges are checked by HybridBPR itself (see _check_estimator).
-ESTIMATOR = ("skbpr.estimator", "HybridBPR")
+ESTIMATOR = ("skbpr.models.hybrid", "HybridBPR")
 # Parameters of another section than training, and their key there when it differs.
 _PLACES = {
     "n_components": ("model", "n_components"),
@@ -291,7 +291,7 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
 
 
 def _check_scoring(value: Any) -> tuple[str, ...]:
-    from skbpr.metrics import parse_metric
+    from skbpr.evaluation.metrics import parse_metric
 
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
@@ -376,7 +376,7 @@ class Config:
 
 def _check_estimator(params: dict[str, Any], where: str = "") -> None:
     """Let HybridBPR check its own parameters; re-raise naming the dotted key of the one that failed."""
-    from skbpr.estimator import HybridBPR
+    from skbpr.models.hybrid import HybridBPR
     from skbpr.utils.validation import InvalidParameterError
 
     try:
@@ -482,7 +482,7 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
             f"at most 20% of data.n_users * data.n_items ({int(0.2 * data['n_users'] * data['n_items'])})",
         )
     if data["source"] == "movielens":
-        from skbpr.datasets.movielens import RELEASE_NAMES
+        from skbpr.data.datasets.movielens import RELEASE_NAMES
 
         if data["name"] not in RELEASE_NAMES:
             raise _fail("data.name", data["name"], "one of " + ", ".join(RELEASE_NAMES))

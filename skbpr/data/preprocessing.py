@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from skbpr.interactions import (
+from skbpr.data.interactions import (
     EventColumns,
     FeatureEncoding,
     Interactions,

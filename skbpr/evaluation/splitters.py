@@ -42,7 +42,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils.validation import _num_samples, check_consistent_length
 
 from skbpr.data.folds import record_fold
-from skbpr.interactions import Interactions
+from skbpr.data.interactions import Interactions
 from skbpr.utils.validation import check_bool, check_number
 
 __all__ = [

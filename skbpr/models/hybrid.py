@@ -15,12 +15,12 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from skbpr.base import RecommenderTagsMixin, check_interaction_matrix, ignore_target, warn_if_weighted
-from skbpr.callbacks import Callback, CallbackList, ProgressBar
-from skbpr.losses import LOSSES
-from skbpr.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
+from skbpr.models.base import RecommenderTagsMixin, check_interaction_matrix, ignore_target, warn_if_weighted
 from skbpr.training import OPTIMIZERS, TrainingProblem, make_optimizer, resolve_device, torch_threads
+from skbpr.training.callbacks import Callback, CallbackList, ProgressBar
 from skbpr.training.engine import BACKENDS, Engine, choose_backend
+from skbpr.training.losses import LOSSES
+from skbpr.training.model import FEATURE_MODES, FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import SAMPLERS, users_without_candidates
 from skbpr.training.stream import epoch_seed
 from skbpr.utils.validation import check_bool, check_choice, check_indices, check_number, invalid
@@ -279,7 +279,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         check_bool(self.deterministic, "deterministic")
         if not isinstance(self.eval_metric, str):
             raise invalid("eval_metric", "a metric name such as 'ndcg@10'", self.eval_metric)
-        from skbpr.metrics import parse_metric
+        from skbpr.evaluation.metrics import parse_metric
 
         try:
             parse_metric(self.eval_metric)
@@ -327,7 +327,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
-        from skbpr.metrics import parse_metric
+        from skbpr.evaluation.metrics import parse_metric
 
         metric = parse_metric(self.eval_metric)
         if metric.k is not None and metric.k > n_items:
@@ -404,7 +404,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         self.callbacks_ = self._copy_callbacks()
         search = _search_context(data)  # before a validation split makes data another container
         if eval_data is None and self.validation_fraction is not None:
-            from skbpr.model_selection import train_test_split
+            from skbpr.evaluation.splitters import train_test_split
 
             data, eval_data = train_test_split(
                 data,
@@ -458,7 +458,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         return self
 
     def _as_interactions(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> Any:
-        from skbpr.interactions import Interactions
+        from skbpr.data.interactions import Interactions
 
         if isinstance(X, Interactions):
             Rneg = ignore_target(Rneg)
@@ -480,7 +480,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
     def _check_eval_set(self, eval_set: Any, data: Any) -> Any:
         if eval_set is None:
             return None
-        from skbpr.interactions import Interactions
+        from skbpr.data.interactions import Interactions
 
         if not isinstance(eval_set, Interactions):
             if not (sp.issparse(eval_set) or hasattr(eval_set, "__array__") or isinstance(eval_set, list)):
@@ -715,7 +715,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         callbacks.on_fit_end(self, {"stopped_early": stopped_early, "epochs_run": len(self.history_) - start})
 
     def _evaluate(self, eval_data: Any) -> dict[str, float]:
-        from skbpr.metrics import evaluate
+        from skbpr.evaluation.metrics import evaluate
 
         metrics = {self.eval_metric, "ndcg@10", "auc"}
         return evaluate(self, eval_data, metrics=sorted(metrics))
@@ -802,7 +802,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
                 f"{name} cannot score new {side}s: the model was fitted with "
                 + (f"no {name}" if n_in == 0 else f"{side}_features_mode='identity'")
             )
-        from skbpr.interactions import as_csr
+        from skbpr.data.interactions import as_csr
 
         matrix = as_csr(features, name)
         if matrix.shape[1] != n_in:
@@ -886,7 +886,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
         True
         """
         check_is_fitted(self, "model_")
-        from skbpr.interactions import Interactions
+        from skbpr.data.interactions import Interactions
 
         if isinstance(X, Interactions):
             if (X.n_users, X.n_items) != (self.n_users_, self.n_items_):
@@ -1057,7 +1057,7 @@ class HybridBPR(RecommenderTagsMixin, BaseEstimator):
             ``UserWarning`` says when most of them have no training positive
             (see :func:`skbpr.metrics.evaluate`).
         """
-        from skbpr.metrics import ndcg_at_k
+        from skbpr.evaluation.metrics import ndcg_at_k
 
         return ndcg_at_k(self, X, k=10)
 

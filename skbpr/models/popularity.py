@@ -9,7 +9,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from skbpr.base import RecommenderTagsMixin
+from skbpr.models.base import RecommenderTagsMixin
 
 
 class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
@@ -59,8 +59,8 @@ class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
         -------
         self : PopularityRecommender
         """
-        from skbpr.base import check_interaction_matrix, ignore_target, warn_if_weighted
-        from skbpr.interactions import Interactions
+        from skbpr.data.interactions import Interactions
+        from skbpr.models.base import check_interaction_matrix, ignore_target, warn_if_weighted
 
         Rneg = ignore_target(Rneg)
         if isinstance(X, Interactions):
@@ -83,6 +83,6 @@ class PopularityRecommender(RecommenderTagsMixin, BaseEstimator):
 
     def score(self, X: Any, y: Any = None) -> float:
         """NDCG@10 of the held-out positives in ``X``, training positives excluded."""
-        from skbpr.metrics import ndcg_at_k
+        from skbpr.evaluation.metrics import ndcg_at_k
 
         return ndcg_at_k(self, X, k=10)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from skbpr.losses import resolve_loss
-from skbpr.model import HybridFactorization
+from skbpr.training.losses import resolve_loss
+from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowSGD
 from skbpr.training.problem import TrainingProblem
 from skbpr.training.sampling import NegativeSampler

@@ -93,7 +93,7 @@ def read_parameters(module: str, class_name: str) -> list[Parameter]:
     Examples
     --------
     >>> from skbpr.utils.signature import read_parameters
-    >>> params = {p.name: p for p in read_parameters("skbpr.estimator", "HybridBPR")}
+    >>> params = {p.name: p for p in read_parameters("skbpr.models.hybrid", "HybridBPR")}
     >>> params["optimizer"].choices
     ('adagrad', 'adam', 'sgd')
     """

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from skbpr.datasets.movielens import get_data_home
+from skbpr.data.datasets.movielens import get_data_home
 from skbpr.utils.validation import check_bool, check_number
 
 FOLDER = "hetrec2011-lastfm-2k"
@@ -124,7 +124,7 @@ def load_lastfm(
     (['friend=2', 'friend=3'], ['Duran Duran', 'Morcheeba'])
     >>> shutil.rmtree(home)
     """
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
     check_bool(user_features, "user_features")
     check_bool(item_features, "item_features")

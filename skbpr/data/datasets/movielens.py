@@ -55,10 +55,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from skbpr.interactions import encode_ids
+from skbpr.data.interactions import encode_ids
 
 if TYPE_CHECKING:
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
 _TIMEOUT = 60.0
@@ -604,7 +604,7 @@ def _build(
     user_features: bool,
     min_tag_items: int,
 ) -> Interactions:
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
     ratings, items, users = tables["ratings"], tables["items"], tables["users"]
     raw_users = ratings["user_id"].to_numpy()

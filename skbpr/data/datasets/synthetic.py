@@ -38,7 +38,7 @@ import scipy.sparse as sp
 from skbpr.utils.validation import check_number
 
 if TYPE_CHECKING:
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
 _CHUNK_CANDIDATES = 1 << 21  # candidate draws per chunk (bounded memory)
 _PILOT_USERS = 4000
@@ -380,7 +380,7 @@ def make_interactions(
     >>> data.item_feature_names[:3]
     array(['item_feature_0', 'item_feature_1', 'item_feature_2'], dtype=object)
     """
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
     arrays = _generate(
         n_users,

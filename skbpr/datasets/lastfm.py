@@ -1,0 +1,11 @@
+"""``skbpr.datasets.lastfm``: the import path of :mod:`skbpr.data.datasets.lastfm` from before the layout by role.
+
+The name is the same module object (``sys.modules`` entry), so every name,
+public or not, monkeypatching and pickles made before the move keep working.
+"""
+
+import sys
+
+from skbpr.data.datasets import lastfm as _home
+
+sys.modules[__name__] = _home

@@ -1,0 +1,11 @@
+"""``skbpr.preprocessing``: the import path of :mod:`skbpr.data.preprocessing` from before the layout by role.
+
+The name is the same module object (``sys.modules`` entry), so every name,
+public or not, monkeypatching and pickles made before the move keep working.
+"""
+
+import sys
+
+from skbpr.data import preprocessing as _home
+
+sys.modules[__name__] = _home
