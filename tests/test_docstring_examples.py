@@ -19,6 +19,7 @@ MODULES = [
     "skbpr.models.base",
     "skbpr.models.hybrid",
     "skbpr.models.popularity",
+    "skbpr.models.serving",
     "skbpr.tracking.callbacks",
     "skbpr.tracking.plots",
     "skbpr.training.callbacks",
