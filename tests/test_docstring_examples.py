@@ -11,6 +11,7 @@ MODULES = [
     "skbpr.data.datasets.lastfm",
     "skbpr.data.datasets.movielens",
     "skbpr.data.datasets.synthetic",
+    "skbpr.data.events",
     "skbpr.data.folds",
     "skbpr.data.interactions",
     "skbpr.data.preprocessing",

@@ -40,14 +40,22 @@ the containers that selection returns; treat it as read-only.
 from __future__ import annotations
 
 import numbers
-import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.conversion import (
+    as_csr,
+    canonicalise,
+    check_feature_names,
+    check_raw_ids,
+    check_timestamps,
+    check_weights,
+    drop_overlap,
+)
+from skbpr.data.events import EventColumns, FeatureEncoding, ParsedEvents, encode_ids, fixed_space, id_space
 from skbpr.data.folds import fold_of
 from skbpr.utils.validation import check_indices, check_number, examples
 
@@ -56,504 +64,6 @@ __all__ = ["EventColumns", "FeatureEncoding", "Interactions"]
 _MAX_PAIRS = int(np.iinfo(np.int64).max)
 
 
-# --------------------------------------------------------------------------
-# validation helpers
-# --------------------------------------------------------------------------
-def _as_1d(values: Any, name: str, length: int | None = None) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
-    if length is not None and array.shape[0] != length:
-        raise ValueError(f"{name} must have length {length} (one entry per positive), got shape {array.shape}")
-    return array
-
-
-def _check_weights(values: Any, name: str, length: int) -> np.ndarray:
-    if values is None:
-        return np.ones(length, dtype=np.float32)
-    array = _as_1d(values, name, length)
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} has NaN or infinite values")
-    if np.any(array <= 0):
-        raise ValueError(f"{name} must be strictly positive, got {examples(array[array <= 0])}")
-    return array.astype(np.float32)
-
-
-def _check_timestamps(values: Any, name: str, length: int) -> np.ndarray | None:
-    if values is None:
-        return None
-    array = _as_1d(values, name, length)
-    if array.dtype.kind == "M":
-        if np.any(np.isnat(array)):
-            raise ValueError(f"{name} has missing (NaT) values")
-        return array.astype("datetime64[ns]").view(np.int64)
-    if array.dtype.kind in "iu":
-        return array.astype(np.int64)
-    if array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} has NaN or infinite values")
-        return array.astype(np.float64)
-    raise TypeError(f"{name} must be numeric or datetime64, got dtype {array.dtype}")
-
-
-def as_csr(matrix: Any, name: str) -> sp.csr_matrix:
-    """Validated float32 CSR copy: 2-D, finite, nonnegative, zeros removed."""
-    if sp.issparse(matrix):
-        if matrix.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
-        csr = sp.csr_matrix(matrix, copy=True)
-        data = csr.data
-    else:
-        try:
-            dense = np.asarray(matrix)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} must be a 2-D array or sparse matrix: {exc}") from exc
-        if dense.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {dense.shape}")
-        if dense.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be numeric, got dtype {dense.dtype}")
-        data = dense
-        csr = None
-    if data.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {data.dtype}")
-    if data.size and not np.all(np.isfinite(data)):
-        raise ValueError(f"{name} has NaN or infinite values")
-    if data.size and np.any(data < 0):
-        raise ValueError(f"{name} has negative values, e.g. {examples(data[data < 0])}")
-    if csr is None:
-        if data.dtype == np.float16:  # scipy.sparse has no float16; float32 holds every float16 exactly
-            data = data.astype(np.float32)
-        try:
-            csr = sp.csr_matrix(data)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"{name} has dtype {data.dtype}, which scipy.sparse cannot hold: {exc}") from exc
-    csr = csr.astype(np.float32)
-    if csr.nnz and not np.all(np.isfinite(csr.data)):
-        raise ValueError(f"{name} has values too large for float32")
-    csr.sum_duplicates()
-    csr.eliminate_zeros()
-    csr.sort_indices()
-    return csr
-
-
-def _check_raw_ids(ids: Any, name: str, length: int) -> np.ndarray | None:
-    if ids is None:
-        return None
-    array = _as_1d(ids, name)
-    if array.shape[0] != length:
-        raise ValueError(f"{name} must have length {length}, got shape {array.shape}")
-    index = pd.Index(array)
-    if index.hasnans:
-        raise ValueError(f"{name} has missing values")
-    if not index.is_unique:
-        raise ValueError(f"{name} must be unique, got duplicates {examples(index[index.duplicated()])}")
-    return array.copy()
-
-
-def _check_names(names: Any, name: str, features: sp.csr_matrix | None) -> np.ndarray | None:
-    if names is None:
-        return None
-    if features is None:
-        raise ValueError(f"{name} is given but the matching feature matrix is None")
-    array = _as_1d(names, name)
-    if array.shape[0] != features.shape[1]:
-        raise ValueError(f"{name} must have one name per feature column ({features.shape[1]}), got shape {array.shape}")
-    return array.astype(str).astype(object)
-
-
-def _pair_keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    return users.astype(np.int64) * np.int64(n_items) + items.astype(np.int64)
-
-
-def _canonicalise(
-    users: np.ndarray,
-    items: np.ndarray,
-    values: np.ndarray,
-    timestamps: np.ndarray | None,
-    n_items: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Sort by (user, item); merge duplicates (sum weights, latest timestamp)."""
-    keys = _pair_keys(users, items, n_items)
-    if np.all(keys[1:] > keys[:-1]):
-        ts = None if timestamps is None else timestamps.copy()
-        return users.copy(), items.copy(), values.copy(), ts
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    first = np.ones(keys.shape[0], dtype=bool)
-    first[1:] = keys[1:] != keys[:-1]
-    if first.all():
-        ts = None if timestamps is None else timestamps[order]
-        return users[order], items[order], values[order], ts
-    group = np.cumsum(first) - 1
-    n_groups = int(group[-1]) + 1 if group.size else 0
-    merged = np.bincount(group, weights=values[order], minlength=n_groups)
-    ts = None
-    if timestamps is not None:
-        ts = np.full(n_groups, timestamps.min(), dtype=timestamps.dtype)
-        np.maximum.at(ts, group, timestamps[order])
-    starts = order[first]
-    return users[starts], items[starts], merged.astype(np.float32), ts
-
-
-def _drop_overlap(
-    negatives: sp.csr_matrix | None,
-    users: np.ndarray,
-    items: np.ndarray,
-) -> sp.csr_matrix | None:
-    """Remove positive pairs from the negatives (positives win), with a warning.
-
-    ``users`` and ``items`` must be in canonical order.
-    """
-    if negatives is None or negatives.nnz == 0 or users.size == 0:
-        return negatives
-    n_items = negatives.shape[1]
-    neg_users = np.repeat(np.arange(negatives.shape[0]), np.diff(negatives.indptr))
-    neg_keys = _pair_keys(neg_users, negatives.indices, n_items)
-    pos_keys = _pair_keys(users, items, n_items)  # sorted: canonical order
-    found = np.minimum(np.searchsorted(pos_keys, neg_keys), pos_keys.shape[0] - 1)
-    overlap = pos_keys[found] == neg_keys
-    n_overlap = int(overlap.sum())
-    if n_overlap == 0:
-        return negatives
-    warnings.warn(
-        f"{n_overlap} (user, item) pairs are both positive and negative; "
-        "positives win and these pairs were dropped from the negatives",
-        UserWarning,
-        stacklevel=3,
-    )
-    keep = ~overlap
-    cleaned = sp.csr_matrix(
-        (negatives.data[keep], (neg_users[keep], negatives.indices[keep])),
-        shape=negatives.shape,
-        dtype=np.float32,
-    )
-    cleaned.sort_indices()
-    return cleaned
-
-
-# --------------------------------------------------------------------------
-# frame encoding
-# --------------------------------------------------------------------------
-def _series_timestamps(series: pd.Series, name: str) -> np.ndarray:
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-    if series.isna().any():
-        raise ValueError(f"{name} has {int(series.isna().sum())} missing values")
-    if pd.api.types.is_bool_dtype(series.dtype) or not (
-        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(series.dtype)
-    ):
-        raise TypeError(f"{name} must be numeric or datetime, got dtype {series.dtype}")
-    return _check_timestamps(series.to_numpy(), name, len(series))
-
-
-@dataclass(frozen=True)
-class _ParsedEvents:
-    users: np.ndarray
-    items: np.ndarray
-    positive: np.ndarray
-    weights: np.ndarray
-    timestamps: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class EventColumns:
-    """Which columns of an events DataFrame hold what, and the positive rule.
-
-    Parameters
-    ----------
-    user_col, item_col : str
-        Columns with the raw user and item ids.
-    rating_col : str, optional
-        Rating column; rows with ``rating >= threshold`` are positives, the
-        others implicit negatives. Requires ``threshold``.
-    label_col : str, optional
-        Label column; truthy rows are positives, falsy rows implicit
-        negatives. Exclusive with ``rating_col``.
-    threshold : float, optional
-        Rating threshold, only with ``rating_col``.
-    timestamp_col : str, optional
-        Numeric or datetime column with the time of each event.
-    weight_col : str, optional
-        Strictly positive weight of each event (default 1).
-
-    Without ``label_col`` and ``rating_col`` every row is a positive.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from skbpr.interactions import EventColumns
-    >>> events = pd.DataFrame({"user_id": ["ann", "ann", "bob"], "item_id": ["x", "y", "x"], "rating": [5, 2, 4]})
-    >>> columns = EventColumns(rating_col="rating", threshold=4)
-    >>> parsed = columns.parse(events)
-    >>> parsed.users.tolist(), parsed.positive.tolist()
-    (['ann', 'ann', 'bob'], [True, False, True])
-    >>> EventColumns(label_col="clicked").validate(events)
-    Traceback (most recent call last):
-    ...
-    ValueError: events has no column 'clicked' (label_col); columns are ['user_id', 'item_id', 'rating']
-    """
-
-    user_col: Any = "user_id"
-    item_col: Any = "item_id"
-    rating_col: Any = None
-    label_col: Any = None
-    threshold: Any = None
-    timestamp_col: Any = None
-    weight_col: Any = None
-
-    def validate(self, events: Any) -> None:
-        """Check the parameters and that ``events`` has the named columns."""
-        if not isinstance(events, pd.DataFrame):
-            raise TypeError(f"events must be a pandas DataFrame, got {type(events).__name__}")
-        if self.rating_col is not None and self.label_col is not None:
-            raise ValueError(f"give rating_col ({self.rating_col!r}) or label_col ({self.label_col!r}), not both")
-        if self.rating_col is not None:
-            check_number(self.threshold, "threshold")  # required with rating_col
-        elif self.threshold is not None:
-            raise ValueError(f"threshold={self.threshold!r} is given but rating_col is None")
-        if self.user_col == self.item_col:
-            raise ValueError(f"user_col and item_col are the same column {self.user_col!r}")
-        for argument in (
-            "user_col",
-            "item_col",
-            "rating_col",
-            "label_col",
-            "timestamp_col",
-            "weight_col",
-        ):
-            column = getattr(self, argument)
-            if column is not None and column not in events.columns:
-                raise ValueError(f"events has no column {column!r} ({argument}); columns are {list(events.columns)}")
-
-    def parse(self, events: pd.DataFrame) -> _ParsedEvents:
-        """Validated raw ids, positive mask, weights and timestamps of ``events``."""
-        self.validate(events)
-        ids = {}
-        for argument in ("user_col", "item_col"):
-            column = getattr(self, argument)
-            series = events[column]
-            if series.isna().any():
-                raise ValueError(f"{argument} {column!r} has {int(series.isna().sum())} missing ids")
-            ids[argument] = series.to_numpy()
-        n_rows = len(events)
-        if self.label_col is not None:
-            labels = events[self.label_col]
-            if not (pd.api.types.is_bool_dtype(labels.dtype) or pd.api.types.is_numeric_dtype(labels.dtype)):
-                raise TypeError(f"label_col {self.label_col!r} must be boolean or numeric, got dtype {labels.dtype}")
-            if labels.isna().any():
-                raise ValueError(f"label_col {self.label_col!r} has missing values")
-            positive = labels.to_numpy().astype(bool)
-        elif self.rating_col is not None:
-            ratings = events[self.rating_col]
-            if pd.api.types.is_bool_dtype(ratings.dtype) or not pd.api.types.is_numeric_dtype(ratings.dtype):
-                raise TypeError(f"rating_col {self.rating_col!r} must be numeric, got dtype {ratings.dtype}")
-            if ratings.isna().any():
-                raise ValueError(f"rating_col {self.rating_col!r} has missing values")
-            positive = ratings.to_numpy(dtype=np.float64) >= float(self.threshold)
-        else:
-            positive = np.ones(n_rows, dtype=bool)
-        weights = np.ones(n_rows, dtype=np.float32)
-        if self.weight_col is not None:
-            column = events[self.weight_col]
-            if pd.api.types.is_bool_dtype(column.dtype) or not pd.api.types.is_numeric_dtype(column.dtype):
-                raise TypeError(f"weight_col {self.weight_col!r} must be numeric, got dtype {column.dtype}")
-            weights = _check_weights(column.to_numpy(dtype=np.float64), f"weight_col {self.weight_col!r}", n_rows)
-        timestamps = None
-        if self.timestamp_col is not None:
-            timestamps = _series_timestamps(events[self.timestamp_col], f"timestamp_col {self.timestamp_col!r}")
-        return _ParsedEvents(ids["user_col"], ids["item_col"], positive, weights, timestamps)
-
-
-def _check_table(frame: Any, name: str) -> pd.DataFrame:
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame indexed by raw id, got {type(frame).__name__}")
-    if frame.index.hasnans:
-        raise ValueError(f"{name} has missing ids in its index")
-    if not frame.index.is_unique:
-        raise ValueError(
-            f"{name} index must be unique, got duplicated ids {examples(frame.index[frame.index.duplicated()])}"
-        )
-    return frame
-
-
-def _is_categorical(dtype: Any) -> bool:
-    return (
-        pd.api.types.is_bool_dtype(dtype)
-        or isinstance(dtype, pd.CategoricalDtype)
-        or pd.api.types.is_object_dtype(dtype)
-        or pd.api.types.is_string_dtype(dtype)
-    )
-
-
-def _numeric_column(frame: pd.DataFrame, column: Any, name: str) -> np.ndarray:
-    values = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-    if not np.all(np.isfinite(values)):
-        raise ValueError(f"{name} column {column!r} has NaN or infinite values")
-    if np.any(values < 0):
-        raise ValueError(f"{name} column {column!r} has negative values, e.g. {examples(values[values < 0])}")
-    return values
-
-
-def _sorted_categories(series: pd.Series) -> np.ndarray:
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return np.asarray(series.cat.categories, dtype=object)
-    values = pd.Index(pd.unique(series.dropna().to_numpy(dtype=object)))
-    try:
-        return np.asarray(values.sort_values(), dtype=object)
-    except TypeError:
-        return np.asarray(values[np.argsort(values.astype(str), kind="stable")], dtype=object)
-
-
-class FeatureEncoding:
-    """Column encoding of a feature table, learned once and reusable.
-
-    Numeric columns are kept as they are (finite, nonnegative); bool,
-    categorical, string and object columns are one-hot encoded with one
-    output column ``"column=value"`` per value seen by :meth:`fit`.
-
-    Parameters
-    ----------
-    columns : list of (column, categories or None)
-        Table columns in order; ``None`` marks a numeric column.
-    name : str
-        Name of the table, used in error messages.
-
-    Attributes
-    ----------
-    feature_names : ndarray of str
-        Names of the encoded columns.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from skbpr.interactions import FeatureEncoding
-    >>> table = pd.DataFrame({"genre": ["rock", "jazz", "rock"], "length": [3.5, 5.0, 4.0]}, index=["x", "y", "z"])
-    >>> encoding = FeatureEncoding.fit(table, name="item_features")
-    >>> encoding.feature_names.tolist(), encoding.n_features
-    (['genre=jazz', 'genre=rock', 'length'], 3)
-    >>> encoding.transform(table, ["z", "x", "unknown"]).toarray()
-    array([[0. , 1. , 4. ],
-           [0. , 1. , 3.5],
-           [0. , 0. , 0. ]], dtype=float32)
-    """
-
-    def __init__(self, columns: list[tuple[Any, np.ndarray | None]], name: str) -> None:
-        self.columns = columns
-        self.name = name
-
-    @classmethod
-    def fit(cls, frame: pd.DataFrame, *, name: str = "features") -> FeatureEncoding:
-        """Learn the encoding of ``frame`` (a DataFrame indexed by raw id)."""
-        frame = _check_table(frame, name)
-        columns: list[tuple[Any, np.ndarray | None]] = []
-        for column in frame.columns:
-            dtype = frame[column].dtype
-            if _is_categorical(dtype):
-                columns.append((column, _sorted_categories(frame[column])))
-            elif pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-                _numeric_column(frame, column, name)
-                columns.append((column, None))
-            else:
-                raise TypeError(
-                    f"{name} column {column!r} has unsupported dtype {dtype}; "
-                    "use numeric, bool, categorical or string columns"
-                )
-        return cls(columns, name)
-
-    @property
-    def feature_names(self) -> np.ndarray:
-        names: list[np.ndarray] = []
-        for column, categories in self.columns:
-            if categories is None:
-                names.append(np.array([str(column)], dtype=object))
-            else:
-                labels = pd.Index(categories, dtype=object).astype(str).to_numpy(dtype=object)
-                names.append(f"{column}=" + labels if labels.size else labels)
-        if not names:
-            return np.zeros(0, dtype=object)
-        return np.concatenate(names).astype(object)
-
-    @property
-    def n_features(self) -> int:
-        return sum(1 if cats is None else len(cats) for _, cats in self.columns)
-
-    def transform(self, frame: pd.DataFrame, ids: Any) -> sp.csr_matrix:
-        """Encode ``frame`` into a float32 CSR matrix with one row per id of ``ids``.
-
-        Ids missing from ``frame`` get an all-zero row; values not seen by
-        :meth:`fit` in a one-hot column encode as zeros.
-        """
-        frame = _check_table(frame, self.name)
-        missing = [column for column, _ in self.columns if column not in frame.columns]
-        if missing:
-            raise ValueError(f"{self.name} lacks the fitted columns {missing}")
-        ids = np.asarray(ids)
-        rows = frame.index.get_indexer(ids)
-        present = rows >= 0
-        out_rows = np.flatnonzero(present)
-        source = rows[present]
-        all_rows, all_cols, all_vals = [], [], []
-        offset = 0
-        for column, categories in self.columns:
-            if categories is None:
-                values = _numeric_column(frame, column, self.name)[source]
-                all_rows.append(out_rows)
-                all_cols.append(np.full(out_rows.shape[0], offset, dtype=np.int64))
-                all_vals.append(values)
-                offset += 1
-            else:
-                values = frame[column].to_numpy(dtype=object)[source]
-                codes = pd.Index(categories, dtype=object).get_indexer(values)
-                hit = codes >= 0
-                all_rows.append(out_rows[hit])
-                all_cols.append(offset + codes[hit].astype(np.int64))
-                all_vals.append(np.ones(int(hit.sum())))
-                offset += len(categories)
-        shape = (ids.shape[0], offset)
-        if not all_rows:
-            return sp.csr_matrix(shape, dtype=np.float32)
-        matrix = sp.csr_matrix(
-            (np.concatenate(all_vals), (np.concatenate(all_rows), np.concatenate(all_cols))),
-            shape=shape,
-            dtype=np.float32,
-        )
-        matrix.sum_duplicates()
-        matrix.eliminate_zeros()
-        matrix.sort_indices()
-        return matrix
-
-
-def id_space(raw_ids: np.ndarray, table: pd.DataFrame | None, name: str) -> np.ndarray:
-    """Sorted unique raw ids of the events and of a feature table's index."""
-    index = pd.Index(raw_ids)
-    if table is not None:
-        index = index.append(table.index)
-    index = index.unique()
-    try:
-        index = index.sort_values()
-    except TypeError as exc:
-        raise TypeError(f"the raw ids of {name} cannot be sorted together (mixed types?): {exc}") from exc
-    return index.to_numpy()
-
-
-def _fixed_space(ids: Any, name: str) -> np.ndarray:
-    array = _as_1d(ids, name)
-    if array.shape[0] == 0:
-        raise ValueError(f"{name} is empty")
-    return _check_raw_ids(array, name, array.shape[0])
-
-
-def encode_ids(raw: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Position of each raw id in ``ids`` (-1 for an id not there)."""
-    return pd.Index(ids).get_indexer(raw).astype(np.int64)
-
-
-# --------------------------------------------------------------------------
-# the container
-# --------------------------------------------------------------------------
 class Interactions:
     """Implicit feedback whose samples are the positive interactions.
 
@@ -643,8 +153,8 @@ class Interactions:
         items = check_indices(pos_items, "pos_items", n_items, length=users.shape[0])
         if users.shape[0] == 0:
             raise ValueError("pos_users is empty: at least one positive interaction is needed")
-        values = _check_weights(pos_values, "pos_values", users.shape[0])
-        stamps = _check_timestamps(timestamps, "timestamps", users.shape[0])
+        values = check_weights(pos_values, "pos_values", users.shape[0])
+        stamps = check_timestamps(timestamps, "timestamps", users.shape[0])
         negatives = None if negatives is None else as_csr(negatives, "negatives")
         if negatives is not None and negatives.shape != (n_users, n_items):
             raise ValueError(
@@ -657,12 +167,12 @@ class Interactions:
         self.n_items = n_items
         self.user_features = user_features
         self.item_features = item_features
-        self.user_ids = _check_raw_ids(user_ids, "user_ids", n_users)
-        self.item_ids = _check_raw_ids(item_ids, "item_ids", n_items)
-        self.user_feature_names = _check_names(user_feature_names, "user_feature_names", user_features)
-        self.item_feature_names = _check_names(item_feature_names, "item_feature_names", item_features)
-        users, items, values, stamps = _canonicalise(users, items, values, stamps, n_items)
-        self.negatives = _drop_overlap(negatives, users, items)
+        self.user_ids = check_raw_ids(user_ids, "user_ids", n_users)
+        self.item_ids = check_raw_ids(item_ids, "item_ids", n_items)
+        self.user_feature_names = check_feature_names(user_feature_names, "user_feature_names", user_features)
+        self.item_feature_names = check_feature_names(item_feature_names, "item_feature_names", item_features)
+        users, items, values, stamps = canonicalise(users, items, values, stamps, n_items)
+        self.negatives = drop_overlap(negatives, users, items)
         self._set_positives(users, items, values, stamps)
 
     @staticmethod
@@ -813,10 +323,10 @@ class Interactions:
         """
         users = check_indices(users, "users", self.n_users)
         items = check_indices(items, "items", self.n_items, length=users.shape[0])
-        values = _check_weights(values, "values", users.shape[0])
-        stamps = _check_timestamps(timestamps, "timestamps", users.shape[0])
-        users, items, values, stamps = _canonicalise(users, items, values, stamps, self.n_items)
-        negatives = _drop_overlap(self.negatives, users, items)
+        values = check_weights(values, "values", users.shape[0])
+        stamps = check_timestamps(timestamps, "timestamps", users.shape[0])
+        users, items, values, stamps = canonicalise(users, items, values, stamps, self.n_items)
+        negatives = drop_overlap(self.negatives, users, items)
         return self._replace(users, items, values, stamps, negatives)
 
     @classmethod
@@ -935,8 +445,8 @@ weight_col
         columns.validate(events)
         user_encoding = None if user_features is None else FeatureEncoding.fit(user_features, name="user_features")
         item_encoding = None if item_features is None else FeatureEncoding.fit(item_features, name="item_features")
-        user_space = None if users is None else _fixed_space(users, "users")
-        item_space = None if items is None else _fixed_space(items, "items")
+        user_space = None if users is None else fixed_space(users, "users")
+        item_space = None if items is None else fixed_space(items, "items")
         parsed = columns.parse(events)
         if not parsed.positive.any():
             raise ValueError(f"events has no positive row ({len(events)} rows)")
@@ -1020,7 +530,7 @@ class _PositionError(IndexError, ValueError):
 
 
 def assemble_events(
-    parsed: _ParsedEvents,
+    parsed: ParsedEvents,
     user_codes: np.ndarray,
     item_codes: np.ndarray,
     user_ids: np.ndarray,

@@ -28,14 +28,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from skbpr.data.interactions import (
-    EventColumns,
-    FeatureEncoding,
-    Interactions,
-    assemble_events,
-    encode_ids,
-    id_space,
-)
+from skbpr.data.events import EventColumns, FeatureEncoding, encode_ids, id_space
+from skbpr.data.interactions import Interactions, assemble_events
 
 __all__ = ["InteractionsEncoder"]
 
