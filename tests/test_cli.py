@@ -656,7 +656,7 @@ def test_tracking_store_down_falls_back(tmp_path, capsys, monkeypatch):
 
 def test_patience_never_watches_the_test_split(tmp_path, capsys):
     """With early stopping and no validation_fraction, part of train is held out, not the test split."""
-    from skbpr import cli
+    from skbpr.cli import commands as cli
 
     config = tmp_path / "es.yaml"
     config.write_text(
@@ -726,7 +726,7 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """A failure while writing leaves the previous model file intact and no partial file."""
     import joblib
 
-    from skbpr import cli
+    from skbpr.cli import commands as cli
 
     target = tmp_path / "model.joblib"
     target.write_bytes(b"previous")

@@ -85,7 +85,6 @@ OLD_PATHS = {
     "skbpr.datasets.lastfm": "skbpr.data.datasets.lastfm",
     "skbpr.model": "skbpr.training.model",
     "skbpr.losses": "skbpr.training.losses",
-    "skbpr.metrics": "skbpr.evaluation.metrics",
     "skbpr.model_selection": "skbpr.evaluation.splitters",
     "skbpr.plotting": "skbpr.tracking.plots",
     "skbpr.config": "skbpr.cli.config",
@@ -106,6 +105,9 @@ def test_gathering_modules_keep_their_names():
     assert {"load_movielens", "load_lastfm", "make_interactions"} <= set(dir(datasets))
     assert {"RunRecorder", "absolute_uri", "probe"} <= set(dir(tracking))
     assert {"main", "build_parser", "load_model"} <= set(dir(cli))
+    from skbpr import metrics
+
+    assert set(metrics.__all__) <= set(dir(metrics))
 
 
 def test_a_pickle_from_before_the_layout_loads():

@@ -422,7 +422,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sklearn.model_selection import GridSearchCV
 
     from skbpr import HybridBPR
-    from skbpr.evaluation.metrics import evaluate, make_ranking_scorer
+    from skbpr.evaluation.metrics import evaluate
+    from skbpr.evaluation.scorers import make_ranking_scorer
     from skbpr.evaluation.splitters import PerUserKFold
 
     _check_outputs(args, "sweep.png")

@@ -291,7 +291,7 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
 
 
 def _check_scoring(value: Any) -> tuple[str, ...]:
-    from skbpr.evaluation.metrics import parse_metric
+    from skbpr.evaluation.names import parse_metric
 
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:

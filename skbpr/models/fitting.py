@@ -81,7 +81,7 @@ class FittingMixin:
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
-        from skbpr.evaluation.metrics import parse_metric
+        from skbpr.evaluation.names import parse_metric
 
         metric = parse_metric(self.eval_metric)
         if metric.k is not None and metric.k > n_items:

@@ -281,7 +281,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         check_bool(self.deterministic, "deterministic")
         if not isinstance(self.eval_metric, str):
             raise invalid("eval_metric", "a metric name such as 'ndcg@10'", self.eval_metric)
-        from skbpr.evaluation.metrics import parse_metric
+        from skbpr.evaluation.names import parse_metric
 
         try:
             parse_metric(self.eval_metric)
