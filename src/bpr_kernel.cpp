@@ -17,6 +17,10 @@
 //      the row): sum the gradients of the row in sample order, then apply
 //      the optimiser to it.
 //
+// A positive may carry a confidence (Problem::weights): it multiplies the
+// gradient of that positive's loss with respect to its scores, and the loss
+// value, in both modes; L2 terms are not weighted.
+//
 // This is the same update as the torch engine of skbpr/training/torch_engine.py: same
 // losses, same L2 on representations, same sparse-row optimisers.
 // Randomness (the epoch order and the negatives) comes from counter-based
@@ -237,6 +241,14 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
 inline void fetch_sample(const Problem& P, int64_t j, int64_t idx) {
     P.batch_users[j] = P.users[idx];
     P.batch_items[j * (P.n_negatives + 1)] = P.items[idx];
+    if (P.weights) P.batch_weights[j] = P.weights[idx];
+}
+
+// The confidence of a positive scales its loss: its value and its gradient
+// with respect to every score of the sample (WARP: the rank-weighted one).
+inline double weigh(float c, float* d, int64_t M, double value) {
+    for (int64_t k = 0; k <= M; ++k) d[k] *= c;
+    return value * static_cast<double>(c);
 }
 
 inline void draw_sample(const Problem& P, int64_t j, uint64_t seed, uint64_t p, const int64_t* fixed_negatives) {
@@ -314,6 +326,7 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
         }
     }
     P.sample_loss[j] = loss_and_grad(P, scores, dscores, b);
+    if (P.weights) P.sample_loss[j] = weigh(P.batch_weights[j], dscores, M, P.sample_loss[j]);
 
     const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b));
     const float reg_neg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b) / static_cast<double>(M));
@@ -551,6 +564,7 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
                 ring_index[slot] = idx;
                 SKBPR_PREFETCH(P.users + idx);
                 SKBPR_PREFETCH(P.items + idx);
+                if (P.weights) SKBPR_PREFETCH(P.weights + idx);
             }
             q = p - Bd;
             if (q >= lo && q < hi) {  // (user, item); fetch their rows and the user's positives
@@ -614,7 +628,9 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
                     break;
                 }
             }
-            total += loss_and_grad<float>(P, scores.data(), dscores.data(), B) * static_cast<double>(B);
+            double value = loss_and_grad<float>(P, scores.data(), dscores.data(), B);
+            if (P.weights) value = weigh(P.weights[ring_index[slot]], dscores.data(), M, value);
+            total += value * static_cast<double>(B);
 #pragma omp simd
             for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
             for (int64_t k = 0; k <= used; ++k) {

@@ -100,7 +100,8 @@ class Kernel {
            py::object user_state1, py::object user_state2, py::object user_step, py::object item_weight,
            py::object item_state1, py::object item_state2, py::object item_step, int64_t optimizer,
            double learning_rate, double eps, double beta1, double beta2, int64_t loss, double sigma, double margin,
-           double alpha, int64_t n_negatives, int64_t batch_size, bool deterministic, const std::string& isa)
+           double alpha, int64_t n_negatives, int64_t batch_size, bool deterministic, const std::string& isa,
+           py::object weights)
         : fn_(pick_build(isa)) {
         if (loss < BPR || loss > WARP) throw py::value_error("loss code must be in [0, 3], got " + std::to_string(loss));
         if (optimizer < SGD || optimizer > ADAM)
@@ -114,6 +115,13 @@ class Kernel {
         P.users = typed<int32_t>(keep_, users, "users", "int32", 1);
         P.n_samples = py::reinterpret_borrow<py::array>(users).shape(0);
         P.items = typed<int32_t>(keep_, items, "items", "int32", 1, {P.n_samples});
+        if (!weights.is_none()) {
+            P.weights = typed<float>(keep_, weights, "weights", "float32", 1, {P.n_samples});
+            for (int64_t i = 0; i < P.n_samples; ++i)
+                if (!(P.weights[i] >= 0.0f && P.weights[i] <= 3.4e38f))  // NaN fails too
+                    throw py::value_error("weights must be finite and >= 0, got " + std::to_string(P.weights[i]) +
+                                          " at sample " + std::to_string(i));
+        }
         P.pos_indptr = typed<int64_t>(keep_, pos_indptr, "pos_indptr", "int64", 1, {n_users + 1});
         P.pos_indices = typed<int32_t>(keep_, pos_indices, "pos_indices", "int32", 1);
         if (!neg_indptr.is_none()) {
@@ -149,6 +157,7 @@ class Kernel {
         if (P.item_rows.indptr) rep_item_.resize(b * m1 * (d + 1));
         batch_users_.resize(b);
         batch_items_.resize(b * m1);
+        if (P.weights) batch_weights_.resize(b);
         sample_loss_.resize(b);
         P.grad_user = grad_user_.data();
         P.grad_item = grad_item_.data();
@@ -156,6 +165,7 @@ class Kernel {
         P.rep_item = rep_item_.empty() ? nullptr : rep_item_.data();
         P.batch_users = batch_users_.data();
         P.batch_items = batch_items_.data();
+        P.batch_weights = batch_weights_.empty() ? nullptr : batch_weights_.data();
         P.sample_loss = sample_loss_.data();
     }
 
@@ -206,6 +216,7 @@ class Kernel {
     int64_t n_users() const { return n_users_; }
     std::string isa() const { return fn_->isa; }
     bool deterministic() const { return P_.deterministic; }
+    bool weighted() const { return P_.weights != nullptr; }
 
    private:
     void table(Table& T, const py::object& weight, const py::object& state1, const py::object& state2,
@@ -239,6 +250,7 @@ class Kernel {
     std::vector<py::object> keep_;  // every array P_ points into
     std::vector<float> grad_user_, grad_item_, rep_user_, rep_item_;
     std::vector<int64_t> batch_users_, batch_items_;
+    std::vector<float> batch_weights_;
     std::vector<double> sample_loss_;
     std::vector<int32_t> head_user_, head_item_;
 };
@@ -273,7 +285,7 @@ PYBIND11_MODULE(_kernel, m) {
         .def(py::init<py::object, py::object, py::object, py::object, py::object, py::object, int64_t, int64_t, double,
                       py::object, py::object, int64_t, int64_t, py::object, py::object, py::object, py::object,
                       py::object, py::object, py::object, py::object, int64_t, double, double, double, double,
-                      int64_t, double, double, double, int64_t, int64_t, bool, const std::string&>(),
+                      int64_t, double, double, double, int64_t, int64_t, bool, const std::string&, py::object>(),
              py::kw_only(), py::arg("users"), py::arg("items"), py::arg("pos_indptr"), py::arg("pos_indices"),
              py::arg("neg_indptr").none(true), py::arg("neg_indices").none(true), py::arg("n_items"),
              py::arg("negatives"), py::arg("implicit_ratio"), py::arg("user_rows").none(true),
@@ -283,7 +295,7 @@ PYBIND11_MODULE(_kernel, m) {
              py::arg("item_step").none(true), py::arg("optimizer"), py::arg("learning_rate"), py::arg("eps"),
              py::arg("beta1"), py::arg("beta2"), py::arg("loss"), py::arg("sigma"), py::arg("margin"),
              py::arg("alpha"), py::arg("n_negatives"), py::arg("batch_size"), py::arg("deterministic") = true,
-             py::arg("isa") = "")
+             py::arg("isa") = "", py::arg("weights").none(true) = py::none())
         .def("train", &Kernel::train, py::kw_only(), py::arg("start"), py::arg("count"), py::arg("seed"),
              py::arg("n_threads"), py::arg("shuffle") = true, py::arg("negatives").none(true) = py::none(),
              "Train on epoch positions [start, start + count); the summed batch-mean losses times batch sizes.")
@@ -294,5 +306,6 @@ PYBIND11_MODULE(_kernel, m) {
         .def_property_readonly("workspace_batch", &Kernel::workspace_batch)
         .def_property_readonly("n_negatives", &Kernel::n_negatives)
         .def_property_readonly("isa", &Kernel::isa)
-        .def_property_readonly("deterministic", &Kernel::deterministic);
+        .def_property_readonly("deterministic", &Kernel::deterministic)
+        .def_property_readonly("weighted", &Kernel::weighted);
 }

@@ -41,6 +41,9 @@ struct Problem {
     int64_t n_samples = 0;
     const int32_t* users = nullptr;  // positives, n_samples each
     const int32_t* items = nullptr;
+    // confidence of each positive (n_samples, finite, >= 0): multiplies the
+    // gradient (and value) of that positive's loss; null means 1 for all
+    const float* weights = nullptr;
     const int64_t* pos_indptr = nullptr;  // training positives per user (sorted CSR)
     const int32_t* pos_indices = nullptr;
     const int64_t* neg_indptr = nullptr;  // implicit negatives per user (or null)
@@ -72,6 +75,7 @@ struct Problem {
     float* rep_item = nullptr;       // batch_size x (M + 1) x (d + 1)  (feature rows only)
     int64_t* batch_users = nullptr;  // batch_size
     int64_t* batch_items = nullptr;  // batch_size x (M + 1)
+    float* batch_weights = nullptr;  // batch_size (when weights is set)
     double* sample_loss = nullptr;   // batch_size
 };
 

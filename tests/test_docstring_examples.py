@@ -27,6 +27,7 @@ MODULES = [
     "skbpr.tracking.callbacks",
     "skbpr.tracking.plots",
     "skbpr.training.callbacks",
+    "skbpr.training.weighting",
     "skbpr.utils.signature",
     "skbpr.utils.validation",
 ]

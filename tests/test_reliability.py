@@ -343,20 +343,26 @@ def test_recommend_deduplicates_candidates_and_never_returns_seen_items(fitted):
         fitted.recommend([0], k=3, items=[unseen[1], unseen[0], unseen[1]])
 
 
-def test_interaction_weights_are_not_silently_binarised():
+def test_interaction_weights_are_used_or_never_silently_binarised():
     counts = R.copy()
     counts.data[:3] = [3.0, 2.0, 7.0]
-    with pytest.warns(UserWarning, match=r"positives \(e\.g\. \[2\.0, 3\.0, 7\.0\]\).*treated as binary") as record:
-        weighted = HybridBPR(**FAST).fit(counts)
-    assert len([w for w in record if "treated as binary" in str(w.message)]) == 1  # once per fit
-    np.testing.assert_array_equal(weighted.item_embeddings_, HybridBPR(**FAST).fit(R).item_embeddings_)
-    events = pd.DataFrame({"user_id": [0, 1, 1, 2], "item_id": [0, 1, 2, 0], "plays": [1, 5, 1, 2]})
-    data = Interactions.from_frame(events, weight_col="plays")
-    with pytest.warns(UserWarning, match=r"positives .*HybridBPR does not use interaction weights"):
-        HybridBPR(**FAST).fit(data)
+    binary = HybridBPR(**FAST).fit(R)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        HybridBPR(**FAST).fit(R)  # binary data: no warning
+        used = HybridBPR(**FAST).fit(counts)  # the default weighting uses them: nothing to warn about
+    assert not np.array_equal(used.item_embeddings_, binary.item_embeddings_)
+    assert sorted(used.confidences_.data[:3]) == sorted(used.confidences_.data)[-3:]  # the counts weigh most
+    with pytest.warns(UserWarning, match=r"positives \(e\.g\. \[2\.0, 3\.0, 7\.0\]\).*treated as binary") as record:
+        ignored = HybridBPR(weighting="none", **FAST).fit(counts)
+    assert len([w for w in record if "treated as binary" in str(w.message)]) == 1  # once per fit
+    np.testing.assert_array_equal(ignored.item_embeddings_, binary.item_embeddings_)
+    events = pd.DataFrame({"user_id": [0, 1, 1, 2], "item_id": [0, 1, 2, 0], "plays": [1, 5, 1, 2]})
+    data = Interactions.from_frame(events, weight_col="plays")
+    with pytest.warns(UserWarning, match=r"positives .*HybridBPR does not use interaction weights.*weighting='log'"):
+        HybridBPR(weighting="none", **FAST).fit(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        HybridBPR(weighting="none", **FAST).fit(R)  # binary data: no warning
 
 
 def test_cross_validate_with_the_default_kfold_warns_that_whole_users_were_held_out():

@@ -126,6 +126,8 @@ _KINDS = ("bool", "int", "float", "str")
 
 def _estimator_field(param: Any) -> Field:
     kinds = [k for k in _KINDS if re.search(rf"\b{k}\b", param.annotation)]
+    if not kinds and param.choices:  # a type alias such as Weighting: its documented choices are strings
+        kinds = ["str"]
     if not kinds:
         raise TypeError(f"HybridBPR parameter {param.name} has no configurable type ({param.annotation!r})")
     nullable = "None" in param.annotation or param.name in CLI_DEFAULTS and CLI_DEFAULTS[param.name] is None
@@ -138,7 +140,7 @@ def _estimator_field(param: Any) -> Field:
         nullable=nullable,
         choices=param.choices,
         param=param.name,
-        help=param.summary.replace("``", ""),
+        help=re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", param.summary).replace("``", ""),
         **extra,
     )
 

@@ -63,7 +63,8 @@ class EventColumns:
     timestamp_col : str, optional
         Numeric or datetime column with the time of each event.
     weight_col : str, optional
-        Strictly positive weight of each event (default 1).
+        Strictly positive weight of each event (default 1): HybridBPR turns
+        weights into confidences (its ``weighting`` parameter).
 
     Without ``label_col`` and ``rating_col`` every row is a positive.
 

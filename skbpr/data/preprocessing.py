@@ -54,7 +54,8 @@ class InteractionsEncoder(TransformerMixin, BaseEstimator):
         Feature tables indexed by raw id (numeric columns kept, others
         one-hot encoded as ``"column=value"``).
     weight_col : str, optional
-        Strictly positive weight of each event (default 1).
+        Strictly positive weight of each event (default 1): HybridBPR turns
+        weights into confidences (its ``weighting`` parameter).
 
     Attributes
     ----------

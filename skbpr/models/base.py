@@ -102,8 +102,8 @@ def ignore_target(Rneg: Any) -> Any:
     return Rneg
 
 
-def warn_if_weighted(data: Any, owner: str) -> None:
-    """One ``UserWarning`` when positives or negatives carry values other than 1.
+def warn_if_weighted(data: Any, owner: str, *, positives_used: bool = False, hint: str = "") -> None:
+    """One ``UserWarning`` when positives or negatives carry values other than 1 that go unused.
 
     Parameters
     ----------
@@ -111,6 +111,11 @@ def warn_if_weighted(data: Any, owner: str) -> None:
         The training data.
     owner : str
         Name of the estimator, for the message.
+    positives_used : bool, default=False
+        Whether the owner uses the positives' values (then only the
+        negatives' are checked).
+    hint : str, default=""
+        Appended to the message: how to use the values.
 
     Examples
     --------
@@ -126,7 +131,7 @@ def warn_if_weighted(data: Any, owner: str) -> None:
     """
     found = []
     values = np.asarray(data.pos_values)
-    if values.size and np.any(values != 1):
+    if not positives_used and values.size and np.any(values != 1):
         found.append(f"positives (e.g. {np.unique(values[values != 1])[:3].tolist()})")
     negatives = data.negatives
     if negatives is not None and negatives.nnz and np.any(negatives.data != 1):
@@ -135,7 +140,7 @@ def warn_if_weighted(data: Any, owner: str) -> None:
         warnings.warn(
             f"the {' and '.join(found)} hold values other than 1 (weights, counts or merged duplicates); "
             f"{owner} does not use interaction weights: the values are treated as binary, "
-            "every nonzero entry is one interaction",
+            "every nonzero entry is one interaction" + (f"; {hint}" if hint else ""),
             UserWarning,
             stacklevel=3,
         )

@@ -22,6 +22,7 @@ from skbpr.training.callbacks import Callback
 from skbpr.training.engine import Engine, choose_backend
 from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import users_without_candidates
+from skbpr.training.weighting import confidences
 from skbpr.utils.validation import invalid
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -240,6 +241,7 @@ class FittingMixin:
         users = torch.as_tensor(coo.row.astype(np.int64), device=device)
         items = torch.as_tensor(coo.col.astype(np.int64), device=device)
         full = users_without_candidates(positives)
+        keep = np.ones(coo.nnz, dtype=bool)
         if full.size:
             keep = ~np.isin(coo.row, full)
             if not keep.any():
@@ -254,6 +256,10 @@ class FittingMixin:
                 stacklevel=3,
             )
             users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
+        trained = confidences(coo.data[keep], self.weighting)  # raises for a bad callable, before any change
+        confidence = np.zeros(coo.nnz, dtype=np.float32)
+        confidence[keep] = trained
+        weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
 
         fresh = self._grow_or_reset(data, reset)
         if fresh:
@@ -286,6 +292,7 @@ class FittingMixin:
             alpha=float(self.alpha),
             draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
             batch_size=int(self.batch_size),
+            weights=weights,
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
         self.backend_ = backend
@@ -296,6 +303,9 @@ class FittingMixin:
         self.n_user_features_in_ = 0 if data.user_features is None else data.user_features.shape[1]
         self.n_item_features_in_ = 0 if data.item_features is None else data.item_features.shape[1]
         self.train_positives_ = positives
+        self.confidences_ = sp.csr_matrix(
+            (confidence, positives.indices.copy(), positives.indptr.copy()), shape=positives.shape
+        )
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do

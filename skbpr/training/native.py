@@ -175,6 +175,7 @@ class NativeKernel:
             batch_size=self.batch_size,
             deterministic=bool(deterministic),
             isa=isa,
+            weights=None if problem.weights is None else _array(problem.weights, np.float32),
         )
         self.isa = self._kernel.isa
         self._openmp = bool(ext.OPENMP)

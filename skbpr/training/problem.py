@@ -38,6 +38,11 @@ class TrainingProblem:
         Negatives drawn per positive (WARP's candidates).
     batch_size : int
         Positives per optimisation step (the loss is their mean).
+    weights : Tensor or None, default=None
+        Confidence of each sample (float32, finite, >= 0, same length as
+        ``users``): it multiplies that sample's term of the batch-mean loss,
+        so its value and its gradient with respect to the sample's scores,
+        never the L2 terms. ``None``: every sample counts 1.
     """
 
     users: torch.Tensor
@@ -54,6 +59,7 @@ class TrainingProblem:
     alpha: float
     draws_per_sample: int
     batch_size: int
+    weights: torch.Tensor | None = None
 
     @property
     def n_samples(self) -> int:

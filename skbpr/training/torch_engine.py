@@ -43,6 +43,7 @@ class Trainer:
         self.user_map, self.item_map = problem.user_map, problem.item_map
         self.users, self.items = problem.users, problem.items
         self.alpha, self.batch_size, self.n_negatives = problem.alpha, problem.batch_size, problem.draws_per_sample
+        self.weights = problem.weights
         _, self.grad_fn = resolve_loss(
             problem.loss, sigma=problem.sigma, margin=problem.margin, n_items=problem.n_items
         )
@@ -55,12 +56,14 @@ class Trainer:
         )
 
     def gradients(
-        self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor
+        self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Loss and table-row gradients of one batch.
 
-        Returns ``(loss, (user_rows, user_grads), (item_rows, item_grads))``:
-        repeated rows are not summed yet.
+        ``weights`` (one confidence per positive, or ``None``) multiply each
+        positive's term of the loss (:mod:`skbpr.losses`). Returns ``(loss,
+        (user_rows, user_grads), (item_rows, item_grads))``: repeated rows
+        are not summed yet.
         """
         b, m = negatives.shape
         u = self.model.user_vectors(self.user_map, users)
@@ -70,7 +73,10 @@ class Trainer:
         v = self.model.item_vectors(self.item_map, item_rows).view(b, m + 1, -1)
         u1 = torch.cat([u, torch.ones((b, 1), dtype=u.dtype, device=u.device)], dim=1)
         scores = (v * u1[:, None, :]).sum(dim=2)
-        loss, d_pos, d_neg = self.grad_fn(scores[:, 0], scores[:, 1:])
+        if weights is None:
+            loss, d_pos, d_neg = self.grad_fn(scores[:, 0], scores[:, 1:])
+        else:
+            loss, d_pos, d_neg = self.grad_fn(scores[:, 0], scores[:, 1:], sample_weight=weights.to(scores.dtype))
         d_scores = torch.cat([d_pos[:, None], d_neg], dim=1)[:, :, None]
         reg = 2.0 * self.alpha / b
         g_u = (v * d_scores).sum(dim=1)[:, :-1].add_(u, alpha=reg)
@@ -84,14 +90,22 @@ class Trainer:
             self.item_map.table_gradients(item_rows, g_v.view(b * (m + 1), -1)),
         )
 
-    def step(self, users: torch.Tensor, items: torch.Tensor, positions: torch.Tensor, seed: int) -> torch.Tensor:
+    def step(
+        self,
+        users: torch.Tensor,
+        items: torch.Tensor,
+        positions: torch.Tensor,
+        seed: int,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Draw the negatives of one batch, update the touched rows, return the loss.
 
         ``positions`` are the samples' places in the epoch: with the epoch
         ``seed`` they fix the negatives, as in the compiled kernel.
+        ``weights``: the samples' confidences, or ``None``.
         """
         negatives = self.sampler.sample(users, self.n_negatives, seed, positions=positions)
-        loss, (u_rows, u_grads), (i_rows, i_grads) = self.gradients(users, items, negatives)
+        loss, (u_rows, u_grads), (i_rows, i_grads) = self.gradients(users, items, negatives, weights)
         self.user_optimizer.step(u_rows, u_grads)
         self.item_optimizer.step(i_rows, i_grads)
         return loss
@@ -104,6 +118,7 @@ class Trainer:
         for start in range(0, n, self.batch_size):
             positions = torch.arange(start, min(start + self.batch_size, n), device=device)
             idx = permutation(n, seed, positions)
-            loss = self.step(self.users.index_select(0, idx), self.items.index_select(0, idx), positions, seed)
+            weights = None if self.weights is None else self.weights.index_select(0, idx)
+            loss = self.step(self.users.index_select(0, idx), self.items.index_select(0, idx), positions, seed, weights)
             total += loss.detach().double() * idx.numel()
         return float(total) / n

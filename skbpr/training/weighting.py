@@ -1,0 +1,119 @@
+"""Interaction weights as confidences: the transform from raw weights to the multiplier of each positive's loss.
+
+A positive's weight (a play count, a purchase quantity, the sum of merged
+duplicates) becomes its confidence ``c = t(w) / mean(t(w))``: the transform
+``t`` tames the range of raw counts (Last.fm play counts span 1 to 352,698),
+and dividing by the mean over the training positives keeps the average
+multiplier at 1, so a learning rate means the same with and without weights.
+The confidence multiplies the positive's term of the batch-mean loss (its
+value and its gradient, :mod:`skbpr.losses`), never the L2 terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+WEIGHTINGS = ("none", "log", "linear")
+
+Weighting = str | Callable[[np.ndarray], Any]
+
+
+def check_weighting(weighting: Any) -> None:
+    """Raise ``ValueError`` unless ``weighting`` is one of :data:`WEIGHTINGS` or a callable.
+
+    Parameters
+    ----------
+    weighting : object
+        The value of :class:`~skbpr.HybridBPR`'s ``weighting`` parameter.
+
+    Examples
+    --------
+    >>> from skbpr.training.weighting import check_weighting
+    >>> check_weighting("log")
+    >>> check_weighting("sqrt")
+    Traceback (most recent call last):
+    ...
+    ValueError: weighting must be one of ('none', 'log', 'linear') or a callable, got 'sqrt'
+    """
+    if callable(weighting):
+        return
+    if not isinstance(weighting, str) or weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {WEIGHTINGS} or a callable, got {weighting!r}")
+
+
+def confidences(values: Any, weighting: Weighting) -> np.ndarray:
+    """The confidence of each positive from its raw weight: ``t(w) / mean(t(w))``, float32.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_positives,)
+        Raw interaction weights, finite and > 0 (as :class:`~skbpr.Interactions`
+        holds them).
+    weighting : {"none", "log", "linear"} or callable
+        The transform ``t``: ``"none"``, every confidence 1 (weights ignored);
+        ``"log"``, ``t(w) = log(1 + w)``; ``"linear"``, ``t(w) = w``; a
+        callable gets the float64 weights and returns ``t(w)``, an array of
+        the same shape, finite and >= 0, not all 0.
+
+    Returns
+    -------
+    ndarray of float32, shape (n_positives,)
+        Confidences with mean 1 (every one exactly 1 when ``t(w)`` is constant,
+        as on binary data).
+
+    Raises
+    ------
+    ValueError
+        When ``weighting`` is none of the above, or a callable returns values
+        of another shape, non-finite, negative or all zero.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbpr.training.weighting import confidences
+    >>> confidences([1, 1, 1], "log")
+    array([1., 1., 1.], dtype=float32)
+    >>> np.round(confidences([1, 9, 99], "log"), 3)
+    array([0.274, 0.909, 1.818], dtype=float32)
+    >>> confidences([1, 3], "linear")
+    array([0.5, 1.5], dtype=float32)
+    >>> confidences([1, 4], np.sqrt)
+    array([0.6666667, 1.3333334], dtype=float32)
+    """
+    check_weighting(weighting)
+    w = np.asarray(values, dtype=np.float64).ravel()
+    named = isinstance(weighting, str)
+    if (named and weighting == "none") or w.size == 0:
+        return np.ones(w.size, dtype=np.float32)
+    if named and weighting == "log":
+        t = np.log1p(w)
+    elif named and weighting == "linear":
+        t = w
+    else:
+        name = getattr(weighting, "__name__", type(weighting).__name__)
+        out = weighting(w.copy())
+        try:
+            t = np.asarray(out, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"weighting callable {name} must return numbers, one per positive, got {type(out).__name__}"
+            ) from exc
+        if t.shape != w.shape:
+            raise ValueError(
+                f"weighting callable {name} must return one value per positive, shape {w.shape}, got shape {t.shape}"
+            )
+        bad = ~np.isfinite(t) | (t < 0)
+        if bad.any():
+            raise ValueError(
+                f"weighting callable {name} must return finite values >= 0, got {t[bad][:3].tolist()} "
+                f"for weights {w[bad][:3].tolist()}"
+            )
+        if not t.any():
+            raise ValueError(f"weighting callable {name} returned 0 for every positive: no positive would count")
+    if t.min() == t.max():
+        return np.ones(w.size, dtype=np.float32)
+    t = t / t.max()  # in [0, 1]: the mean cannot overflow
+    return (t / t.mean()).astype(np.float32)
