@@ -26,6 +26,7 @@ MODULES = [
     "skbpr.models.serving",
     "skbpr.tracking.callbacks",
     "skbpr.tracking.plots",
+    "skbpr.tracking.recorder",
     "skbpr.training.callbacks",
     "skbpr.training.weighting",
     "skbpr.utils.signature",

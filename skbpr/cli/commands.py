@@ -24,6 +24,7 @@ writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -207,22 +208,23 @@ def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_
     )
 
 
+def _recorder(config: Config, uri: str, **kwargs: Any) -> Any:
+    """A :class:`~skbpr.tracking.RunRecorder` in ``uri`` with the configured experiment and fallback store."""
+    from skbpr.tracking.recorder import RunRecorder, absolute_uri, default_fallback_uri
+
+    m = config["mlflow"]
+    fallback = absolute_uri(m["fallback_uri"]) if m["fallback_uri"] else default_fallback_uri()
+    return RunRecorder(uri, fallback, experiment_name=m["experiment_name"], **kwargs)
+
+
 def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: Config, files: list[Path]) -> None:
-    """Add test metrics, the configuration and plots to a finished run (a failure only warns)."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    from skbpr.tracking.plots import mlflow_metric_name
-
-    try:
-        client = MlflowClient(tracking_uri=uri)
-        now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in metrics.items()])
-        client.log_dict(run_id, config.to_dict(), "config.yaml")
-        for path in files:
-            client.log_artifact(run_id, str(path))
-    except Exception as exc:  # noqa: BLE001 - tracking must never fail a finished fit
-        _warn(f"could not add the test metrics and files to MLflow run {run_id} in {uri}: {exc}")
+    """Add test metrics, the configuration and plots to a finished run, through the recorder."""
+    recorder = _recorder(config, uri, join_run_id=run_id)
+    recorder.start({}, {})
+    recorder.log(metrics=metrics)
+    recorder.log_dict(config.to_dict(), "config.yaml")
+    for path in files:
+        recorder.log_file(path)
 
 
 # --------------------------------------------------------------------------
@@ -461,11 +463,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
     )
     start = time.perf_counter()
-    try:
+    with parent if parent is not None else contextlib.nullcontext():
         search.fit(train)
-    finally:
-        if parent is not None:
-            parent.__exit__(*sys.exc_info())
     seconds = time.perf_counter() - start
     results = search.cv_results_
     rows = []
@@ -549,6 +548,9 @@ class _SweepRun:
         )
         self.run_id = run.info.run_id
 
+    def __enter__(self) -> _SweepRun:
+        return self
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         import mlflow
 
@@ -563,47 +565,31 @@ def _start_sweep_run(config: Config) -> _SweepRun:
 
 def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: dict, files: list[Path]) -> None:
     """One child run per candidate (searched params, mean and std scores); best and test scores on the parent."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    from skbpr.tracking.plots import mlflow_metric_name
-
     results = search.cv_results_
-    try:
-        client = MlflowClient(tracking_uri=parent.uri)
-        experiment_id = client.get_run(parent.run_id).info.experiment_id
-        now = int(time.time() * 1000)
-        for i, candidate in enumerate(results["params"]):
-            child = client.create_run(
-                experiment_id,
-                run_name=f"candidate-{i}",
-                tags={"mlflow.parentRunId": parent.run_id, "skbpr.kind": "sweep-candidate"},
-            )
-            metrics = []
-            for name in config.scoring:
-                for stat in ("mean", "std", "rank"):
-                    key = f"{stat}_test_{name}"
-                    metrics.append(Metric(mlflow_metric_name(key), float(results[key][i]), now, 0))
-            metrics.append(Metric("mean_fit_time", float(results["mean_fit_time"][i]), now, 0))
-            client.log_batch(
-                child.info.run_id,
-                metrics=metrics,
-                params=[Param(k, str(v)) for k, v in candidate.items()],
-                tags=[RunTag("skbpr.cv_candidate", str(i))],
-            )
-            client.set_terminated(child.info.run_id)
-        best = [Param(f"best.{Config.param_key(k)}", str(v)) for k, v in search.best_params_.items()]
-        summary = [Metric(mlflow_metric_name(f"test_{k}"), float(v), now, 0) for k, v in test_metrics.items()]
-        summary.append(
-            Metric(mlflow_metric_name(f"best_mean_test_{config.scoring[0]}"), float(search.best_score_), now, 0)
+    for i, candidate in enumerate(results["params"]):
+        child = _recorder(
+            config,
+            parent.uri,
+            run_name=f"candidate-{i}",
+            parent_run_id=parent.run_id,
+            tags={"skbpr.kind": "sweep-candidate"},
         )
-        client.log_batch(parent.run_id, metrics=summary, params=best)
-        client.log_dict(parent.run_id, config.to_dict(), "config.yaml")
-        for path in files:
-            client.log_artifact(parent.run_id, str(path))
-    except Exception as exc:  # noqa: BLE001 - tracking must never fail a finished search
-        _warn(f"could not record the sweep in MLflow ({parent.uri}): {exc}")
-        return
+        child.start({k: str(v) for k, v in candidate.items()}, {"skbpr.cv_candidate": str(i)})
+        stats = {
+            f"{s}_test_{name}": float(results[f"{s}_test_{name}"][i])
+            for name in config.scoring
+            for s in ("mean", "std", "rank")
+        }
+        child.log(metrics={**stats, "mean_fit_time": float(results["mean_fit_time"][i])})
+        child.end()
+    summary = {f"test_{k}": float(v) for k, v in test_metrics.items()}
+    summary[f"best_mean_test_{config.scoring[0]}"] = float(search.best_score_)
+    recorder = _recorder(config, parent.uri, join_run_id=parent.run_id)
+    recorder.start({f"best.{Config.param_key(k)}": str(v) for k, v in search.best_params_.items()}, {})
+    recorder.log(metrics=summary)
+    recorder.log_dict(config.to_dict(), "config.yaml")
+    for path in files:
+        recorder.log_file(path)
     _say(
         f"MLflow sweep run {parent.run_id} (experiment {config['mlflow']['experiment_name']!r}, one child run per "
         f"fit and per candidate) stored in {parent.uri}\n  browse it with: mlflow ui --backend-store-uri {parent.uri}"

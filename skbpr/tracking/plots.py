@@ -17,19 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skbpr.tracking.recorder import metric_key
+
 __all__ = ["best_runs_table", "learning_curve_frame", "mlflow_metric_name", "plot_learning_curve", "plot_sweep"]
 
 
-def mlflow_metric_name(name: str) -> str:
-    """A metric name as MLflow accepts it (``ndcg@10`` becomes ``ndcg_at_10``).
-
-    Examples
-    --------
-    >>> from skbpr.plotting import mlflow_metric_name
-    >>> mlflow_metric_name("val_ndcg@10")
-    'val_ndcg_at_10'
-    """
-    return re.sub(r"[^\w.\- :/]", "_", name.replace("@", "_at_"))
+# The name users know for the one metric-key rule of the recorder.
+mlflow_metric_name = metric_key
 
 
 def _display_name(name: str) -> str:
