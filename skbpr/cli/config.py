@@ -484,7 +484,7 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
             f"at most 20% of data.n_users * data.n_items ({int(0.2 * data['n_users'] * data['n_items'])})",
         )
     if data["source"] == "movielens":
-        from skbpr.data.datasets.movielens import RELEASE_NAMES
+        from skbpr.data.datasets.cache import RELEASE_NAMES
 
         if data["name"] not in RELEASE_NAMES:
             raise _fail("data.name", data["name"], "one of " + ", ".join(RELEASE_NAMES))

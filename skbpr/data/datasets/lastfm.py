@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from skbpr.data.datasets.movielens import get_data_home
+from skbpr.data.datasets.cache import get_data_home
 from skbpr.utils.validation import check_bool, check_number
 
 FOLDER = "hetrec2011-lastfm-2k"
