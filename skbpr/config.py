@@ -8,4 +8,7 @@ import sys
 
 from skbpr.cli import config as _home
 
-sys.modules[__name__] = _home
+if __name__ == "__main__":  # python -m skbpr.config prints the example configuration
+    print(_home.example_config(), end="")
+else:
+    sys.modules[__name__] = _home
