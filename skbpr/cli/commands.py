@@ -3,9 +3,11 @@
 Commands::
 
     skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
-    skbpr sweep --config cfg.yaml [--n-jobs N] [--save best.joblib] [--plot-dir DIR]
+    skbpr sweep --config cfg.yaml [--n-jobs N] [--scheduler tcp://HOST:PORT] [--save best.joblib] [--plot-dir DIR]
+    skbpr tune --config cfg.yaml --storage URL [--n-workers N] [--n-trials N] [--create-only | --worker]
     skbpr evaluate --model model.joblib [--config cfg.yaml]
     skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
+    skbpr recommend --model model.joblib --all-users --output recs.parquet
     skbpr config > run.yaml      # every key with its default
 
 Without ``--config``, ``fit`` runs the embedded default (synthetic data with
@@ -424,6 +426,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from sklearn.model_selection import GridSearchCV
 
     from skbpr import HybridBPR
+    from skbpr.distributed.commands import sweep_backend, sweep_scheduler
     from skbpr.evaluation.metrics import evaluate
     from skbpr.evaluation.scorers import make_ranking_scorer
     from skbpr.evaluation.splitters import PerUserKFold
@@ -432,6 +435,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not config.grid:
         raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+    scheduler = sweep_scheduler(args, config)  # Dask; checked before any work
+    n_jobs = args.n_jobs if args.n_jobs is not None else (-1 if scheduler else 1)
     data = load_data(config)
     train, test = split_data(config, data)
     _describe_data(config, data, train, test)
@@ -447,7 +452,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"sweep.cv: {exc}") from None
     scoring = {name: make_ranking_scorer(name) for name in config.scoring}
     primary = config.scoring[0]
-    _say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={args.n_jobs}")
+    where = f", on the Dask scheduler {scheduler}" if scheduler else ""
+    _say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={n_jobs}{where}")
     parent = _start_sweep_run(config) if _tracking_available(config) else None
     callback = None
     if parent is not None:  # fits record into the store the parent run lives in
@@ -460,10 +466,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         cv=folds,
         scoring=scoring,
         refit=primary,
-        n_jobs=args.n_jobs,
+        n_jobs=n_jobs,
     )
     start = time.perf_counter()
-    with parent if parent is not None else contextlib.nullcontext():
+    with parent if parent is not None else contextlib.nullcontext(), sweep_backend(scheduler):
         search.fit(train)
     seconds = time.perf_counter() - start
     results = search.cv_results_
@@ -681,11 +687,19 @@ def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path, fmt
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    if (args.users is None) == (not args.all_users):
+        raise CommandLineError("--users / --all-users: expected exactly one of them")
+    if args.all_users and args.output is None:
+        raise CommandLineError("--all-users: expected --output PATH (.parquet, .csv or .json) to write them to")
     output = _check_table_output(args.output) if args.output is not None else None
     bundle = load_model(args.model)
     model = bundle["estimator"]
     if args.k < 1 or args.k > model.n_items_:
         raise CommandLineError(f"--k: expected an integer in [1, {model.n_items_}], got {args.k}")
+    if args.all_users:
+        from skbpr.distributed.commands import recommend_all_users
+
+        return recommend_all_users(args, bundle, *output)
     item_ids = bundle.get("item_ids")
     user_ids = bundle.get("user_ids")
     titles = bundle.get("item_titles")
@@ -753,10 +767,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", required=True, help="YAML configuration with a sweep section")
-    p.add_argument("--n-jobs", type=int, default=1, help="parallel fits (joblib processes)")
+    p.add_argument("--n-jobs", type=int, default=None, help="parallel fits (default 1; -1 with --scheduler)")
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run the fits on this Dask scheduler's workers (default: sweep.scheduler, else locally)",
+    )
     p.add_argument("--save", metavar="PATH", help="save the refitted best model with joblib")
     p.add_argument("--plot-dir", metavar="DIR", help="write sweep.png here")
     p.set_defaults(func=cmd_sweep)
+
+    from skbpr.distributed.commands import add_tune_parser
+
+    add_tune_parser(sub, _config_epilog())
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on the configuration's test split")
     p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
@@ -767,11 +790,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
     p.add_argument(
         "--users",
-        required=True,
         nargs="+",
         metavar="USER",
         help="user ids as in the data (an events file's user column, MovieLens user ids); user indices "
         "when the model's data has no ids (synthetic data) or with --index",
+    )
+    p.add_argument(
+        "--all-users",
+        action="store_true",
+        help="every user of the model, written to --output as user, item, score, rank (raw ids)",
     )
     p.add_argument("--index", action="store_true", help="read --users as user indices (0 .. n_users-1)")
     p.add_argument("--k", type=int, default=10, help="items per user (default 10)")

@@ -11,7 +11,7 @@ default when left out (``skbpr config`` prints every key with its default)::
     mlflow:     enabled, tracking_uri, experiment_name, run_name, log_model,
                 fallback_uri
     sweep:      dotted keys of the model, optimizer and training sections
-                mapped to lists of values, cv, scoring
+                mapped to lists of values, cv, scoring, scheduler
 
 The ``model``, ``optimizer`` and ``training`` keys are derived from
 HybridBPR's signature and docstring (:data:`SCHEMA`): their types, defaults,
@@ -196,6 +196,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
     },
     "sweep": {
         "cv": _f("int", 3, minimum=2),
+        "scheduler": _f("str", None, nullable=True),
         # "scoring" (a metric name or a list of them) is checked separately
     },
 }
@@ -532,6 +533,7 @@ _HELP = {
     "mlflow.log_model": "log the fitted model with the fit's run (skbpr sweep never does)",
     "mlflow.fallback_uri": "where records go when the store fails (null: ./mlflow-fallback.db)",
     "sweep.cv": "PerUserKFold folds",
+    "sweep.scheduler": "Dask scheduler address (tcp://HOST:8786) the fits run on; null: this machine",
 }
 
 EXAMPLE_PATH = "benchmarks/configs/run.yaml"
@@ -561,7 +563,7 @@ def example_config() -> str:
         "# Use with: skbpr fit --config run.yaml (see docs/tracking.md)",
     ]
     for section, fields in SCHEMA.items():
-        lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep only")
+        lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep and skbpr tune only")
         if section == "sweep":
             lines.append("  # searched keys: dotted keys of model / optimizer / training mapped to lists, such as")
             lines.append("  # training.loss: [bpr, warp]")

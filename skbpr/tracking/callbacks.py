@@ -178,12 +178,19 @@ class MLflowCallback(Callback):
 
     # -------------------------------------------------- parent propagation
     def __getstate__(self) -> dict[str, Any]:
-        """Copies and pickles carry the active run of this process as their ``parent_run_id``."""
+        """Copies and pickles carry the active run of this process as their ``parent_run_id``.
+
+        A database store's schema is created here, once per process, so that
+        workers that receive the copy do not race to create it.
+        """
         state = self.__dict__.copy()
         state["_recorder"] = None
         parent = _active_run()
         if parent is not None:
             state["parent_run_id"], state["_parent_uri"] = parent
+        from skbpr.distributed.stores import prepare_quietly
+
+        prepare_quietly(state.get("_parent_uri") or self.tracking_uri)  # the schema, before workers open the store
         return state
 
     def __repr__(self) -> str:

@@ -1,0 +1,303 @@
+"""The command-line side of :mod:`skbpr.distributed`: ``skbpr tune``, ``skbpr sweep --scheduler``
+and ``skbpr recommend --all-users``.
+
+:mod:`skbpr.cli` registers these; this module imports nothing heavy at the
+top, so that ``skbpr --help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_tune_parser", "cmd_tune", "recommend_all_users", "sweep_backend"]
+
+DEFAULT_STUDY = "skbpr"
+CHUNK_USERS = 65_536  # users per recommend call when writing every user's recommendations
+
+
+# --------------------------------------------------------------------------
+# skbpr sweep --scheduler
+# --------------------------------------------------------------------------
+def sweep_scheduler(args: argparse.Namespace, config: Any) -> str | None:
+    """``--scheduler``, else ``sweep.scheduler``, checked before any work (None: run locally)."""
+    from skbpr.cli.commands import CommandLineError
+    from skbpr.cli.config import ConfigError
+    from skbpr.distributed.search import check_scheduler
+
+    if args.scheduler is not None:
+        try:
+            return check_scheduler(args.scheduler)
+        except ValueError:
+            raise CommandLineError(
+                f"--scheduler {args.scheduler!r}: expected a Dask scheduler address such as tcp://HOST:8786"
+            ) from None
+    value = config["sweep"]["scheduler"]
+    if value is None:
+        return None
+    try:
+        return check_scheduler(value)
+    except ValueError:
+        raise ConfigError(
+            f"sweep.scheduler: expected a Dask scheduler address such as 'tcp://HOST:8786' or null, got {value!r}"
+        ) from None
+
+
+def sweep_backend(scheduler: str | None) -> contextlib.AbstractContextManager[Any]:
+    """joblib's ``dask`` backend on ``scheduler`` for the search, or nothing when it is ``None``."""
+    if scheduler is None:
+        return contextlib.nullcontext()
+    import importlib.util
+
+    from skbpr.cli.commands import CommandLineError
+
+    if importlib.util.find_spec("distributed") is None:
+        raise CommandLineError(f"--scheduler {scheduler!r}: needs Dask (pip install 'skbpr[dask]')")
+    from skbpr.distributed.search import dask_backend
+
+    return dask_backend(scheduler)
+
+
+# --------------------------------------------------------------------------
+# skbpr tune
+# --------------------------------------------------------------------------
+def add_tune_parser(sub: Any, epilog: str) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="Optuna study over the sweep section's choices, run by several worker processes",
+        description=textwrap.fill(
+            "Create the study once in the storage, then run --n-workers worker processes against it "
+            "(each runs --n-trials trials). On a cluster: 'skbpr tune --create-only' once, then "
+            "'skbpr tune --worker' on every machine with the same --storage and --study. The search space "
+            "is the sweep section's searched keys, as categorical choices; see docs/scaling.md.",
+            width=96,
+        ),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", required=True, help="YAML configuration with a sweep section (the choices)")
+    p.add_argument(
+        "--storage",
+        required=True,
+        help="Optuna storage: a database URL (postgresql://user@host/db, sqlite:///study.db) or "
+        "journal:PATH (a journal file on a shared file system; no heartbeats there)",
+    )
+    p.add_argument("--study", default=DEFAULT_STUDY, help=f"study name (default {DEFAULT_STUDY!r})")
+    p.add_argument("--n-trials", type=int, default=10, help="trials per worker (default 10)")
+    p.add_argument("--n-workers", type=int, default=1, help="worker processes to start (default 1)")
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--create-only", action="store_true", help="create the study and exit")
+    role.add_argument("--worker", action="store_true", help="run trials in this process on an existing study")
+    p.add_argument("--heartbeat-interval", type=int, default=60, help="seconds between heartbeats (default 60)")
+    p.add_argument(
+        "--grace-period", type=int, default=None, help="seconds without heartbeat before a trial fails (default 2x)"
+    )
+    p.add_argument("--max-retry", type=int, default=3, help="retries of a dead worker's trial (default 3)")
+    p.add_argument("--seed", type=int, default=None, help="sampler seed; worker i uses seed + i")
+    p.add_argument("--timeout", type=float, default=None, help="stop starting trials after this many seconds")
+    p.set_defaults(func=cmd_tune)
+
+
+def _check_tune_args(args: argparse.Namespace) -> None:
+    from skbpr.cli.commands import CommandLineError
+
+    for option, value, low in (
+        ("--n-trials", args.n_trials, 1),
+        ("--n-workers", args.n_workers, 1),
+        ("--heartbeat-interval", args.heartbeat_interval, 1),
+        ("--max-retry", args.max_retry, 0),
+    ):
+        if value < low:
+            raise CommandLineError(f"{option}: expected an integer >= {low}, got {value}")
+    if args.grace_period is not None and args.grace_period < 1:
+        raise CommandLineError(f"--grace-period: expected a positive integer, got {args.grace_period}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise CommandLineError(f"--timeout: expected a positive number of seconds, got {args.timeout}")
+    if not args.study:
+        raise CommandLineError("--study: expected a non-empty study name")
+    if args.seed is not None and not 0 <= args.seed < 2**31:
+        raise CommandLineError(f"--seed: expected an integer in [0, 2**31), got {args.seed}")
+
+
+def _storage(args: argparse.Namespace, *, create_tables: bool) -> Any:
+    from skbpr.cli.commands import CommandLineError
+    from skbpr.distributed.tune import make_storage
+
+    try:
+        return make_storage(
+            args.storage,
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+            max_retry=args.max_retry,
+            create_tables=create_tables,
+        )
+    except ValueError as exc:
+        raise CommandLineError(f"--storage {args.storage!r}: {exc}") from None
+
+
+def _tracking_uri(config: Any) -> str | None:
+    """The MLflow store of the trials' fits, its schema created here (before workers open it)."""
+    from skbpr.cli.commands import _quiet_mlflow, _tracking_available, _warn
+
+    if not _tracking_available(config):
+        return None
+    import mlflow
+
+    from skbpr.distributed.stores import prepare_tracking_store
+    from skbpr.tracking.recorder import absolute_uri
+
+    _quiet_mlflow()
+    uri = absolute_uri(config["mlflow"]["tracking_uri"] or mlflow.get_tracking_uri())
+    try:
+        return prepare_tracking_store(uri)
+    except Exception as exc:  # noqa: BLE001 - tuning goes on; each fit falls back on its own
+        _warn(f"could not prepare the MLflow store {uri}: {exc}")
+        return uri
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    import optuna
+
+    from skbpr.cli.commands import CommandLineError, _say
+    from skbpr.cli.config import ConfigError, load_config
+
+    _check_tune_args(args)
+    config = load_config(args.config)
+    if not config.grid:
+        raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.worker:
+        return _run_worker(args, config)
+    storage = _storage(args, create_tables=True)
+    study = _create(storage, args)
+    _say(f"study {args.study!r} ready in {args.storage} ({len(study.trials)} trials so far)")
+    _tracking_uri(config)  # the MLflow store's schema exists before any worker opens it
+    if args.create_only:
+        return 0
+    procs = [subprocess.Popen(_worker_command(args, i)) for i in range(args.n_workers)]
+    _say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
+    codes = [proc.wait() for proc in procs]
+    study = optuna.load_study(study_name=args.study, storage=storage)
+    _summarise(study)
+    failed = [i for i, code in enumerate(codes) if code != 0]
+    if failed:
+        raise CommandLineError(f"--n-workers: worker(s) {failed} exited with status {[codes[i] for i in failed]}")
+    return 0
+
+
+def _create(storage: Any, args: argparse.Namespace) -> Any:
+    from skbpr.distributed.tune import create_study
+
+    return create_study(storage, args.study, direction="maximize")
+
+
+def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
+    command = [sys.executable, "-m", "skbpr", "tune", "--worker", "--config", str(Path(args.config).resolve())]
+    command += ["--storage", args.storage, "--study", args.study, "--n-trials", str(args.n_trials)]
+    command += ["--heartbeat-interval", str(args.heartbeat_interval), "--max-retry", str(args.max_retry)]
+    if args.grace_period is not None:
+        command += ["--grace-period", str(args.grace_period)]
+    if args.seed is not None:
+        command += ["--seed", str(args.seed + index)]
+    if args.timeout is not None:
+        command += ["--timeout", str(args.timeout)]
+    return command
+
+
+def _run_worker(args: argparse.Namespace, config: Any) -> int:
+    import optuna
+
+    from skbpr.cli.commands import CommandLineError, _say
+    from skbpr.distributed.tune import ConfigObjective, run_worker
+
+    try:  # the study, and so the storage's tables, must exist: workers never create them
+        storage = _storage(args, create_tables=False)
+        optuna.load_study(study_name=args.study, storage=storage)
+    except CommandLineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - KeyError, or the database's "no such table"
+        raise CommandLineError(
+            f"--study {args.study!r}: no such study in {args.storage} ({type(exc).__name__}); create it first: "
+            "skbpr tune --create-only"
+        ) from None
+    tracking = _tracking_uri(config)
+    run_worker(
+        storage, args.study, ConfigObjective(config, tracking), args.n_trials, seed=args.seed, timeout=args.timeout
+    )
+    _say(f"worker {os.getpid()}: {args.n_trials} trials run on study {args.study!r}")
+    return 0
+
+
+def _summarise(study: Any) -> None:
+    from optuna.trial import TrialState
+
+    from skbpr.cli.commands import _print_table, _say
+
+    counts = {state.name: sum(t.state == state for t in study.trials) for state in TrialState}
+    _say("trials: " + ", ".join(f"{n} {name.lower()}" for name, n in counts.items() if n))
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        return
+    rows = [{"trial": t.number, **t.params, "value": t.value} for t in sorted(complete, key=lambda t: -t.value)[:10]]
+    _print_table(rows, ["trial", *study.best_trial.params, "value"])
+    _say(f"best trial {study.best_trial.number}: value {study.best_value:.4f}, {study.best_params}")
+
+
+# --------------------------------------------------------------------------
+# skbpr recommend --all-users
+# --------------------------------------------------------------------------
+def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: Path, fmt: str) -> int:
+    """Every user's top-k as ``user, item, score, rank`` rows, written chunk by chunk."""
+    import numpy as np
+    import pandas as pd
+
+    from skbpr.cli.commands import _say
+    from skbpr.distributed.batch import BatchRecommender
+
+    model = bundle["estimator"]
+    recommender = BatchRecommender(
+        model, bundle.get("user_ids"), bundle.get("item_ids"), k=args.k, exclude_seen=not args.include_seen
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    start, rows = time.perf_counter(), 0
+    writer = None
+    frames = []
+    try:
+        for first in range(0, model.n_users_, CHUNK_USERS):
+            frame = recommender.recommend_indices(np.arange(first, min(first + CHUNK_USERS, model.n_users_)))
+            rows += len(frame)
+            if fmt == "parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(partial, table.schema)
+                writer.write_table(table)
+            elif fmt == "csv":
+                frame.to_csv(partial, mode="a" if first else "w", header=not first, index=False)
+            else:
+                frames.append(frame)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if fmt == "json":
+            pd.concat(frames, ignore_index=True).to_json(partial, orient="records", indent=2, force_ascii=False)
+        os.replace(partial, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    _say(
+        f"{rows} recommendations for all {model.n_users_} users written to {args.output} ({fmt}, "
+        f"columns user, item, score, rank; {seconds:.1f} s)"
+    )
+    return 0

@@ -1,0 +1,251 @@
+"""``skbpr tune``: Optuna studies created once and run by several worker processes.
+
+SQLite and journal storages always run; PostgreSQL runs where its server
+binaries are installed (the test starts its own server on 127.0.0.1 and
+stops it).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+optuna = pytest.importorskip("optuna")
+
+from optuna.trial import TrialState  # noqa: E402
+
+from skbpr.cli import main  # noqa: E402
+from skbpr.distributed.tune import create_study, make_storage, run_worker  # noqa: E402
+
+CONFIG = {
+    "model": {"n_components": 4},
+    "training": {"epochs": 2, "batch_size": 256, "random_state": 0, "n_threads": 1},
+    "data": {"source": "synthetic", "n_users": 60, "n_items": 30, "n_interactions": 300, "random_state": 0},
+    "mlflow": {"enabled": False},
+    "sweep": {"training.loss": ["bpr", "warp", "logistic"], "model.n_components": [4, 8], "cv": 2},
+}
+WORKER_TIMEOUT = 300
+
+
+def _config(tmp_path: Path, name: str = "tune.yaml", **sections: dict) -> str:
+    config = {key: dict(value) for key, value in CONFIG.items()}
+    for section, values in sections.items():
+        config[section].update(values)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return str(path)
+
+
+def _worker(config: str, storage: str, n_trials: int, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "skbpr", "tune", "--worker", "--config", config, "--storage", storage]
+    command += ["--study", "s", "--n-trials", str(n_trials), *extra]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(procs: list[subprocess.Popen]) -> None:
+    outputs = [proc.communicate(timeout=WORKER_TIMEOUT) for proc in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()[-3000:]
+
+
+def _two_workers_finish_their_trials(tmp_path: Path, storage: str) -> None:
+    config = _config(tmp_path)
+    assert main(["tune", "--config", config, "--storage", storage, "--study", "s", "--create-only"]) == 0
+    _finish([_worker(config, storage, 2, "--seed", "1"), _worker(config, storage, 3, "--seed", "2")])
+    study = optuna.load_study(study_name="s", storage=make_storage(storage, heartbeat_interval=None))
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 5
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3, 4]  # 2 + 3 trials, unique numbers
+    assert all(set(t.params) == {"training.loss", "model.n_components"} for t in study.trials)
+    assert all(0 < t.value <= 1 for t in study.trials)
+    assert study.best_trial.user_attrs["mean_auc"] > 0.5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_workers_on_a_precreated_study_run_n1_plus_n2_trials(tmp_path, kind):
+    storage = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'study.log'}"
+    _two_workers_finish_their_trials(tmp_path, storage)
+
+
+@pytest.mark.slow
+def test_tune_command_starts_workers_and_prepares_the_mlflow_store(tmp_path, capsys, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = _config(tmp_path, mlflow={"enabled": True, "tracking_uri": uri, "experiment_name": "tune"})
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ["tune", "--config", config, "--storage", storage, "--n-workers", "2", "--n-trials", "2", "--seed", "0"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 worker process(es) started, 2 trials each" in out and "trials: 4 complete" in out
+    assert "best trial " in out
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tune").experiment_id], max_results=100)
+    assert len(runs) == 4 * 2  # every fold fit of every trial, none lost
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted({r.info.run_name for r in runs}) == ["trial-0", "trial-1", "trial-2", "trial-3"]
+    assert not (tmp_path / "mlflow-fallback.db").exists()
+
+
+def _wait_for(predicate, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_killed_worker_trial_becomes_fail_and_is_retried(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    beats = ["--heartbeat-interval", "1", "--grace-period", "2"]
+    endless = _config(tmp_path, "endless.yaml", training={"epochs": 1_000_000})
+    assert main(["tune", "--config", endless, "--storage", storage, "--study", "s", "--create-only", *beats]) == 0
+    observer = make_storage(storage, heartbeat_interval=1, grace_period=2)
+    study = optuna.load_study(study_name="s", storage=observer)
+    worker = _worker(endless, storage, 1, *beats)
+    try:
+        _wait_for(lambda: [t.state for t in study.get_trials()] == [TrialState.RUNNING], 180, "a running trial")
+        time.sleep(1.5)  # heartbeats have been recorded
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=30)
+    assert worker.returncode == -signal.SIGKILL
+    assert study.get_trials()[0].state == TrialState.RUNNING  # nothing noticed the death yet
+    time.sleep(3)  # past the grace period
+    optuna.storages.fail_stale_trials(study)  # what every worker does before a trial
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].params == trials[0].params
+    retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback)
+    assert retry.retried_trial_number(trials[1]) == 0
+    # a live worker runs the queued copy first
+    quick = _config(tmp_path, "quick.yaml")
+    _finish([_worker(quick, storage, 1, *beats)])
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert trials[1].params == trials[0].params
+
+
+def test_tune_errors_exit_2_before_any_work(tmp_path, capsys):
+    config = _config(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    cases = [
+        (["--storage", "study.db"], "--storage 'study.db': storage: expected 'journal:<path>' or a database URL"),
+        (["--storage", storage, "--n-trials", "0"], "--n-trials: expected an integer >= 1, got 0"),
+        (["--storage", storage, "--n-workers", "0"], "--n-workers: expected an integer >= 1, got 0"),
+        (["--storage", storage, "--grace-period", "0"], "--grace-period: expected a positive integer, got 0"),
+        (["--storage", storage, "--worker", "--study", "missing"], "--study 'missing': no such study"),
+    ]
+    for extra, message in cases:
+        assert main(["tune", "--config", config, *extra]) == 2
+        assert message in capsys.readouterr().err
+    no_grid = tmp_path / "nogrid.yaml"
+    no_grid.write_text(yaml.safe_dump({k: v for k, v in CONFIG.items() if k != "sweep"}), encoding="utf-8")
+    assert main(["tune", "--config", str(no_grid), "--storage", storage]) == 2
+    assert "sweep: expected at least one searched key" in capsys.readouterr().err
+
+
+def test_storage_and_worker_functions(tmp_path):
+    with pytest.raises(ValueError, match="heartbeat_interval: expected a positive integer"):
+        make_storage(f"sqlite:///{tmp_path / 'x.db'}", heartbeat_interval=0)
+    with pytest.raises(ValueError, match="max_retry: expected a non-negative integer"):
+        make_storage(f"sqlite:///{tmp_path / 'x.db'}", max_retry=-1)
+    with pytest.raises(ValueError, match="expected a file path after 'journal:'"):
+        make_storage("journal:")
+    storage = make_storage(f"sqlite:///{tmp_path / 'x.db'}", heartbeat_interval=3, grace_period=7, max_retry=0)
+    assert (storage.heartbeat_interval, storage.grace_period, storage.get_heartbeat_stale_trial_callback()) == (
+        3,
+        7,
+        None,
+    )
+    url = f"journal:{tmp_path / 'j.log'}"
+    create_study(url, "f")
+    assert len(run_worker(url, "f", lambda trial: trial.suggest_int("x", 0, 3), 2, seed=0).trials) == 2
+    run_worker(url, "f", lambda trial: trial.suggest_int("x", 0, 3), 1, seed=1)  # a second worker adds to it
+    assert [t.number for t in optuna.load_study(study_name="f", storage=make_storage(url)).trials] == [0, 1, 2]
+    with pytest.raises(ValueError, match="n_trials: expected a positive integer"):
+        run_worker(url, "f", lambda trial: 0.0, 0)
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL: a private server on 127.0.0.1, started and stopped here
+# --------------------------------------------------------------------------
+def _postgres_bin() -> Path | None:
+    for folder in [os.environ.get("SKBPR_PG_BIN"), *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]:
+        if folder and all(Path(folder, tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
+            return Path(folder)
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb and shutil.which("pg_ctl") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    folder = _postgres_bin()
+    if folder is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl, postgres) are not installed")
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install psycopg2-binary)")
+    owner: dict = {}
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the 'postgres' system user
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server as (it refuses root)")
+        owner = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+    base = Path(tempfile.mkdtemp(prefix="skbpr-pg-"))  # under /tmp: reachable by the server's user
+    if owner:
+        os.chown(base, owner["user"], owner["group"])
+    data, port = base / "data", _free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "HOME": str(base)}
+
+    def run(*args: str) -> None:
+        subprocess.run(args, cwd=base, env=env, check=True, capture_output=True, timeout=120, **owner)
+
+    try:
+        run(str(folder / "initdb"), "-D", str(data), "-U", "skbpr", "-A", "trust", "-E", "UTF8", "--no-sync")
+    except PermissionError as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"cannot start processes as the 'postgres' user here ({exc})")
+    options = f"-k {base} -h 127.0.0.1 -p {port} -F"
+    started = False
+    try:
+        run(str(folder / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o", options,
+            "start")  # fmt: skip
+        started = True
+        yield f"postgresql+psycopg2://skbpr@127.0.0.1:{port}/postgres"
+    finally:
+        if started:
+            run(str(folder / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "-t", "30", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_two_workers_on_postgresql(tmp_path, postgres_url):
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres_url)
+    with engine.connect() as connection:  # the server listens where the test put it, and only there
+        assert connection.execute(sqlalchemy.text("show listen_addresses")).scalar() == "127.0.0.1"
+    engine.dispose()
+    _two_workers_finish_their_trials(tmp_path, postgres_url)
