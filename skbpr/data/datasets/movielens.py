@@ -58,7 +58,11 @@ from skbpr.data.events import encode_ids
 if TYPE_CHECKING:
     from skbpr.data.interactions import Interactions
 
-_ITEM_FEATURES = ("genres", "tags", "genres+tags")
+_ITEM_PARTS = ("genres", "tags", "year", "decade", "title")
+_USER_PARTS = ("age", "gender", "occupation", "zip")
+_DEFAULT_USER_PARTS = ("age", "gender", "occupation")
+# a title ends with its release year, "(1995)", or a span of years, "(2006-2007)"
+_TITLE_YEAR = r"\((\d{4})(?:\s*[-\u2013]\s*\d{0,4})?\)\s*$"
 _NO_GENRE = "(no genres listed)"
 
 _GENRES_100K = (
@@ -287,22 +291,87 @@ def _tag_features(tags: pd.DataFrame | None, item_ids: np.ndarray, min_tag_items
     return _binary_matrix(rows, pairs["tag"], len(item_ids), "tag")
 
 
-def _user_features(users: pd.DataFrame, user_ids: np.ndarray):
+def _release_years(items: pd.DataFrame) -> pd.Series:
+    """Release year of each movie (float, NaN when unknown): the title's
+    trailing "(1995)", else the year of ``release_date`` (ml-100k's
+    "01-Jan-1995")."""
+    years = pd.to_numeric(items["title"].astype(str).str.extract(_TITLE_YEAR, expand=False), errors="coerce")
+    if "release_date" in items.columns:
+        dates = pd.to_datetime(items["release_date"].astype(str), format="%d-%b-%Y", errors="coerce")
+        years = years.fillna(dates.dt.year)
+    return years
+
+
+def _year_features(items: pd.DataFrame, item_ids: np.ndarray, decade: bool):
+    years = _release_years(items)
+    known = years.notna().to_numpy()
+    rows = encode_ids(items["item_id"].to_numpy()[known], item_ids)
+    values = years[known].astype(np.int64)
+    if decade:
+        labels = (values // 10 * 10).astype(str) + "s"
+        return _binary_matrix(rows, labels, len(item_ids), "decade")
+    return _binary_matrix(rows, values.astype(str), len(item_ids), "year")
+
+
+def _title_words(items: pd.DataFrame, item_ids: np.ndarray, min_word_items: int):
+    """Lower-cased words (runs of letters and digits) of each title, its year removed,
+    kept when at least ``min_word_items`` distinct movies have them."""
+    titles = items["title"].astype(str).str.replace(_TITLE_YEAR, "", regex=True).str.lower()
+    pairs = pd.DataFrame({"item_id": items["item_id"].to_numpy(), "word": titles.str.findall(r"[^\W_]+")})
+    pairs = pairs.explode("word").dropna().drop_duplicates()
+    counts = pairs["word"].value_counts()
+    pairs = pairs[pairs["word"].map(counts).to_numpy() >= min_word_items]
+    rows = encode_ids(pairs["item_id"].to_numpy(), item_ids)
+    return _binary_matrix(rows, pairs["word"].astype(str), len(item_ids), "title")
+
+
+def _zip_regions(zip_codes: pd.Series) -> pd.Series:
+    """First digit of a US zip code; ``"other"`` for codes that do not start
+    with a digit (ml-100k has a few Canadian postal codes)."""
+    first = zip_codes.astype(str).str.strip().str[:1]
+    return first.where(first.str.fullmatch(r"\d"), "other")
+
+
+def _user_features(users: pd.DataFrame, user_ids: np.ndarray, parts: tuple[str, ...] = _DEFAULT_USER_PARTS):
     rows = encode_ids(users["user_id"].to_numpy(), user_ids)
+    columns = {
+        "age": users["age_group"],
+        "gender": users["gender"],
+        "occupation": users["occupation"],
+        "zip": _zip_regions(users["zip_code"]) if "zip_code" in users.columns else None,
+    }
     blocks, names = [], []
-    for column, prefix in (("age_group", "age"), ("gender", "gender"), ("occupation", "occupation")):
-        matrix, block_names = _binary_matrix(rows, users[column].astype(str), len(user_ids), prefix)
+    for part in parts:
+        if columns[part] is None:
+            continue
+        matrix, block_names = _binary_matrix(rows, columns[part].astype(str), len(user_ids), part)
         blocks.append(matrix)
         names.append(block_names)
     return sp.hstack(blocks, format="csr", dtype=np.float32), np.concatenate(names)
 
 
+def _parse_parts(value: str | bool | None, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """The blocks named by a ``"+"``-joined feature spec, in the order given."""
+    if value is None or value is False:
+        return ()
+    if value is True:
+        return _DEFAULT_USER_PARTS
+    parts = tuple(value.split("+")) if isinstance(value, str) else ()
+    if not parts or any(p not in allowed for p in parts) or len(set(parts)) != len(parts):
+        extra = " or a bool (True: 'age+gender+occupation')" if name == "user_features" else ""
+        raise ValueError(
+            f"{name} must be None, one of {allowed} or several of them joined by '+' (each once){extra}, got {value!r}"
+        )
+    return parts
+
+
 def _build(
     tables: dict[str, pd.DataFrame | None],
     threshold: float | None,
-    item_features: str | None,
-    user_features: bool,
+    item_features: tuple[str, ...],
+    user_features: tuple[str, ...],
     min_tag_items: int,
+    min_word_items: int = 5,
 ) -> Interactions:
     from skbpr.data.interactions import Interactions
 
@@ -328,15 +397,18 @@ def _build(
 
     ufeat = unames = ifeat = inames = None
     if user_features and users is not None:
-        ufeat, unames = _user_features(users, user_ids)
-    if item_features is not None:
+        ufeat, unames = _user_features(users, user_ids, user_features)
+    if item_features:
+        builders = {
+            "genres": lambda: _genre_features(items, item_ids),
+            "tags": lambda: _tag_features(tables["tags"], item_ids, min_tag_items),
+            "year": lambda: _year_features(items, item_ids, decade=False),
+            "decade": lambda: _year_features(items, item_ids, decade=True),
+            "title": lambda: _title_words(items, item_ids, min_word_items),
+        }
         blocks, names = [], []
-        if "genres" in item_features:
-            matrix, block_names = _genre_features(items, item_ids)
-            blocks.append(matrix)
-            names.append(block_names)
-        if "tags" in item_features:
-            matrix, block_names = _tag_features(tables["tags"], item_ids, min_tag_items)
+        for part in item_features:
+            matrix, block_names = builders[part]()
             blocks.append(matrix)
             names.append(block_names)
         ifeat = sp.hstack(blocks, format="csr", dtype=np.float32)
@@ -373,11 +445,12 @@ def load_movielens(
     download: bool = True,
     threshold: float | None = 4.0,
     item_features: str | None = "genres",
-    user_features: bool = True,
+    user_features: bool | str = True,
     as_frame: bool = False,
     base_url: str | None = None,
     checksum: str | None = None,
     min_tag_items: int = 5,
+    min_word_items: int = 5,
 ) -> Interactions | MovieLensFrames:
     """Load a MovieLens release as implicit feedback.
 
@@ -397,14 +470,28 @@ def load_movielens(
         keeps "liked" movies (4 or 5 of 5 stars).  A threshold of 3.5, used
         elsewhere, selects the same ratings on the integer-star releases
         (100k, 1m) but also counts 3.5-star ratings on the half-star ones.
-    item_features : {"genres", "tags", "genres+tags"} or None
-        Multi-hot item features named ``genre=<g>`` / ``tag=<t>``.  Tags
-        (lower-cased) come from ``tags.csv`` / ``tags.dat`` when the release
-        has them and are kept when applied to at least ``min_tag_items``
-        movies.
-    user_features : bool
-        One-hot age group, gender and occupation (``age=18-24``,
-        ``gender=F``, ``occupation=writer``); only 100k and 1m have them.
+    item_features : str or None
+        Blocks of multi-hot item features, one of ``"genres"``, ``"tags"``,
+        ``"year"``, ``"decade"``, ``"title"`` or several joined by ``"+"``
+        (``"genres+decade+title"``), in that order in the matrix:
+
+        * ``genres``: ``genre=<g>``;
+        * ``tags``: ``tag=<t>``, lower-cased, from ``tags.csv`` /
+          ``tags.dat`` when the release has them, kept when applied to at
+          least ``min_tag_items`` movies;
+        * ``year`` / ``decade``: ``year=1995`` / ``decade=1990s``, the
+          release year from the title's trailing ``(1995)``, else from
+          ml-100k's release date; movies without either get no column;
+        * ``title``: ``title=<word>``, the lower-cased words (runs of
+          letters and digits) of the title without its year, kept when at
+          least ``min_word_items`` movies have them.
+    user_features : bool or str
+        ``True``: one-hot age group, gender and occupation (``age=18-24``,
+        ``gender=F``, ``occupation=writer``); ``False``: none; or blocks
+        among ``"age"``, ``"gender"``, ``"occupation"``, ``"zip"`` joined by
+        ``"+"``, where ``zip`` is the zip region, the first digit of the zip
+        code (``zip=9``; ``zip=other`` for codes that do not start with a
+        digit).  Only 100k and 1m have user features.
     as_frame : bool
         Return the parsed tables instead of a container.
     base_url : str, optional
@@ -415,6 +502,9 @@ def load_movielens(
     min_tag_items : int
         Minimum number of distinct movies carrying a tag for it to become a
         feature.
+    min_word_items : int
+        Minimum number of distinct movies whose titles hold a word for it to
+        become a feature.
 
     Returns
     -------
@@ -458,13 +548,18 @@ def load_movielens(
         if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not (np.isfinite(threshold)):
             raise ValueError(f"threshold must be a finite number or None, got {threshold!r}")
         threshold = float(threshold)
-    if item_features is not None and item_features not in _ITEM_FEATURES:
-        raise ValueError(f"item_features must be one of {_ITEM_FEATURES} or None, got {item_features!r}")
-    for argument, value in (("download", download), ("user_features", user_features), ("as_frame", as_frame)):
+    if isinstance(item_features, bool):
+        raise ValueError(f"item_features must be a string or None, got {item_features!r}")
+    item_parts = _parse_parts(item_features, "item_features", _ITEM_PARTS)
+    if isinstance(user_features, np.bool_):
+        user_features = bool(user_features)
+    user_parts = _parse_parts(user_features, "user_features", _USER_PARTS)
+    for argument, value in (("download", download), ("as_frame", as_frame)):
         if not isinstance(value, (bool, np.bool_)):
             raise ValueError(f"{argument} must be a bool, got {value!r}")
-    if isinstance(min_tag_items, bool) or not isinstance(min_tag_items, numbers.Integral) or (min_tag_items < 1):
-        raise ValueError(f"min_tag_items must be an integer >= 1, got {min_tag_items!r}")
+    for argument, value in (("min_tag_items", min_tag_items), ("min_word_items", min_word_items)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{argument} must be an integer >= 1, got {value!r}")
     if base_url is not None and (not isinstance(base_url, str) or not base_url.strip()):
         raise ValueError(f"base_url must be a non-empty string, got {base_url!r}")
     expected = parse_checksum(checksum, release.md5)
@@ -478,4 +573,4 @@ def load_movielens(
     tables = _READERS[release.layout](folder)
     if as_frame:
         return MovieLensFrames(**tables)
-    return _build(tables, threshold, item_features, user_features, int(min_tag_items))
+    return _build(tables, threshold, item_parts, user_parts, int(min_tag_items), int(min_word_items))
