@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = load_movielens(args.dataset, data_home=args.data_home, download=False)
     train, test = train_test_split(data, test_size=0.2, random_state=args.seed)
     search = GridSearchCV(
-        HybridBPR(n_components=args.factors, epochs=args.epochs, random_state=args.seed),
+        HybridBPR(n_components=args.factors, n_negatives=1, epochs=args.epochs, random_state=args.seed),
         args.grid,
         cv=PerUserKFold(3, random_state=args.seed),
         scoring={m: make_ranking_scorer(m) for m in METRICS},

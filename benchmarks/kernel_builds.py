@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     big = make_interactions(138_000, 27_000, args.size, random_state=0)
 
     def rate(data, epochs, loss):
-        model = HybridBPR(64, epochs=epochs, random_state=0, n_threads=args.threads, backend="native", loss=loss)
+        model = HybridBPR(
+            64, n_negatives=1, epochs=epochs, random_state=0, n_threads=args.threads, backend="native", loss=loss
+        )
         model.set_params(user_features_mode="identity", item_features_mode="identity")
         start = clock()
         model.fit(data)

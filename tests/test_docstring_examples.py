@@ -32,6 +32,7 @@ MODULES = [
     "skbpr.tracking.plots",
     "skbpr.tracking.recorder",
     "skbpr.training.callbacks",
+    "skbpr.training.defaults",
     "skbpr.training.weighting",
     "skbpr.utils.signature",
     "skbpr.utils.validation",

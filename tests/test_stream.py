@@ -99,6 +99,7 @@ def test_backends_train_the_same_weights(loss, optimizer, negatives, features):
         user_features_mode=features,
         item_features_mode=features,
         learning_rate=0.05,
+        alpha=0.01,  # one penalty for every loss, not WARP's own default (0.1)
         epochs=3,
         batch_size=256,
         random_state=7,

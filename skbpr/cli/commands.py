@@ -369,8 +369,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     model.fit(train, eval_set=eval_set)
     seconds = time.perf_counter() - start
-    shown = ("n_components", "loss", "negatives", "optimizer", "learning_rate", "epochs")
-    _say(f"HybridBPR({', '.join(f'{k}={params[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
+    shown = ("n_components", "loss", "negatives", "n_negatives", "optimizer", "learning_rate", "alpha", "epochs")
+    # "auto" parameters as the fit resolved them (learning_rate_, alpha_, n_negatives_, negatives_)
+    values = {k: getattr(model, f"{k}_", params[k]) if params[k] == "auto" else params[k] for k in shown}
+    _say(f"HybridBPR({', '.join(f'{k}={values[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
     _describe_epochs(model, params, watched="the test split" if eval_set is not None else "held-out train positives")
     metrics = _metrics(config)
     rows = _evaluation_rows(model, train, test, metrics)

@@ -70,6 +70,7 @@ class Field:
     maximum: float | None = None  # included
     param: str | None = None  # HybridBPR parameter it sets
     help: str = ""  # one line for the example configuration
+    auto: bool = False  # the string "auto" is accepted too (HybridBPR's per-loss default)
 
     def describe(self) -> str:
         what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[self.kind]
@@ -81,6 +82,8 @@ class Field:
             what += f" {'>' if self.strict else '>='} {self.minimum:g}"
         if self.nullable:
             what += " or null"
+        if self.auto:
+            what += " or auto (the loss's default)"
         return what
 
 
@@ -134,9 +137,11 @@ def _estimator_field(param: Any) -> Field:
     extra: dict[str, Any] = {}
     if param.name == "random_state":  # numpy's RandomState and scikit-learn take seeds in [0, 2**32 - 1]
         extra = {"minimum": 0, "maximum": MAX_SEED}
+    auto = kinds[0] in ("int", "float") and param.default == "auto"  # a per-loss default, resolved in fit
     return Field(
         kinds[0],
         CLI_DEFAULTS.get(param.name, param.default),
+        auto=auto,
         nullable=nullable,
         choices=param.choices,
         param=param.name,
@@ -262,6 +267,8 @@ def _check_value(key: str, field: Field, value: Any) -> Any:
         if field.nullable:
             return None
         raise _fail(key, value, field.describe())
+    if field.auto and value == "auto":
+        return value
     if field.kind == "bool":
         if not isinstance(value, bool):
             raise _fail(key, value, field.describe())

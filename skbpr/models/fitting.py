@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from skbpr.models.base import check_interaction_matrix, ignore_target
 from skbpr.training import TrainingProblem, make_optimizer
 from skbpr.training.callbacks import Callback
+from skbpr.training.defaults import resolve
 from skbpr.training.engine import Engine, choose_backend
 from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import users_without_candidates
@@ -70,15 +71,20 @@ class FittingMixin:
                 f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k})"
             )
             raise invalid("sigma", what, self.sigma)
-        if not float(self.alpha) <= sigma_max:
+        alpha = self._resolved()["alpha"]
+        if not float(alpha) <= sigma_max:
             what = (
                 f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
                 f"(the training dtype) for rows of squared norm {scale:.3g} "
                 f"(init_std={self.init_std!r}, n_components={k})"
             )
-            raise invalid("alpha", what, self.alpha)
+            raise invalid("alpha", what, alpha)
         if not float(self.margin) <= _F32_MAX / 4:
             raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", self.margin)
+
+    def _resolved(self) -> dict[str, Any]:
+        """``learning_rate``, ``alpha`` and ``n_negatives`` with ``"auto"`` replaced by the loss's default."""
+        return resolve(self.loss, learning_rate=self.learning_rate, alpha=self.alpha, n_negatives=self.n_negatives)
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
@@ -273,8 +279,12 @@ class FittingMixin:
         else:
             model = self.model_
         model = model.to(device)
-        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate)
-        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate)
+        resolved = self._resolved()
+        self.learning_rate_ = float(resolved["learning_rate"])
+        self.alpha_ = float(resolved["alpha"])
+        self.n_negatives_ = int(resolved["n_negatives"])
+        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate_)
+        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate_)
         opt_u.load_state(self._optimizer_state[0])
         opt_i.load_state(self._optimizer_state[1])
         problem = TrainingProblem(
@@ -289,8 +299,8 @@ class FittingMixin:
             loss=self.loss,
             sigma=float(self.sigma),
             margin=float(self.margin),
-            alpha=float(self.alpha),
-            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives),
+            alpha=self.alpha_,
+            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives_),
             batch_size=int(self.batch_size),
             weights=weights,
         )

@@ -23,6 +23,7 @@ from skbpr.models.persistence import DevicePicklingMixin
 from skbpr.models.serving import ServingMixin
 from skbpr.training import OPTIMIZERS, resolve_device, torch_threads
 from skbpr.training.callbacks import CallbackList
+from skbpr.training.defaults import AUTO
 from skbpr.training.engine import BACKENDS
 from skbpr.training.losses import LOSSES
 from skbpr.training.model import FEATURE_MODES
@@ -31,6 +32,13 @@ from skbpr.training.weighting import Weighting, check_weighting
 from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
+AUTO_ALSO = 'or "auto" (the loss\'s default)'  # what the per-loss parameters accept besides numbers
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO
+
+
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 
 
@@ -81,9 +89,14 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         NDCG@10 by about 5 % over ``none`` (``linear`` lowered it by 8 %;
         ``benchmarks/weights.py``, ``docs/guide.md``). The confidences used
         are in ``confidences_``.
-    n_negatives : int, default=1
+    n_negatives : int or "auto", default="auto"
         Negatives drawn per positive for ``bpr``, ``logistic``, ``hinge`` and
-        callables (their losses average over them).
+        callables (their losses average over them). ``"auto"``: the loss's
+        default (16 for ``bpr``, ``logistic`` and callables, 1 for
+        ``hinge``; WARP draws ``max_sampled`` candidates instead), resolved
+        in ``fit`` into ``n_negatives_``. One uniform negative per positive
+        leaves most of a large catalogue unseen by a user in 50 epochs; see
+        :mod:`skbpr.training.defaults`.
     max_sampled : int, default=10
         WARP: the most candidates drawn per positive in search of one that
         violates the margin.
@@ -97,10 +110,14 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         identity column per row. Without given features, identity is used.
     optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
         Sparse-row optimiser: only the rows a batch touched are updated.
-    learning_rate : float, default=0.1
+    learning_rate : float or "auto", default="auto"
         Step size of the optimiser (for a loss averaged over the batch).
-    alpha : float, default=0.01
+        ``"auto"``: the loss's default (0.1; 0.03 for ``warp``), resolved in
+        ``fit`` into ``learning_rate_``.
+    alpha : float or "auto", default="auto"
         L2 penalty on the representations a batch uses (per occurrence).
+        ``"auto"``: the loss's default (0.01; 0.1 for ``warp``), resolved in
+        ``fit`` into ``alpha_``.
     init_std : float, default=0.1
         Standard deviation of the initial embeddings.
     epochs : int, default=50
@@ -190,6 +207,12 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ``partial_fit``), with the pattern of ``train_positives_``: 1
         everywhere with ``weighting="none"`` or binary data, 0 for the
         positives of users that could not be trained (every item a positive).
+    learning_rate_, alpha_ : float
+        The learning rate and L2 penalty the last fit used: the parameter,
+        or the loss's default (:func:`skbpr.training.defaults.loss_defaults`)
+        where it is ``"auto"``.
+    n_negatives_ : int
+        The negatives per positive the last fit used, resolved likewise.
     device_ : torch.device
         Where the model lives.
 
@@ -219,15 +242,15 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         negatives: str = "uniform",
         implicit_ratio: float = 0.5,
         weighting: Weighting = "log",
-        n_negatives: int = 1,
+        n_negatives: int | str = "auto",
         max_sampled: int = 10,
         sigma: float = 1.0,
         margin: float = 1.0,
         user_features_mode: str = "both",
         item_features_mode: str = "both",
         optimizer: str = "adagrad",
-        learning_rate: float = 0.1,
-        alpha: float = 0.01,
+        learning_rate: float | str = "auto",
+        alpha: float | str = "auto",
         init_std: float = 0.1,
         epochs: int = 50,
         batch_size: int = 4096,
@@ -281,15 +304,18 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         check_choice(self.negatives, "negatives", NEGATIVE_MODES)
         check_number(self.implicit_ratio, "implicit_ratio", low=0, high=1)
         check_weighting(self.weighting)
-        check_number(self.n_negatives, "n_negatives", integer=True, low=0, low_open=True)
+        if not _is_auto(self.n_negatives):
+            check_number(self.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
         check_number(self.max_sampled, "max_sampled", integer=True, low=0, low_open=True)
         check_number(self.sigma, "sigma", low=0, low_open=True)
         check_number(self.margin, "margin", low=0)
         check_choice(self.user_features_mode, "user_features_mode", FEATURE_MODES)
         check_choice(self.item_features_mode, "item_features_mode", FEATURE_MODES)
         check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        check_number(self.learning_rate, "learning_rate", low=0, low_open=True)
-        check_number(self.alpha, "alpha", low=0)
+        if not _is_auto(self.learning_rate):
+            check_number(self.learning_rate, "learning_rate", low=0, low_open=True, also=AUTO_ALSO)
+        if not _is_auto(self.alpha):
+            check_number(self.alpha, "alpha", low=0, also=AUTO_ALSO)
         check_number(self.init_std, "init_std", low=0)
         self._check_float32_range()
         check_number(self.epochs, "epochs", integer=True, low=0, low_open=True)

@@ -122,6 +122,7 @@ def check_number(
     low_open: bool = False,
     high_open: bool = False,
     allow_none: bool = False,
+    also: str = "",
 ) -> Any:
     """``value`` as an ``int`` or ``float`` when it is one, finite and in range.
 
@@ -139,6 +140,8 @@ def check_number(
         Exclude the bound.
     allow_none : bool, default=False
         Accept (and return) ``None``.
+    also : str, default=""
+        What else the caller accepts, for the message (``'or "auto"'``).
 
     Returns
     -------
@@ -165,6 +168,8 @@ def check_number(
     what = ("an integer" if integer else "a finite number") + _interval(low, high, low_open, high_open)
     if allow_none:
         what += " or None"
+    if also:
+        what += f" {also}"
     if isinstance(value, bool | np.bool_) or not isinstance(value, kind):
         raise invalid(name, what, value)
     number = int(value) if integer else float(value)

@@ -1,0 +1,104 @@
+"""How HybridBPR's defaults were chosen: settings compared on a validation share, never the test split.
+
+Each data set is split as ``benchmarks/movielens.py`` splits it (80/20 per
+user, ``random_state=seed``); the 80 % training part is split again 80/20
+per user (``random_state=1000 + seed``). Settings fit on the inner 80 % and
+are scored on the inner 20 %, so the benchmark's test positives are never
+seen. Each setting is a set of HybridBPR parameters on top of its defaults
+(identity features, 64 factors, 2 threads); the peers fit the same inner
+part at the settings of ``benchmarks/movielens.py``.
+
+Examples
+--------
+python benchmarks/defaults_sweep.py                                  # the settings below, both data sets
+python benchmarks/defaults_sweep.py --dataset lastfm --settings '{"n_negatives": 1}' '{"epochs": 200}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import movielens as bench  # noqa: E402  (the sibling benchmark script: same loading and peers)
+
+from skbpr import HybridBPR  # noqa: E402
+from skbpr.metrics import evaluate, evaluate_scores  # noqa: E402
+from skbpr.model_selection import train_test_split  # noqa: E402
+
+METRICS = ["ndcg@10", "auc"]
+# the defaults (n_negatives="auto": 16) against one negative per positive, as before
+SETTINGS = ['{"n_negatives": 1}', "{}"]
+
+
+def validation_split(dataset: str, data_home: Path, seed: int):
+    """The inner fit / validation parts of the benchmark's training split."""
+    data = bench.load(dataset, data_home, seed)
+    train, _ = train_test_split(data, test_size=0.2, random_state=seed)
+    return train_test_split(train, test_size=0.2, random_state=1000 + seed)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", nargs="+", default=["ml-100k", "lastfm"])
+    parser.add_argument("--data-home", type=Path, default=bench.DEFAULT_DATA_HOME)
+    parser.add_argument("--settings", nargs="+", default=SETTINGS, help="JSON objects of HybridBPR parameters")
+    parser.add_argument("--peers", nargs="*", default=["cornac-bpr"], choices=bench.PEERS[1:])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=bench.ROOT / "benchmarks" / "results" / "defaults_sweep.json")
+    args = parser.parse_args(argv)
+    try:
+        settings = [json.loads(s) for s in args.settings]
+    except json.JSONDecodeError as exc:
+        parser.error(f"--settings must be JSON objects: {exc}")
+    torch.set_num_threads(args.threads)
+    rows = []
+    for dataset in args.dataset:
+        fit, val = validation_split(dataset, args.data_home, args.seed)
+        for params in settings:
+            model = HybridBPR(
+                n_components=64,
+                random_state=args.seed,
+                n_threads=args.threads,
+                user_features_mode="identity",
+                item_features_mode="identity",
+                **params,
+            )
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*interaction weights.*", category=UserWarning)
+                model.fit(fit)
+            seconds = time.perf_counter() - start
+            scores = evaluate(model, val, metrics=METRICS)
+            rows.append({"dataset": dataset, "system": f"skbpr {json.dumps(params)}", **scores, "fit_s": seconds})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        peer_args = argparse.Namespace(factors=64, threads=args.threads)
+        for name in args.peers:
+            fitted = bench.fit_peer(name, fit, args.seed, peer_args)
+            if fitted is None:
+                print(f"# {name}: not importable, skipped", file=sys.stderr)
+                continue
+            score_fn, seconds, _ = fitted
+            scores = evaluate_scores(score_fn, val.positives, exclude=fit.positives, metrics=METRICS)
+            rows.append({"dataset": dataset, "system": name, **scores, "fit_s": seconds})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    lines = ["| data set | system | val NDCG@10 | val AUC | fit s |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['dataset']} | {r['system']} | {r['ndcg@10']:.3f} | {r['auc']:.3f} | {r['fit_s']:.1f} |" for r in rows
+    ]
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"seed": args.seed, "threads": args.threads, "rows": rows}, indent=2))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
