@@ -251,12 +251,20 @@ inline double weigh(float c, float* d, int64_t M, double value) {
     return value * static_cast<double>(c);
 }
 
+// Negative k (0-based) of the sample at epoch position p.
+inline int64_t negative_at(const Problem& P, int64_t user, uint64_t seed, uint64_t p, int64_t k,
+                           const int64_t* fixed_negatives) {
+    return fixed_negatives ? fixed_negatives[p * P.n_negatives + k] : draw_negative(P, user, seed, p, k);
+}
+
+// WARP draws its first candidate here and the others in sample_gradients,
+// one at a time, up to the first violation.
 inline void draw_sample(const Problem& P, int64_t j, uint64_t seed, uint64_t p, const int64_t* fixed_negatives) {
     const int64_t M = P.n_negatives;
     const int64_t user = P.batch_users[j];
     int64_t* ids = P.batch_items + j * (M + 1);
-    for (int64_t k = 0; k < M; ++k)
-        ids[k + 1] = fixed_negatives ? fixed_negatives[p * M + k] : draw_negative(P, user, seed, p, k);
+    const int64_t n = P.loss == WARP ? 1 : M;
+    for (int64_t k = 0; k < n; ++k) ids[k + 1] = negative_at(P, user, seed, p, k, fixed_negatives);
 }
 
 // Bring a user's sorted positives towards the cache: the whole list up to
@@ -296,7 +304,8 @@ inline void prefetch_sample(const Problem& P, int64_t j) {
         for (int64_t c = 0; c < P.user.n_cols; c += 16) SKBPR_PREFETCH(u + c);
     }
     if (P.item_rows.indptr == nullptr) {
-        for (int64_t k = 0; k <= M; ++k) {
+        const int64_t drawn = P.loss == WARP ? 1 : M;  // WARP's other candidates are not drawn yet
+        for (int64_t k = 0; k <= drawn; ++k) {
             const float* v = P.item.weight + P.batch_items[j * (M + 1) + k] * P.item.n_cols;
             for (int64_t c = 0; c < P.item.n_cols; c += 16) SKBPR_PREFETCH(v + c);
         }
@@ -305,14 +314,24 @@ inline void prefetch_sample(const Problem& P, int64_t j) {
 
 // Phase 1b: scores, loss and representation gradients of batch slot j.
 inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scores, float* dscores,
-                             const float** vrep) {
+                             const float** vrep, uint64_t seed, uint64_t p, const int64_t* fixed_negatives) {
     const int64_t d = P.user.n_cols, di = P.item.n_cols, M = P.n_negatives;
-    const int64_t* ids = P.batch_items + j * (M + 1);
+    int64_t* ids = P.batch_items + j * (M + 1);
     const float* u = user_rep(P, j);
-    // WARP scores lazily: its gradient needs the candidates up to the first
-    // violation only (every candidate still takes its L2 term, as in torch)
-    bool scoring = true;
+    // WARP draws and scores lazily and stops at the first violation: the
+    // candidates after it take no part (no draw, no L2, no update; their
+    // entries are marked -1 for phase 2), as in torch and the lock-free mode
+    int64_t used = M;
     for (int64_t k = 0; k <= M; ++k) {
+        if (P.loss == WARP && k >= 1 && k < M) {
+            // draw the next candidate now and fetch its row while this one is scored
+            ids[k + 1] = negative_at(P, P.batch_users[j], seed, p, k, fixed_negatives);
+            if (P.item_rows.indptr == nullptr) {
+                const float* next = P.item.weight + ids[k + 1] * di;
+                for (int64_t c = 0; c <= d; c += 16) SKBPR_PREFETCH(next + c);
+                SKBPR_PREFETCH(next + d);
+            }
+        }
         if (P.item_rows.indptr == nullptr) {
             vrep[k] = P.item.weight + ids[k] * di;
         } else {
@@ -320,11 +339,13 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
             gather_features(P.item_rows, P.item.weight, di, ids[k], out);
             vrep[k] = out;
         }
-        if (scoring) {
-            scores[k] = dot(u, vrep[k], d) + vrep[k][d];
-            if (P.loss == WARP && k > 0 && violates(P, scores[0], scores[k])) scoring = false;
+        scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+        if (P.loss == WARP && k > 0 && violates(P, scores[0], scores[k])) {
+            used = k;
+            break;
         }
     }
+    for (int64_t k = used + 1; k <= M; ++k) ids[k] = -1;
     P.sample_loss[j] = loss_and_grad(P, scores, dscores, b);
     if (P.weights) P.sample_loss[j] = weigh(P.batch_weights[j], dscores, M, P.sample_loss[j]);
 
@@ -333,7 +354,7 @@ inline void sample_gradients(const Problem& P, int64_t j, int64_t b, float* scor
     float* gu = P.grad_user + j * d;
 #pragma omp simd
     for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
-    for (int64_t k = 0; k <= M; ++k) {
+    for (int64_t k = 0; k <= used; ++k) {
         const float dk = dscores[k];
         const float decay = k == 0 ? reg : reg_neg;
         const float* v = vrep[k];
@@ -376,6 +397,7 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
     };
     for (int64_t e = n_entries - 1; e >= 0; --e) {  // backwards, so that chains run forwards
         const int64_t entity = entities[e];
+        if (entity < 0) continue;  // a WARP candidate after the first violation
         if (F.indptr == nullptr) {
             add(entity, e, 1.0f);
         } else {
@@ -673,6 +695,10 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
     const int64_t M = P.n_negatives, B = P.batch_size;
     const int64_t stop = start + count;
     int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    // A thread needs enough samples per batch to outweigh the two barriers of
+    // each batch; the weights do not depend on the team size.
+    constexpr int64_t MIN_SAMPLES_PER_THREAD = 64;
+    if (B < MIN_SAMPLES_PER_THREAD * n_threads) n_threads = static_cast<int>(B / MIN_SAMPLES_PER_THREAD > 1 ? B / MIN_SAMPLES_PER_THREAD : 1);
     double total = 0.0;
 
 #pragma omp parallel num_threads(n_threads)
@@ -717,9 +743,12 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
             }
             for (int64_t j = lo; j < hi; ++j) {
                 if (j + 8 < hi) prefetch_sample(P, j + 8);
-                sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data());
+                sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data(), seed,
+                                 static_cast<uint64_t>(first + j), fixed_negatives);
             }
+            if (team > 1) {  // (a team of one needs no barrier: batches of one sample run this path)
 #pragma omp barrier
+            }
             // every gradient of the batch is written; Adam counts one step per batch
             ++user_step;
             ++item_step;
@@ -734,7 +763,9 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
                 for (int64_t j = 0; j < b; ++j) batch += P.sample_loss[j];
                 total += batch * static_cast<double>(b);
             }
+            if (team > 1) {
 #pragma omp barrier
+            }
         }
         if (tid == 0 && P.optimizer == ADAM) {
             *P.user.step = user_step;

@@ -34,9 +34,13 @@ def test_table_has_a_row_for_every_loss_with_every_auto_parameter():
 
 def test_documented_values():
     # the values the estimator's docstring and docs/guide.md quote
-    assert loss_defaults("bpr") == {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16}
+    batched = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10}
+    assert loss_defaults("bpr") == {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **batched}
     assert loss_defaults("logistic")["n_negatives"] == 16 and loss_defaults("hinge")["n_negatives"] == 1
-    assert loss_defaults("warp")["learning_rate"] == 0.03 and loss_defaults("warp")["alpha"] == 0.1
+    assert loss_defaults("warp") == {
+        "learning_rate": 0.02, "alpha": 0.0, "n_negatives": 1, "init_std": 0.01, "batch_size": 1,
+        "initial_accumulator": 1.0, "max_sampled": 30,
+    }  # fmt: skip
     assert loss_defaults(lambda pos, neg: (neg - pos[:, None]).mean()) == loss_defaults("bpr")
 
 
@@ -54,13 +58,15 @@ def test_resolve_replaces_only_auto():
 
 def test_get_params_keeps_auto_and_fit_exposes_the_resolved_values():
     model = HybridBPR(**COMMON)
-    assert {k: model.get_params()[k] for k in AUTO_PARAMS} == dict.fromkeys(AUTO_PARAMS, "auto")
+    left = [k for k in AUTO_PARAMS if k not in COMMON]
+    assert {k: model.get_params()[k] for k in left} == dict.fromkeys(left, "auto")
     model.fit(_positives())
     assert (model.learning_rate_, model.alpha_, model.n_negatives_) == (0.1, 0.01, 16)
     assert isinstance(model.n_negatives_, int) and isinstance(model.learning_rate_, float)
-    assert {k: model.get_params()[k] for k in AUTO_PARAMS} == dict.fromkeys(AUTO_PARAMS, "auto")
+    assert {k: model.get_params()[k] for k in left} == dict.fromkeys(left, "auto")
+    assert model.batch_size_ == 64  # given, so used as it is
     warp = HybridBPR(loss="warp", **COMMON).fit(_positives())
-    assert (warp.learning_rate_, warp.alpha_) == (0.03, 0.1)
+    assert (warp.learning_rate_, warp.alpha_, warp.init_std_, warp.max_sampled_) == (0.02, 0.0, 0.01, 30)
     given = HybridBPR(learning_rate=0.2, alpha=0.0, n_negatives=2, **COMMON).fit(_positives())
     assert (given.learning_rate_, given.alpha_, given.n_negatives_) == (0.2, 0.0, 2)
 
@@ -69,7 +75,8 @@ def test_get_params_keeps_auto_and_fit_exposes_the_resolved_values():
 def test_auto_trains_exactly_like_the_explicit_row(loss):
     X = _positives()
     auto = HybridBPR(loss=loss, **COMMON).fit(X)
-    explicit = HybridBPR(loss=loss, **loss_defaults(loss), **COMMON).fit(X)
+    row = {k: v for k, v in loss_defaults(loss).items() if k not in COMMON}
+    explicit = HybridBPR(loss=loss, **row, **COMMON).fit(X)
     again = HybridBPR(loss=loss, **COMMON).fit(X)
     np.testing.assert_array_equal(auto.item_embeddings_, explicit.item_embeddings_)
     np.testing.assert_array_equal(auto.item_embeddings_, again.item_embeddings_)

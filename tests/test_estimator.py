@@ -107,6 +107,7 @@ def test_get_params_returns_constructor_args_unchanged():
         "init_std": 0.2,
         "epochs": 4,
         "batch_size": 16,
+        "initial_accumulator": 0.5,
         "eval_metric": "auc",
         "eval_every": 2,
         "patience": 3,

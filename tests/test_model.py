@@ -172,7 +172,12 @@ def _reference(loss, Fu, Fi, U0, V0, users, items, negatives, alpha):
     pos = (u * i[:, :DIM]).sum(1) + i[:, DIM]
     neg = torch.einsum("bd,bmd->bm", u, j[:, :, :DIM]) + j[:, :, DIM]
     value = loss_fn(pos, neg)
-    l2 = alpha / b * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum() / m)
+    used = torch.ones((b, m), dtype=j.dtype)  # the negatives that take an L2 term
+    if loss == "warp":  # those up to the first violation (all when none violates)
+        violates = neg.detach() > pos.detach()[:, None] - 0.9
+        last = torch.where(violates.any(1), violates.to(torch.uint8).argmax(1) + 1, m)
+        used = (torch.arange(1, m + 1)[None, :] <= last[:, None]).to(j.dtype)
+    l2 = alpha / b * (u.pow(2).sum() + i.pow(2).sum() + (j.pow(2).sum(2) * used).sum() / m)
     g_u, g_v = torch.autograd.grad(value + l2, (U, V))
     return value.detach(), g_u, g_v
 

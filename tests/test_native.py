@@ -444,9 +444,9 @@ def test_lock_free_on_one_thread_is_reproducible_and_two_threads_stay_finite(los
     assert torch.isfinite(weights[2]).all()
 
 
-def test_lock_free_warp_stops_at_the_first_violation():
-    # the first candidate violates the margin: later candidates are neither scored nor regularised in
-    # lock-free mode, while the deterministic mode (like torch) regularises every candidate
+def test_warp_stops_at_the_first_violation_in_every_mode():
+    # the first candidate violates the margin: later candidates are neither scored nor regularised nor
+    # updated, in the kernel's two modes and in torch (alpha > 0, so any touched row would move)
     changed = {}
     for deterministic in (True, False):
         trainer, kernel, _ = (_setup if deterministic else _lock_free)("warp", "sgd", "identity", "identity", m=4)
@@ -459,7 +459,12 @@ def test_lock_free_warp_stops_at_the_first_violation():
         kernel.train(0, 8, seed=0, n_threads=1, shuffle=False, negatives=negatives)
         changed[deterministic] = {i for i in (a, b) if not torch.equal(weights[i], before[i])}
         changed[deterministic] = ["a" if i == a else "b" for i in sorted(changed[deterministic], key=(a, b).index)]
-    assert changed == {True: ["a", "b"], False: ["a"]}
+    trainer, _, _ = _setup("warp", "adam", "identity", "identity", m=4)
+    trainer.model.item_weight.data[[a, b], -1] = 5.0
+    _, _, (rows, _) = trainer.gradients(trainer.users[:8], trainer.items[:8], torch.tensor([[a, b, b, b]] * 8))
+    # torch hands the optimiser the positive and the chosen candidate only: lazy Adam would move any row it gets
+    assert rows.tolist() == [item for pair in zip(trainer.items[:8].tolist(), [a] * 8, strict=True) for item in pair]
+    assert changed == {True: ["a"], False: ["a"]}
 
 
 def test_estimator_lock_free_quality_is_close_and_one_thread_is_reproducible():

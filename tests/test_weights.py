@@ -103,7 +103,12 @@ def _weighted_reference(loss, Fu, Fi, U0, V0, users, items, negatives, weights, 
         chosen = neg.gather(1, first[:, None])[:, 0]
         per_positive = rank_weight * torch.relu(MARGIN - pos + chosen)
     value = (weights.double() * per_positive).sum() / b
-    l2 = alpha / b * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum() / m)
+    scored = torch.ones(b, m, dtype=torch.float64)
+    if loss == "warp":  # candidates after the first violation are neither scored nor regularised
+        violates = neg.detach() > pos.detach()[:, None] - MARGIN
+        used = torch.where(violates.any(dim=1), violates.to(torch.uint8).argmax(dim=1) + 1, m)
+        scored = (torch.arange(m)[None, :] < used[:, None]).double()
+    l2 = alpha / b * (u.pow(2).sum() + i.pow(2).sum() + (j.pow(2).sum(2) * scored).sum() / m)
     g_u, g_v = torch.autograd.grad(value + l2, (U, V))
     return float(value.detach()), g_u, g_v
 

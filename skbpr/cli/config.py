@@ -108,6 +108,7 @@ _PLACES = {
     "optimizer": ("optimizer", "name"),
     "learning_rate": ("optimizer", "learning_rate"),
     "alpha": ("optimizer", "alpha"),
+    "initial_accumulator": ("optimizer", "initial_accumulator"),
 }
 # Parameters a configuration does not set, and why.
 NOT_CONFIGURED = {

@@ -43,7 +43,7 @@ class EpochLoopMixin:
                 callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
                 raise FloatingPointError(
                     f"training diverged at epoch {epoch}: {problem}; {kept} were kept. "
-                    f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now {self.init_std!r}) "
+                    f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now {self.init_std_!r}) "
                     f"or sigma (now {self.sigma!r})"
                 )
             logs: dict[str, float] = {"epoch": epoch, "loss": loss}

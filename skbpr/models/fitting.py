@@ -19,7 +19,7 @@ from sklearn.utils import check_random_state
 from skbpr.models.base import check_interaction_matrix, ignore_target
 from skbpr.training import TrainingProblem, make_optimizer
 from skbpr.training.callbacks import Callback
-from skbpr.training.defaults import resolve
+from skbpr.training.defaults import AUTO_PARAMS, resolve
 from skbpr.training.engine import Engine, choose_backend
 from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import users_without_candidates
@@ -54,37 +54,38 @@ class FittingMixin:
         row's squared norm) and ``margin`` must keep the loss finite.
         """
         k = int(self.n_components)
-        coord = 6.0 * float(self.init_std)
+        resolved = self._resolved()
+        init_std, alpha = resolved["init_std"], resolved["alpha"]
+        coord = 6.0 * float(init_std)
         score = k * coord * coord  # products of floats: inf, never OverflowError
         std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
-        if not float(self.init_std) <= std_max:
+        if not float(init_std) <= std_max:
             what = (
                 f"<= {std_max:.3g} with n_components={k}: larger initial weights make "
                 "the scores overflow float32 (the training dtype)"
             )
-            raise invalid("init_std", what, self.init_std)
+            raise invalid("init_std", what, init_std)
         scale = max(score, 1.0)
         sigma_max = _F32_MAX / (2 * scale)
         if not float(self.sigma) <= sigma_max:
             what = (
                 f"<= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
-                f"for scores of magnitude {scale:.3g} (init_std={self.init_std!r}, n_components={k})"
+                f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k})"
             )
             raise invalid("sigma", what, self.sigma)
-        alpha = self._resolved()["alpha"]
         if not float(alpha) <= sigma_max:
             what = (
                 f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
                 f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={self.init_std!r}, n_components={k})"
+                f"(init_std={init_std!r}, n_components={k})"
             )
             raise invalid("alpha", what, alpha)
         if not float(self.margin) <= _F32_MAX / 4:
             raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", self.margin)
 
     def _resolved(self) -> dict[str, Any]:
-        """``learning_rate``, ``alpha`` and ``n_negatives`` with ``"auto"`` replaced by the loss's default."""
-        return resolve(self.loss, learning_rate=self.learning_rate, alpha=self.alpha, n_negatives=self.n_negatives)
+        """The parameters of ``AUTO_PARAMS`` with ``"auto"`` replaced by the loss's default."""
+        return resolve(self.loss, **{name: getattr(self, name) for name in AUTO_PARAMS})
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
@@ -191,18 +192,21 @@ class FittingMixin:
         model = self.model_
         weights = [model.user_weight.data, model.item_weight.data]
         states = list(self._optimizer_state)
+        resolved = self._resolved()
+        # where a new row's optimiser state starts (see _fit)
+        start = {"sum_sq": float(resolved["initial_accumulator"]) / float(resolved["batch_size"]) ** 2}
         for side, rows in enumerate((user_rows, item_rows)):
             old = weights[side].shape[0]
             if rows == old:
                 continue
             init = torch.Generator().manual_seed(int(self._seed) * 1_000_003 + 2 * old + side)
-            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * self.init_std
+            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * resolved["init_std"]
             if side == 1:
                 fresh[:, -1] = 0.0  # biases start at zero, as in a fresh model
             weights[side] = torch.cat([weights[side], fresh.to(weights[side])])
             if states[side] is not None:
                 states[side] = {
-                    key: torch.cat([value, value.new_zeros((rows - old, *value.shape[1:]))])
+                    key: torch.cat([value, value.new_full((rows - old, *value.shape[1:]), start.get(key, 0.0))])
                     if value.dim() and value.shape[0] == old
                     else value
                     for key, value in states[side].items()
@@ -268,23 +272,30 @@ class FittingMixin:
         weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
 
         fresh = self._grow_or_reset(data, reset)
+        resolved = self._resolved()
+        for name in AUTO_PARAMS:  # the values this fit uses: learning_rate_, alpha_, ...
+            setattr(self, f"{name}_", resolved[name])
         if fresh:
             self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
             init = torch.Generator().manual_seed(self._seed)
             model = HybridFactorization(
-                user_map.n_features, item_map.n_features, self.n_components, init_std=self.init_std, generator=init
+                user_map.n_features,
+                item_map.n_features,
+                self.n_components,
+                init_std=float(self.init_std_),
+                generator=init,
             )
             self.history_ = []
             self._optimizer_state = (None, None)
         else:
             model = self.model_
         model = model.to(device)
-        resolved = self._resolved()
-        self.learning_rate_ = float(resolved["learning_rate"])
-        self.alpha_ = float(resolved["alpha"])
-        self.n_negatives_ = int(resolved["n_negatives"])
-        opt_u = make_optimizer(self.optimizer, model.user_weight.data, self.learning_rate_)
-        opt_i = make_optimizer(self.optimizer, model.item_weight.data, self.learning_rate_)
+        # in units of one positive's squared gradient, which the batch mean divides by batch_size
+        start = float(self.initial_accumulator_) / float(self.batch_size_) ** 2
+        opt_u, opt_i = (
+            make_optimizer(self.optimizer, weight, float(self.learning_rate_), start)
+            for weight in (model.user_weight.data, model.item_weight.data)
+        )
         opt_u.load_state(self._optimizer_state[0])
         opt_i.load_state(self._optimizer_state[1])
         problem = TrainingProblem(
@@ -299,9 +310,9 @@ class FittingMixin:
             loss=self.loss,
             sigma=float(self.sigma),
             margin=float(self.margin),
-            alpha=self.alpha_,
-            draws_per_sample=int(self.max_sampled if self.loss == "warp" else self.n_negatives_),
-            batch_size=int(self.batch_size),
+            alpha=float(self.alpha_),
+            draws_per_sample=int(self.max_sampled_ if self.loss == "warp" else self.n_negatives_),
+            batch_size=int(self.batch_size_),
             weights=weights,
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)

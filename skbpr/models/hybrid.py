@@ -97,9 +97,10 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         in ``fit`` into ``n_negatives_``. One uniform negative per positive
         leaves most of a large catalogue unseen by a user in 50 epochs; see
         :mod:`skbpr.training.defaults`.
-    max_sampled : int, default=10
+    max_sampled : int or "auto", default="auto"
         WARP: the most candidates drawn per positive in search of one that
-        violates the margin.
+        violates the margin. ``"auto"``: 30 (the other losses ignore it),
+        resolved in ``fit`` into ``max_sampled_``.
     sigma : float, default=1.0
         BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``.
     margin : float, default=1.0
@@ -112,18 +113,40 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Sparse-row optimiser: only the rows a batch touched are updated.
     learning_rate : float or "auto", default="auto"
         Step size of the optimiser (for a loss averaged over the batch).
-        ``"auto"``: the loss's default (0.1; 0.03 for ``warp``), resolved in
+        ``"auto"``: the loss's default (0.1; 0.02 for ``warp``), resolved in
         ``fit`` into ``learning_rate_``.
     alpha : float or "auto", default="auto"
         L2 penalty on the representations a batch uses (per occurrence).
-        ``"auto"``: the loss's default (0.01; 0.1 for ``warp``), resolved in
+        ``"auto"``: the loss's default (0.01; 0 for ``warp``), resolved in
         ``fit`` into ``alpha_``.
-    init_std : float, default=0.1
-        Standard deviation of the initial embeddings.
+    init_std : float or "auto", default="auto"
+        Standard deviation of the initial embeddings. ``"auto"``: 0.1; 0.01
+        for ``warp``; resolved into ``init_std_``.
     epochs : int, default=50
         Passes over the training positives.
-    batch_size : int, default=4096
-        Positives per optimisation step.
+    batch_size : int or "auto", default="auto"
+        Positives per optimisation step. ``"auto"``: 4096; 1 for ``warp``:
+        one positive per step, so that each positive's search for a
+        violating candidate sees the weights the previous one left
+        (LightFM's sequential WARP). The compiled kernel runs such small
+        batches on one thread; the torch engine takes a step per positive,
+        which is slow: set a larger ``batch_size`` (and ``learning_rate``)
+        for WARP on a GPU. Resolved into ``batch_size_``.
+    initial_accumulator : float or "auto", default="auto"
+        Adagrad: where its per-coordinate sums of squared gradients start
+        (``torch.optim.Adagrad``'s ``initial_accumulator_value``), in units
+        of one positive's squared gradient: the sums start at
+        ``initial_accumulator / batch_size**2``, as the batch mean divides
+        each positive's gradient by ``batch_size``. 1 damps the first steps
+        of rarely seen rows, as LightFM's Adagrad does. ``"auto"``: 0; 1 for
+        ``warp``; resolved into ``initial_accumulator_``. Ignored by the
+        other optimisers.
+
+        Every ``"auto"`` takes its loss's row of
+        :data:`skbpr.training.defaults.LOSS_DEFAULTS` (a loss callable takes
+        ``bpr``'s); a value given is always used as it is. WARP's row was
+        chosen with ``benchmarks/warp.py`` and reaches LightFM's WARP on
+        MovieLens 100K and Last.fm (``docs/benchmarks.md``).
     eval_metric : str, default="ndcg@10"
         Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
     eval_every : int, default=1
@@ -207,12 +230,12 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ``partial_fit``), with the pattern of ``train_positives_``: 1
         everywhere with ``weighting="none"`` or binary data, 0 for the
         positives of users that could not be trained (every item a positive).
-    learning_rate_, alpha_ : float
-        The learning rate and L2 penalty the last fit used: the parameter,
-        or the loss's default (:func:`skbpr.training.defaults.loss_defaults`)
-        where it is ``"auto"``.
-    n_negatives_ : int
-        The negatives per positive the last fit used, resolved likewise.
+    learning_rate_, alpha_, init_std_, initial_accumulator_ : float
+        The values the last fit used: the parameter, or the loss's default
+        (:func:`skbpr.training.defaults.loss_defaults`) where it is
+        ``"auto"``.
+    n_negatives_, batch_size_, max_sampled_ : int
+        Resolved likewise.
     device_ : torch.device
         Where the model lives.
 
@@ -243,7 +266,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         implicit_ratio: float = 0.5,
         weighting: Weighting = "log",
         n_negatives: int | str = "auto",
-        max_sampled: int = 10,
+        max_sampled: int | str = "auto",
         sigma: float = 1.0,
         margin: float = 1.0,
         user_features_mode: str = "both",
@@ -251,9 +274,10 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         optimizer: str = "adagrad",
         learning_rate: float | str = "auto",
         alpha: float | str = "auto",
-        init_std: float = 0.1,
+        init_std: float | str = "auto",
         epochs: int = 50,
-        batch_size: int = 4096,
+        batch_size: int | str = "auto",
+        initial_accumulator: float | str = "auto",
         eval_metric: str = "ndcg@10",
         eval_every: int = 1,
         patience: int | None = None,
@@ -284,6 +308,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         self.init_std = init_std
         self.epochs = epochs
         self.batch_size = batch_size
+        self.initial_accumulator = initial_accumulator
         self.eval_metric = eval_metric
         self.eval_every = eval_every
         self.patience = patience
@@ -306,7 +331,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         check_weighting(self.weighting)
         if not _is_auto(self.n_negatives):
             check_number(self.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
-        check_number(self.max_sampled, "max_sampled", integer=True, low=0, low_open=True)
+        if not _is_auto(self.max_sampled):
+            check_number(self.max_sampled, "max_sampled", integer=True, low=0, low_open=True, also=AUTO_ALSO)
         check_number(self.sigma, "sigma", low=0, low_open=True)
         check_number(self.margin, "margin", low=0)
         check_choice(self.user_features_mode, "user_features_mode", FEATURE_MODES)
@@ -316,10 +342,14 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
             check_number(self.learning_rate, "learning_rate", low=0, low_open=True, also=AUTO_ALSO)
         if not _is_auto(self.alpha):
             check_number(self.alpha, "alpha", low=0, also=AUTO_ALSO)
-        check_number(self.init_std, "init_std", low=0)
+        if not _is_auto(self.init_std):
+            check_number(self.init_std, "init_std", low=0, also=AUTO_ALSO)
         self._check_float32_range()
         check_number(self.epochs, "epochs", integer=True, low=0, low_open=True)
-        check_number(self.batch_size, "batch_size", integer=True, low=0, low_open=True)
+        if not _is_auto(self.batch_size):
+            check_number(self.batch_size, "batch_size", integer=True, low=0, low_open=True, also=AUTO_ALSO)
+        if not _is_auto(self.initial_accumulator):
+            check_number(self.initial_accumulator, "initial_accumulator", low=0, also=AUTO_ALSO)
         check_number(self.eval_every, "eval_every", integer=True, low=0, low_open=True)
         check_number(self.patience, "patience", integer=True, low=0, low_open=True, allow_none=True)
         if self.validation_fraction is not None:

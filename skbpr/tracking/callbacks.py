@@ -224,6 +224,14 @@ class MLflowCallback(Callback):
         if active is not None and self.tracking_uri is not None and absolute_uri(mlflow.get_tracking_uri()) != uri:
             parent = join = None  # the active run lives in another store
         params = {k: summarise(v) for k, v in estimator.get_params(deep=False).items()}
+        # a parameter left at "auto" is logged as given and, as fit.<name>, as the value the fit uses
+        params.update(
+            {
+                f"fit.{k}": summarise(getattr(estimator, f"{k}_"))
+                for k, v in params.items()
+                if v == "auto" and hasattr(estimator, f"{k}_")
+            }
+        )
         params.update({f"data.{k}": str(v) for k, v in logs.items() if k not in ("epochs", "search")})
         params["fit.epochs"] = str(logs.get("epochs"))
         params.update(

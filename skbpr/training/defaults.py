@@ -1,10 +1,11 @@
 """The per-loss defaults behind HybridBPR's ``"auto"`` parameters, in one table.
 
-``learning_rate``, ``alpha`` and ``n_negatives`` default to ``"auto"``: the
-value of the loss's row below, resolved when ``fit`` starts and stored in the
-fitted attributes ``learning_rate_``, ``alpha_`` and ``n_negatives_``. A
-number given for a parameter is used as is. A loss callable takes the
-``"bpr"`` row.
+``learning_rate``, ``alpha``, ``n_negatives``, ``init_std``, ``batch_size``,
+``initial_accumulator`` and ``max_sampled`` default to ``"auto"``: the value
+of the loss's row below, resolved when ``fit`` starts and stored in the
+fitted attribute of the same name with a trailing underscore
+(``learning_rate_``, ...). A number given for a parameter is used as is. A
+loss callable takes the ``"bpr"`` row.
 
 How the rows were chosen (``benchmarks/defaults_sweep.py``): on a held-out
 20 % of each user's training positives, never the benchmark's test split, of
@@ -22,11 +23,16 @@ times the fit time of one negative. The logistic loss gained as well
 way), so hinge keeps one negative.
 
 WARP draws up to ``max_sampled`` candidates per positive instead of
-``n_negatives`` (which it ignores); its rank weights, up to
-``log(n_items - 1)``, make each step several times larger than BPR's, so it
-takes a smaller learning rate and a larger L2 penalty: learning rate 0.03
-and alpha 0.1 raised its validation NDCG@10 on MovieLens 100K from 0.121
-(0.1 and 0.01, BPR's) to 0.173.
+``n_negatives`` (which it ignores) and is trained the way LightFM trains it
+(``benchmarks/warp.py`` measures each step): one positive per optimisation
+step (``batch_size=1``), so that each positive's search for a violating
+candidate sees the weights the previous one left; Adagrad sums that start at
+one positive's squared gradient (``initial_accumulator=1``), which damps the
+first steps of rarely seen rows; small initial weights (``init_std=0.01``);
+no L2 penalty; learning rate 0.02; and 30 candidates instead of 10. The
+compiled kernel runs one-positive batches on one thread; the torch engine
+takes one step per positive, which is slow: on a GPU set a larger
+``batch_size`` and ``learning_rate`` for WARP.
 
 The figures of the other losses come from the same script::
 
@@ -42,18 +48,27 @@ from collections.abc import Callable
 from typing import Any
 
 AUTO = "auto"
-AUTO_PARAMS = ("learning_rate", "alpha", "n_negatives")
+AUTO_PARAMS = ("learning_rate", "alpha", "n_negatives", "init_std", "batch_size", "initial_accumulator", "max_sampled")
 
+_BATCHED = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10}
 LOSS_DEFAULTS: dict[str, dict[str, float | int]] = {
-    "bpr": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16},
-    "logistic": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16},
-    "hinge": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 1},
-    "warp": {"learning_rate": 0.03, "alpha": 0.1, "n_negatives": 1},
+    "bpr": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED},
+    "logistic": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED},
+    "hinge": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 1, **_BATCHED},
+    "warp": {
+        "learning_rate": 0.02,
+        "alpha": 0.0,
+        "n_negatives": 1,
+        "init_std": 0.01,
+        "batch_size": 1,
+        "initial_accumulator": 1.0,
+        "max_sampled": 30,
+    },
 }
 
 
 def loss_defaults(loss: str | Callable) -> dict[str, float | int]:
-    """The default ``learning_rate``, ``alpha`` and ``n_negatives`` of a loss.
+    """The default training settings of a loss (the parameters of :data:`AUTO_PARAMS`).
 
     Parameters
     ----------
@@ -68,10 +83,10 @@ def loss_defaults(loss: str | Callable) -> dict[str, float | int]:
     Examples
     --------
     >>> from skbpr.training.defaults import loss_defaults
-    >>> loss_defaults("bpr")
-    {'learning_rate': 0.1, 'alpha': 0.01, 'n_negatives': 16}
-    >>> loss_defaults("warp")["learning_rate"]
-    0.03
+    >>> loss_defaults("bpr")["n_negatives"], loss_defaults("bpr")["batch_size"]
+    (16, 4096)
+    >>> loss_defaults("warp")["learning_rate"], loss_defaults("warp")["batch_size"]
+    (0.02, 1)
     """
     if callable(loss):
         return dict(LOSS_DEFAULTS["bpr"])
@@ -88,8 +103,8 @@ def resolve(loss: str | Callable, **params: Any) -> dict[str, Any]:
     loss : {"bpr", "logistic", "hinge", "warp"} or callable
         The loss whose row of :data:`LOSS_DEFAULTS` fills in ``"auto"``.
     **params
-        Some of ``learning_rate``, ``alpha`` and ``n_negatives``, each a
-        number or ``"auto"``.
+        Some of the parameters of :data:`AUTO_PARAMS`, each a number or
+        ``"auto"``.
 
     Returns
     -------
@@ -100,7 +115,7 @@ def resolve(loss: str | Callable, **params: Any) -> dict[str, Any]:
     --------
     >>> from skbpr.training.defaults import resolve
     >>> resolve("warp", learning_rate="auto", alpha=0.05)
-    {'learning_rate': 0.03, 'alpha': 0.05}
+    {'learning_rate': 0.02, 'alpha': 0.05}
     """
     row = loss_defaults(loss)
     unknown = sorted(set(params) - set(AUTO_PARAMS))

@@ -57,10 +57,10 @@ class RowSGD:
 class RowAdagrad(RowSGD):
     """Adagrad with per-coordinate accumulators, updated only on touched rows."""
 
-    def __init__(self, param: torch.Tensor, lr: float, eps: float = 1e-10) -> None:
+    def __init__(self, param: torch.Tensor, lr: float, eps: float = 1e-10, initial_accumulator: float = 0.0) -> None:
         super().__init__(param, lr)
         self.eps = eps
-        self.state = {"sum_sq": torch.zeros_like(param)}
+        self.state = {"sum_sq": torch.full_like(param, initial_accumulator)}
 
     def step(self, rows: torch.Tensor, grads: torch.Tensor) -> None:
         """Accumulate squared gradients and take a scaled step on the touched rows."""
@@ -100,9 +100,15 @@ class RowAdam(RowSGD):
         _scatter_rows(self.param, rows, m.div_(v.sqrt_().add_(self.eps)).mul_(-lr))
 
 
-def make_optimizer(name: str, param: torch.Tensor, lr: float) -> RowSGD:
-    """A sparse-row optimiser by name: ``adagrad``, ``adam`` or ``sgd``."""
+def make_optimizer(name: str, param: torch.Tensor, lr: float, initial_accumulator: float = 0.0) -> RowSGD:
+    """A sparse-row optimiser by name: ``adagrad``, ``adam`` or ``sgd``.
+
+    ``initial_accumulator`` is where Adagrad's sums of squared gradients
+    start; the other optimisers ignore it.
+    """
     kinds = {"adagrad": RowAdagrad, "adam": RowAdam, "sgd": RowSGD}
     if name not in kinds:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+    if name == "adagrad":
+        return RowAdagrad(param, lr, initial_accumulator=initial_accumulator)
     return kinds[name](param, lr)

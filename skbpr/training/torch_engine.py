@@ -84,11 +84,15 @@ class Trainer:
         decay = torch.full((1, m + 1, 1), reg / m, dtype=v.dtype, device=v.device)
         decay[0, 0, 0] = reg
         g_v.addcmul_(v, decay)
-        return (
-            loss,
-            self.user_map.table_gradients(users, g_u),
-            self.item_map.table_gradients(item_rows, g_v.view(b * (m + 1), -1)),
-        )
+        g_v = g_v.view(b * (m + 1), -1)
+        if self.problem.loss == "warp":
+            # WARP's candidates after the first violation take no part: the
+            # kernel neither draws nor regularises nor updates them
+            violates = scores[:, 1:] > (scores[:, :1] - self.problem.margin)
+            used = torch.where(violates.any(dim=1), violates.to(torch.uint8).argmax(dim=1) + 1, m)
+            keep = (torch.arange(m + 1, device=v.device)[None, :] <= used[:, None]).reshape(-1)
+            item_rows, g_v = item_rows[keep], g_v[keep]
+        return loss, self.user_map.table_gradients(users, g_u), self.item_map.table_gradients(item_rows, g_v)
 
     def step(
         self,
