@@ -50,6 +50,7 @@ METRICS = ["precision@10", "recall@10", "ndcg@10", "auc"]
 SKBPR_CONFIGS: dict[str, dict] = {
     "bpr": {"loss": "bpr"},
     "bpr n_neg1": {"loss": "bpr", "n_negatives": 1},  # the defaults before per-loss defaults
+    "bpr unweighted": {"loss": "bpr", "weighting": "none"},  # play counts ignored, as the peers ignore them
     "logistic": {"loss": "logistic"},
     "hinge": {"loss": "hinge"},
     "warp": {"loss": "warp"},
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
         for name in args.configs:
             if name in SKBPR_CONFIGS:
                 with warnings.catch_warnings():
-                    # play counts are interaction weights; this benchmark judges the binary positives
+                    # "bpr unweighted" ignores the play counts that the defaults use (weighting="log")
                     warnings.filterwarnings("ignore", message=".*interaction weights.*", category=UserWarning)
                     model, seconds, epochs = fit_skbpr(dict(SKBPR_CONFIGS[name]), train, seed, args)
                 scores = evaluate(model, test, metrics=METRICS)
@@ -295,10 +296,12 @@ def merge(paths: list[Path], out: Path, plot_path: Path | None = None) -> dict:
     datasets = {p["dataset"] for p in parts}
     if len(datasets) != 1:
         raise SystemExit(f"--merge takes runs of one data set, got {sorted(datasets)}")
-    seeds = [s for p in parts for s in p["seeds"]]
-    if len(set(seeds)) != len(seeds):
-        raise SystemExit(f"--merge: a seed appears twice among {seeds}")
     rows = [r for p in parts for r in p["rows"]]
+    pairs = [(r["system"], r["seed"]) for r in rows]
+    twice = sorted({pair for pair in pairs if pairs.count(pair) > 1})
+    if twice:
+        raise SystemExit(f"--merge: a system was run twice on one seed: {twice}")
+    seeds = sorted({r["seed"] for r in rows})
     summary = summarise(rows)
     table = markdown(summary)
     print(table)
