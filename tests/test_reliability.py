@@ -103,7 +103,7 @@ BAD_INPUTS = [
     ("unknown optimiser", _fit(optimizer="rmsprop"), ValueError, r"optimizer must be one of .*'rmsprop'"),
     ("unknown sampler", _fit(negatives="hard"), ValueError, r"negatives must be one of .*'hard'"),
     ("unknown device", _fit(device="tpu"), ValueError, r"device must be one of .*'tpu'"),
-    ("non-positive batch_size", _fit(batch_size=0), ValueError, r"batch_size must be an integer > 0 or \"auto\".*got 0"),
+    ("non-positive batch_size", _fit(batch_size=0), ValueError, r"batch_size must be an integer > 0 or .auto.*got 0"),
     ("non-positive n_components", _fit(n_components=-2), ValueError, r"n_components must be an integer > 0, got -2"),
     ("non-positive epochs", _fit(epochs=0), ValueError, r"epochs must be an integer > 0, got 0"),
     (
