@@ -18,19 +18,19 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it, imported on first access (PEP 562).
 _LAZY = {
-    "HybridBPR": "skbpr.estimator",
-    "Interactions": "skbpr.interactions",
-    "InteractionsEncoder": "skbpr.preprocessing",
-    "PopularityRecommender": "skbpr.baseline",
+    "HybridBPR": "skbpr.models.hybrid",
+    "Interactions": "skbpr.data.interactions",
+    "InteractionsEncoder": "skbpr.data.preprocessing",
+    "PopularityRecommender": "skbpr.models.popularity",
 }
 
 __all__ = ["HybridBPR", "Interactions", "InteractionsEncoder", "PopularityRecommender", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from skbpr.baseline import PopularityRecommender
-    from skbpr.estimator import HybridBPR
-    from skbpr.interactions import Interactions
-    from skbpr.preprocessing import InteractionsEncoder
+    from skbpr.data.interactions import Interactions
+    from skbpr.data.preprocessing import InteractionsEncoder
+    from skbpr.models.hybrid import HybridBPR
+    from skbpr.models.popularity import PopularityRecommender
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """``python -m skbpr``: the ``skbpr`` command line."""
 
-from skbpr.cli import main
+from skbpr.cli.commands import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

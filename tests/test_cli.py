@@ -656,7 +656,7 @@ def test_tracking_store_down_falls_back(tmp_path, capsys, monkeypatch):
 
 def test_patience_never_watches_the_test_split(tmp_path, capsys):
     """With early stopping and no validation_fraction, part of train is held out, not the test split."""
-    from skbpr import cli
+    from skbpr.cli import commands as cli
 
     config = tmp_path / "es.yaml"
     config.write_text(
@@ -726,7 +726,7 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """A failure while writing leaves the previous model file intact and no partial file."""
     import joblib
 
-    from skbpr import cli
+    from skbpr.cli import commands as cli
 
     target = tmp_path / "model.joblib"
     target.write_bytes(b"previous")
@@ -869,3 +869,43 @@ def test_fit_help_lists_the_config_keys_and_points_at_the_example(capsys):
     for section, fields in SCHEMA.items():
         assert f"{section}:" in text
         assert set(fields) <= words, section
+
+
+def test_config_schema_is_the_estimators_signature():
+    """Every HybridBPR parameter is a configuration key with the estimator's default, unless documented."""
+    import inspect
+
+    from skbpr import HybridBPR
+    from skbpr.config import CLI_DEFAULTS, NOT_CONFIGURED, SCHEMA
+
+    fields = {f.param: f for s in ("model", "optimizer", "training") for f in SCHEMA[s].values() if f.param}
+    signature = inspect.signature(HybridBPR).parameters
+    assert set(fields) | set(NOT_CONFIGURED) == set(signature)
+    for name, field in fields.items():
+        assert field.default == CLI_DEFAULTS.get(name, signature[name].default), name
+        assert field.help, name
+
+
+def test_a_new_estimator_parameter_appears_in_the_config(tmp_path, monkeypatch):
+    from skbpr.utils.signature import read_parameters
+
+    (tmp_path / "toy_estimator.py").write_text(
+        'class Toy:\n    """A toy.\n\n    Parameters\n    ----------\n'
+        "    rank : int, default=8\n        Size of the thing. More words.\n"
+        '    mode : {"a", "b"}, default="a"\n        How.\n\n    Attributes\n    ----------\n'
+        '    x_ : int\n        Not a parameter.\n    """\n\n'
+        '    def __init__(self, rank: int = 8, *, mode: str = "a", seed: int | None = None):\n        pass\n',
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    params = {p.name: p for p in read_parameters("toy_estimator", "Toy")}
+    assert params["rank"].default == 8 and params["rank"].summary == "Size of the thing."
+    assert params["mode"].choices == ("a", "b") and params["mode"].default == "a"
+    assert params["seed"].annotation == "int | None" and params["seed"].default is None
+
+
+def test_config_error_names_the_key_of_the_estimator_parameter_that_failed():
+    with pytest.raises(ConfigError, match=r"^training\.n_threads: n_threads must be at most"):
+        validate_config({"training": {"n_threads": 100_000}})
+    with pytest.raises(ConfigError, match=r"^model\.n_components: n_components must be an integer > 0, got 0"):
+        validate_config({"model": {"n_components": 0}})

@@ -680,3 +680,18 @@ def test_verbose_shows_a_progress_bar_with_the_loss(capsys):
     assert "3/3" in err and "loss=" in err
     HybridBPR(4, epochs=2, batch_size=128, random_state=0).fit(data)
     assert capsys.readouterr().err == ""
+
+
+def test_predict_scores_the_pairs_of_an_interactions_container():
+    from skbpr.datasets import make_interactions
+
+    data = make_interactions(40, 40, 300, random_state=1)
+    model = HybridBPR(8, epochs=2, random_state=0, n_threads=1, device="cpu").fit(data)
+    part = data[10:20]
+    expected = model.predict(np.c_[part.pos_users, part.pos_items])
+    np.testing.assert_array_equal(model.predict(part), expected)
+    other = make_interactions(41, 40, 300, random_state=1)
+    with pytest.raises(ValueError, match=r"X has 41 users x 40 items, the fitted model 40 x 40"):
+        model.predict(other)
+    with pytest.raises(TypeError, match="got a sparse matrix of shape"):
+        model.predict(data.positives)

@@ -281,14 +281,14 @@ def test_from_matrices_validation(kwargs, error, match):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"pos_users": [0, 3]}, ValueError, r"pos_users must lie in \[0, 3\).*\[3\]"),
-        ({"pos_items": [0]}, ValueError, r"pos_items must have length 2.*\(1,\)"),
-        ({"pos_items": [0.0, 1.0]}, TypeError, "pos_items must hold integer indices"),
+        ({"pos_users": [0, 3]}, ValueError, r"pos_users must be indices in \[0, 3\).*\[3\]"),
+        ({"pos_items": [0]}, ValueError, r"pos_items must be of length 2.*\(1,\)"),
+        ({"pos_items": [0.0, 1.0]}, TypeError, "pos_items must be integer indices"),
         ({"pos_values": [1.0, 0.0]}, ValueError, r"pos_values must be strictly positive.*0\.0"),
         ({"timestamps": ["x", "y"]}, TypeError, "timestamps must be numeric or datetime64"),
         ({"timestamps": [1.0, np.nan]}, ValueError, "timestamps has NaN"),
-        ({"n_users": 0}, ValueError, "n_users must be >= 1, got 0"),
-        ({"n_items": 2.0}, TypeError, "n_items must be an integer, got 2.0"),
+        ({"n_users": 0}, ValueError, "n_users must be an integer >= 1, got 0"),
+        ({"n_items": 2.0}, TypeError, "n_items must be an integer >= 1, got 2.0"),
         ({"pos_users": [], "pos_items": []}, ValueError, "pos_users is empty"),
     ],
 )
@@ -299,7 +299,7 @@ def test_constructor_validation(kwargs, error, match):
 
 
 def test_with_positives_validation(inter):
-    with pytest.raises(ValueError, match=r"items must lie in \[0, 4\).*\[9\]"):
+    with pytest.raises(ValueError, match=r"items must be indices in \[0, 4\).*\[9\]"):
         inter.with_positives([0], [9])
     assert len(inter.with_positives([], [])) == 0
 

@@ -90,7 +90,7 @@ def test_missing_folder_names_the_path_and_the_download(tmp_path):
 def test_bad_values_are_named(tmp_path):
     folder = tmp_path / "hetrec2011-lastfm-2k"
     _write(folder)
-    with pytest.raises(ValueError, match="user_features must be a bool, got 'yes'"):
+    with pytest.raises(ValueError, match="user_features must be True or False, got 'yes'"):
         load_lastfm(data_home=tmp_path, user_features="yes")
     with pytest.raises(ValueError, match="min_tag_items must be an integer >= 1, got 0"):
         load_lastfm(data_home=tmp_path, min_tag_items=0)

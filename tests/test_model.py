@@ -58,7 +58,7 @@ def test_expand_scatter_equals_autograd_of_gather():
     rows = torch.tensor([0, 5, 5, 2, 7, 1, 3])
     upstream = torch.randn(rows.numel(), 4, generator=gen, dtype=torch.float64)
     (grad,) = torch.autograd.grad((fmap.gather(table, rows) * upstream).sum(), table)
-    cols, vals = fmap.expand(rows, upstream)
+    cols, vals = fmap.table_gradients(rows, upstream)
     dense = torch.zeros(6, 4, dtype=torch.float64).index_add_(0, cols, vals)
     torch.testing.assert_close(dense, grad, rtol=1e-12, atol=1e-12)
     # and against the dense transpose product
@@ -73,7 +73,7 @@ def test_identity_feature_map():
     rows = torch.tensor([4, 0, 4])
     assert torch.equal(fmap.gather(table, rows), table.index_select(0, rows))
     grads = torch.randn(3, 3)
-    out_rows, out_grads = fmap.expand(rows, grads)
+    out_rows, out_grads = fmap.table_gradients(rows, grads)
     assert torch.equal(out_rows, rows) and torch.equal(out_grads, grads)
 
 

@@ -92,9 +92,9 @@ def test_kfold_determinism_and_seeds():
 
 def test_kfold_validation():
     X = _container()
-    with pytest.raises(ValueError, match="n_splits must be >= 2, got 1"):
+    with pytest.raises(ValueError, match="n_splits must be an integer >= 2, got 1"):
         PerUserKFold(1).split(X)
-    with pytest.raises(TypeError, match="n_splits must be an integer, got 2.5"):
+    with pytest.raises(TypeError, match="n_splits must be an integer >= 2, got 2.5"):
         PerUserKFold(2.5).get_n_splits()
     with pytest.raises(ValueError, match="random_state=0 has no effect with shuffle=False"):
         PerUserKFold(shuffle=False, random_state=0).split(X)
@@ -156,7 +156,7 @@ def test_shuffle_split_counts():
     assert len({tuple(test) for _, test in splits}) > 1
     small = list(PerUserShuffleSplit(test_size=0.01, random_state=0).split(X))[0][1]
     np.testing.assert_array_equal(_per_user(X.pos_users, small, 5), [1, 0, 1, 1, 1])
-    with pytest.raises(ValueError, match=r"test_size must be in \(0, 1\), got 1.5"):
+    with pytest.raises(ValueError, match=r"test_size must be a finite number in \(0, 1\), got 1.5"):
         PerUserShuffleSplit(test_size=1.5).split(X)
     with pytest.raises(ValueError, match="no user has at least 2 positives"):
         PerUserShuffleSplit().split(_container(np.array([1, 1])))
@@ -195,7 +195,7 @@ def test_leave_k_out_counts():
     )
     with pytest.raises(ValueError, match="no user has more than k=6 positives"):
         LeaveKOut(6).split(X)
-    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
         LeaveKOut(0).split(X)
 
 
@@ -263,7 +263,7 @@ def test_train_test_split_dataframe():
     assert test["u"].value_counts().to_dict() == {1: 1, 2: 1}
     with pytest.raises(ValueError, match="groups is required"):
         train_test_split(events)
-    with pytest.raises(TypeError, match="test_size must be a float"):
+    with pytest.raises(TypeError, match="test_size must be a finite number"):
         train_test_split(events, test_size="big", groups=events["u"])
 
 

@@ -1,7 +1,5 @@
-"""Data sets: a synthetic generator and the MovieLens and Last.fm loaders."""
+"""Data sets: a synthetic generator and MovieLens and Last.fm loaders (at home in :mod:`skbpr.data.datasets`)."""
 
-from skbpr.datasets.lastfm import load_lastfm
-from skbpr.datasets.movielens import load_movielens
-from skbpr.datasets.synthetic import make_interactions
+from skbpr.data.datasets import load_lastfm, load_movielens, make_interactions
 
 __all__ = ["load_lastfm", "load_movielens", "make_interactions"]

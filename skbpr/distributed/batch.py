@@ -236,7 +236,7 @@ class BatchRecommender:
         The file is a joblib pickle: load only files you trust. ``kwargs``
         go to the constructor (``k``, ``user_col``, ...).
         """
-        from skbpr.cli import load_model
+        from skbpr.cli.commands import load_model
 
         bundle = load_model(path)
         return cls(bundle["estimator"], bundle.get("user_ids"), bundle.get("item_ids"), **kwargs)

@@ -28,8 +28,8 @@ CHUNK_USERS = 65_536  # users per recommend call when writing every user's recom
 # --------------------------------------------------------------------------
 def sweep_scheduler(args: argparse.Namespace, config: Any) -> str | None:
     """``--scheduler``, else ``sweep.scheduler``, checked before any work (None: run locally)."""
-    from skbpr.cli import CommandLineError
-    from skbpr.config import ConfigError
+    from skbpr.cli.commands import CommandLineError
+    from skbpr.cli.config import ConfigError
     from skbpr.distributed.search import check_scheduler
 
     if args.scheduler is not None:
@@ -56,7 +56,7 @@ def sweep_backend(scheduler: str | None) -> contextlib.AbstractContextManager[An
         return contextlib.nullcontext()
     import importlib.util
 
-    from skbpr.cli import CommandLineError
+    from skbpr.cli.commands import CommandLineError
 
     if importlib.util.find_spec("distributed") is None:
         raise CommandLineError(f"--scheduler {scheduler!r}: needs Dask (pip install 'skbpr[dask]')")
@@ -106,7 +106,7 @@ def add_tune_parser(sub: Any, epilog: str) -> None:
 
 
 def _check_tune_args(args: argparse.Namespace) -> None:
-    from skbpr.cli import CommandLineError
+    from skbpr.cli.commands import CommandLineError
 
     for option, value, low in (
         ("--n-trials", args.n_trials, 1),
@@ -127,7 +127,7 @@ def _check_tune_args(args: argparse.Namespace) -> None:
 
 
 def _storage(args: argparse.Namespace, *, create_tables: bool) -> Any:
-    from skbpr.cli import CommandLineError
+    from skbpr.cli.commands import CommandLineError
     from skbpr.distributed.tune import make_storage
 
     try:
@@ -144,14 +144,14 @@ def _storage(args: argparse.Namespace, *, create_tables: bool) -> Any:
 
 def _tracking_uri(config: Any) -> str | None:
     """The MLflow store of the trials' fits, its schema created here (before workers open it)."""
-    from skbpr.cli import _quiet_mlflow, _tracking_available, _warn
+    from skbpr.cli.commands import _quiet_mlflow, _tracking_available, _warn
 
     if not _tracking_available(config):
         return None
     import mlflow
 
     from skbpr.distributed.stores import prepare_tracking_store
-    from skbpr.tracking import absolute_uri
+    from skbpr.tracking.recorder import absolute_uri
 
     _quiet_mlflow()
     uri = absolute_uri(config["mlflow"]["tracking_uri"] or mlflow.get_tracking_uri())
@@ -165,8 +165,8 @@ def _tracking_uri(config: Any) -> str | None:
 def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
-    from skbpr.cli import CommandLineError, _say
-    from skbpr.config import ConfigError, load_config
+    from skbpr.cli.commands import CommandLineError, _say
+    from skbpr.cli.config import ConfigError, load_config
 
     _check_tune_args(args)
     config = load_config(args.config)
@@ -214,7 +214,7 @@ def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
 def _run_worker(args: argparse.Namespace, config: Any) -> int:
     import optuna
 
-    from skbpr.cli import CommandLineError, _say
+    from skbpr.cli.commands import CommandLineError, _say
     from skbpr.distributed.tune import ConfigObjective, run_worker
 
     try:  # the study, and so the storage's tables, must exist: workers never create them
@@ -238,7 +238,7 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
 def _summarise(study: Any) -> None:
     from optuna.trial import TrialState
 
-    from skbpr.cli import _print_table, _say
+    from skbpr.cli.commands import _print_table, _say
 
     counts = {state.name: sum(t.state == state for t in study.trials) for state in TrialState}
     _say("trials: " + ", ".join(f"{n} {name.lower()}" for name, n in counts.items() if n))
@@ -258,7 +258,7 @@ def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: 
     import numpy as np
     import pandas as pd
 
-    from skbpr.cli import _say
+    from skbpr.cli.commands import _say
     from skbpr.distributed.batch import BatchRecommender
 
     model = bundle["estimator"]

@@ -76,7 +76,7 @@ def prepare_tracking_store(uri: str) -> str:
     >>> {"experiments", "runs", "metrics", "alembic_version"} <= tables
     True
     """
-    from skbpr.tracking import absolute_uri, probe, retry_locked
+    from skbpr.tracking.recorder import absolute_uri, probe, retry_locked
 
     uri = absolute_uri(uri)
     if not is_database_uri(uri):

@@ -288,7 +288,7 @@ class ConfigObjective:
 
     def _data(self) -> Any:
         if self._train is None:
-            from skbpr.cli import load_data, split_data
+            from skbpr.cli.commands import load_data, split_data
 
             self._train = split_data(self.config, load_data(self.config))[0]
         return self._train
@@ -297,8 +297,8 @@ class ConfigObjective:
         from sklearn.model_selection import cross_validate
 
         from skbpr import HybridBPR
-        from skbpr.metrics import make_ranking_scorer
-        from skbpr.model_selection import PerUserKFold
+        from skbpr.evaluation.scorers import make_ranking_scorer
+        from skbpr.evaluation.splitters import PerUserKFold
 
         config = self.config
         overrides = {key: trial.suggest_categorical(key, values) for key, values in config.grid.items()}

@@ -13,8 +13,8 @@ import warnings
 
 import torch
 
-from skbpr.model import HybridFactorization
 from skbpr.training import native
+from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowSGD
 from skbpr.training.problem import TrainingProblem
 from skbpr.training.torch_engine import Trainer

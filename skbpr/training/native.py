@@ -20,7 +20,7 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from skbpr.model import HybridFactorization
+from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowAdagrad, RowAdam, RowSGD
 from skbpr.training.problem import TrainingProblem
 

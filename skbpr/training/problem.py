@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import scipy.sparse as sp
 import torch
 
-from skbpr.model import FeatureMap
+from skbpr.training.model import FeatureMap
 
 
 @dataclass(frozen=True)

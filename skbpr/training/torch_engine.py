@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from skbpr.losses import resolve_loss
-from skbpr.model import HybridFactorization
+from skbpr.training.losses import resolve_loss
+from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowSGD
 from skbpr.training.problem import TrainingProblem
 from skbpr.training.sampling import NegativeSampler
@@ -92,7 +92,7 @@ class Trainer:
             used = torch.where(violates.any(dim=1), violates.to(torch.uint8).argmax(dim=1) + 1, m)
             keep = (torch.arange(m + 1, device=v.device)[None, :] <= used[:, None]).reshape(-1)
             item_rows, g_v = item_rows[keep], g_v[keep]
-        return loss, self.user_map.expand(users, g_u), self.item_map.expand(item_rows, g_v)
+        return loss, self.user_map.table_gradients(users, g_u), self.item_map.table_gradients(item_rows, g_v)
 
     def step(
         self,

@@ -67,7 +67,14 @@ def absolute_uri(uri: str) -> str:
 
 
 def metric_key(name: str) -> str:
-    """A metric name MLflow accepts: ``val_ndcg@10`` becomes ``val_ndcg_at_10``."""
+    """A metric name MLflow accepts: ``val_ndcg@10`` becomes ``val_ndcg_at_10``.
+
+    Examples
+    --------
+    >>> from skbpr.tracking import metric_key
+    >>> metric_key("val_ndcg@10")
+    'val_ndcg_at_10'
+    """
     return _INVALID_KEY.sub("_", name.replace("@", "_at_"))
 
 
@@ -446,6 +453,17 @@ class RunRecorder:
             mlflow.sklearn.save_model(estimator, path, mlflow_model=info, **kwargs)
             self._call(self._client.log_artifacts, self.run_id, path, artifact_path=name)
         return types.SimpleNamespace(model_uri=f"runs:/{self.run_id}/{name}")
+
+    def log_dict(self, data: dict[str, Any], name: str) -> None:
+        """Store ``data`` as the run's artifact ``name`` (YAML or JSON by its extension)."""
+        if self._client is not None:
+            self._guard(f"log {name}", lambda: self._call(self._client.log_dict, self.run_id, data, name), again=True)
+
+    def log_file(self, path: str | os.PathLike) -> None:
+        """Store the file at ``path`` among the run's artifacts."""
+        if self._client is not None:
+            action = f"log the file {os.fspath(path)}"
+            self._guard(action, lambda: self._call(self._client.log_artifact, self.run_id, os.fspath(path)), again=True)
 
     def end(self, status: str = "FINISHED") -> None:
         if self._client is not None and self.owns_run:

@@ -26,6 +26,7 @@ writable folder; ``--plot-dir`` must be, or be creatable as, a writable folder;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -36,7 +37,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from skbpr.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
+from skbpr.cli.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
 
 __all__ = ["CommandLineError", "main"]
 
@@ -62,7 +63,7 @@ def load_data(config: Config) -> Any:
     """The :class:`skbpr.Interactions` the ``data`` section describes."""
     d = config["data"]
     if d["source"] == "synthetic":
-        from skbpr.datasets import make_interactions
+        from skbpr.data.datasets import make_interactions
 
         return make_interactions(
             d["n_users"],
@@ -76,7 +77,7 @@ def load_data(config: Config) -> Any:
             random_state=d["random_state"],
         )
     if d["source"] == "movielens":
-        from skbpr.datasets import load_movielens
+        from skbpr.data.datasets import load_movielens
 
         return load_movielens(
             d["name"],
@@ -90,7 +91,7 @@ def load_data(config: Config) -> Any:
 def _load_events(d: dict[str, Any]) -> Any:
     import pandas as pd
 
-    from skbpr.interactions import Interactions
+    from skbpr.data.interactions import Interactions
 
     path = d["path"]
     try:
@@ -115,7 +116,7 @@ def _load_events(d: dict[str, Any]) -> Any:
 
 def split_data(config: Config, data: Any) -> tuple[Any, Any]:
     """The per-user train / test split of the ``data`` section."""
-    from skbpr.model_selection import train_test_split
+    from skbpr.evaluation.splitters import train_test_split
 
     d = config["data"]
     return train_test_split(data, test_size=d["test_size"], random_state=d["random_state"])
@@ -148,7 +149,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str], left: tuple[str
 
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
     from skbpr import PopularityRecommender
-    from skbpr.metrics import evaluate
+    from skbpr.evaluation.metrics import evaluate
 
     baseline = PopularityRecommender().fit(train)
     return [
@@ -197,7 +198,7 @@ def _quiet_mlflow() -> None:
 
 
 def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:
-    from skbpr.callbacks import MLflowCallback
+    from skbpr.tracking.callbacks import MLflowCallback
 
     m = config["mlflow"]
     return MLflowCallback(
@@ -209,22 +210,23 @@ def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_
     )
 
 
+def _recorder(config: Config, uri: str, **kwargs: Any) -> Any:
+    """A :class:`~skbpr.tracking.RunRecorder` in ``uri`` with the configured experiment and fallback store."""
+    from skbpr.tracking.recorder import RunRecorder, absolute_uri, default_fallback_uri
+
+    m = config["mlflow"]
+    fallback = absolute_uri(m["fallback_uri"]) if m["fallback_uri"] else default_fallback_uri()
+    return RunRecorder(uri, fallback, experiment_name=m["experiment_name"], **kwargs)
+
+
 def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: Config, files: list[Path]) -> None:
-    """Add test metrics, the configuration and plots to a finished run (a failure only warns)."""
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
-    from skbpr.plotting import mlflow_metric_name
-
-    try:
-        client = MlflowClient(tracking_uri=uri)
-        now = int(time.time() * 1000)
-        client.log_batch(run_id, metrics=[Metric(mlflow_metric_name(k), float(v), now, 0) for k, v in metrics.items()])
-        client.log_dict(run_id, config.to_dict(), "config.yaml")
-        for path in files:
-            client.log_artifact(run_id, str(path))
-    except Exception as exc:  # noqa: BLE001 - tracking must never fail a finished fit
-        _warn(f"could not add the test metrics and files to MLflow run {run_id} in {uri}: {exc}")
+    """Add test metrics, the configuration and plots to a finished run, through the recorder."""
+    recorder = _recorder(config, uri, join_run_id=run_id)
+    recorder.start({}, {})
+    recorder.log(metrics=metrics)
+    recorder.log_dict(config.to_dict(), "config.yaml")
+    for path in files:
+        recorder.log_file(path)
 
 
 # --------------------------------------------------------------------------
@@ -377,7 +379,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     _print_table(rows, ["model", *metrics])
     files = []
     if args.plot_dir:
-        from skbpr.plotting import plot_learning_curve
+        from skbpr.tracking.plots import plot_learning_curve
 
         out = Path(args.plot_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -427,8 +429,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from skbpr import HybridBPR
     from skbpr.distributed.commands import sweep_backend, sweep_scheduler
-    from skbpr.metrics import evaluate, make_ranking_scorer
-    from skbpr.model_selection import PerUserKFold
+    from skbpr.evaluation.metrics import evaluate
+    from skbpr.evaluation.scorers import make_ranking_scorer
+    from skbpr.evaluation.splitters import PerUserKFold
 
     _check_outputs(args, "sweep.png")
     config = load_config(args.config)
@@ -468,12 +471,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         n_jobs=n_jobs,
     )
     start = time.perf_counter()
-    try:
-        with sweep_backend(scheduler):
-            search.fit(train)
-    finally:
-        if parent is not None:
-            parent.__exit__(*sys.exc_info())
+    with parent if parent is not None else contextlib.nullcontext(), sweep_backend(scheduler):
+        search.fit(train)
     seconds = time.perf_counter() - start
     results = search.cv_results_
     rows = []
@@ -494,7 +493,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _print_table([{"model": "HybridBPR (best)", **test_metrics}], ["model", *metrics])
     files = []
     if args.plot_dir:
-        from skbpr.plotting import plot_sweep
+        from skbpr.tracking.plots import plot_sweep
 
         out = Path(args.plot_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -523,7 +522,7 @@ class _SweepRun:
     def __init__(self, config: Config) -> None:
         import mlflow
 
-        from skbpr.tracking import absolute_uri, default_fallback_uri
+        from skbpr.tracking.recorder import absolute_uri, default_fallback_uri
 
         m = config["mlflow"]
         self.run_id: str | None = None
@@ -545,7 +544,7 @@ class _SweepRun:
     def _open(self, uri: str, m: dict[str, Any]) -> None:
         import mlflow
 
-        from skbpr.tracking import probe
+        from skbpr.tracking.recorder import probe
 
         probe(uri)  # an unreachable server fails here at once, not after MLflow's retries
         mlflow.set_tracking_uri(uri)
@@ -556,6 +555,9 @@ class _SweepRun:
             tags={"skbpr.kind": "sweep"},
         )
         self.run_id = run.info.run_id
+
+    def __enter__(self) -> _SweepRun:
+        return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         import mlflow
@@ -571,47 +573,31 @@ def _start_sweep_run(config: Config) -> _SweepRun:
 
 def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: dict, files: list[Path]) -> None:
     """One child run per candidate (searched params, mean and std scores); best and test scores on the parent."""
-    from mlflow.entities import Metric, Param, RunTag
-    from mlflow.tracking import MlflowClient
-
-    from skbpr.plotting import mlflow_metric_name
-
     results = search.cv_results_
-    try:
-        client = MlflowClient(tracking_uri=parent.uri)
-        experiment_id = client.get_run(parent.run_id).info.experiment_id
-        now = int(time.time() * 1000)
-        for i, candidate in enumerate(results["params"]):
-            child = client.create_run(
-                experiment_id,
-                run_name=f"candidate-{i}",
-                tags={"mlflow.parentRunId": parent.run_id, "skbpr.kind": "sweep-candidate"},
-            )
-            metrics = []
-            for name in config.scoring:
-                for stat in ("mean", "std", "rank"):
-                    key = f"{stat}_test_{name}"
-                    metrics.append(Metric(mlflow_metric_name(key), float(results[key][i]), now, 0))
-            metrics.append(Metric("mean_fit_time", float(results["mean_fit_time"][i]), now, 0))
-            client.log_batch(
-                child.info.run_id,
-                metrics=metrics,
-                params=[Param(k, str(v)) for k, v in candidate.items()],
-                tags=[RunTag("skbpr.cv_candidate", str(i))],
-            )
-            client.set_terminated(child.info.run_id)
-        best = [Param(f"best.{Config.param_key(k)}", str(v)) for k, v in search.best_params_.items()]
-        summary = [Metric(mlflow_metric_name(f"test_{k}"), float(v), now, 0) for k, v in test_metrics.items()]
-        summary.append(
-            Metric(mlflow_metric_name(f"best_mean_test_{config.scoring[0]}"), float(search.best_score_), now, 0)
+    for i, candidate in enumerate(results["params"]):
+        child = _recorder(
+            config,
+            parent.uri,
+            run_name=f"candidate-{i}",
+            parent_run_id=parent.run_id,
+            tags={"skbpr.kind": "sweep-candidate"},
         )
-        client.log_batch(parent.run_id, metrics=summary, params=best)
-        client.log_dict(parent.run_id, config.to_dict(), "config.yaml")
-        for path in files:
-            client.log_artifact(parent.run_id, str(path))
-    except Exception as exc:  # noqa: BLE001 - tracking must never fail a finished search
-        _warn(f"could not record the sweep in MLflow ({parent.uri}): {exc}")
-        return
+        child.start({k: str(v) for k, v in candidate.items()}, {"skbpr.cv_candidate": str(i)})
+        stats = {
+            f"{s}_test_{name}": float(results[f"{s}_test_{name}"][i])
+            for name in config.scoring
+            for s in ("mean", "std", "rank")
+        }
+        child.log(metrics={**stats, "mean_fit_time": float(results["mean_fit_time"][i])})
+        child.end()
+    summary = {f"test_{k}": float(v) for k, v in test_metrics.items()}
+    summary[f"best_mean_test_{config.scoring[0]}"] = float(search.best_score_)
+    recorder = _recorder(config, parent.uri, join_run_id=parent.run_id)
+    recorder.start({f"best.{Config.param_key(k)}": str(v) for k, v in search.best_params_.items()}, {})
+    recorder.log(metrics=summary)
+    recorder.log_dict(config.to_dict(), "config.yaml")
+    for path in files:
+        recorder.log_file(path)
     _say(
         f"MLflow sweep run {parent.run_id} (experiment {config['mlflow']['experiment_name']!r}, one child run per "
         f"fit and per candidate) stored in {parent.uri}\n  browse it with: mlflow ui --backend-store-uri {parent.uri}"
@@ -619,7 +605,7 @@ def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: 
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from skbpr.metrics import evaluate
+    from skbpr.evaluation.metrics import evaluate
 
     bundle = load_model(args.model)
     model = bundle["estimator"]
@@ -837,7 +823,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config_epilog() -> str:
-    from skbpr.config import SCHEMA
+    from skbpr.cli.config import SCHEMA
 
     lines = ["configuration sections and keys (all optional):"]
     for section, fields in SCHEMA.items():
@@ -850,7 +836,7 @@ def _config_epilog() -> str:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from skbpr.config import example_config
+    from skbpr.cli.config import example_config
 
     print(example_config(), end="", flush=True)
     return 0

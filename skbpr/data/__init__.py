@@ -1,0 +1,1 @@
+"""Data: the interactions container, its encoders, fold provenance and the data sets."""

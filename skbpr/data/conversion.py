@@ -1,0 +1,198 @@
+"""Conversion and checking of the arrays an :class:`~skbpr.data.interactions.Interactions` is built from.
+
+1-D arrays of indices, weights and timestamps, CSR matrices of negatives and
+features, raw-id arrays, and the canonical order of positives (sorted by
+user, then item; duplicates merged) with the positives-win rule.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from skbpr.utils.validation import examples
+
+
+def as_1d(values: Any, name: str, length: int | None = None) -> np.ndarray:
+    """``values`` as a 1-D array (of ``length`` entries, one per positive, when given)."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {array.shape}")
+    if length is not None and array.shape[0] != length:
+        raise ValueError(f"{name} must have length {length} (one entry per positive), got shape {array.shape}")
+    return array
+
+
+def check_weights(values: Any, name: str, length: int) -> np.ndarray:
+    """Strictly positive, finite float32 weights (ones for ``None``)."""
+    if values is None:
+        return np.ones(length, dtype=np.float32)
+    array = as_1d(values, name, length)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} has NaN or infinite values")
+    if np.any(array <= 0):
+        raise ValueError(f"{name} must be strictly positive, got {examples(array[array <= 0])}")
+    return array.astype(np.float32)
+
+
+def check_timestamps(values: Any, name: str, length: int) -> np.ndarray | None:
+    """Timestamps as int64 (datetimes: nanoseconds since the epoch) or finite float64; ``None`` stays ``None``."""
+    if values is None:
+        return None
+    array = as_1d(values, name, length)
+    if array.dtype.kind == "M":
+        if np.any(np.isnat(array)):
+            raise ValueError(f"{name} has missing (NaT) values")
+        return array.astype("datetime64[ns]").view(np.int64)
+    if array.dtype.kind in "iu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} has NaN or infinite values")
+        return array.astype(np.float64)
+    raise TypeError(f"{name} must be numeric or datetime64, got dtype {array.dtype}")
+
+
+def as_csr(matrix: Any, name: str) -> sp.csr_matrix:
+    """Validated float32 CSR copy: 2-D, finite, nonnegative, zeros removed."""
+    if sp.issparse(matrix):
+        if matrix.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {matrix.shape}")
+        csr = sp.csr_matrix(matrix, copy=True)
+        data = csr.data
+    else:
+        try:
+            dense = np.asarray(matrix)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be a 2-D array or sparse matrix: {exc}") from exc
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got shape {dense.shape}")
+        if dense.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must be numeric, got dtype {dense.dtype}")
+        data = dense
+        csr = None
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {data.dtype}")
+    if data.size and not np.all(np.isfinite(data)):
+        raise ValueError(f"{name} has NaN or infinite values")
+    if data.size and np.any(data < 0):
+        raise ValueError(f"{name} has negative values, e.g. {examples(data[data < 0])}")
+    if csr is None:
+        if data.dtype == np.float16:  # scipy.sparse has no float16; float32 holds every float16 exactly
+            data = data.astype(np.float32)
+        try:
+            csr = sp.csr_matrix(data)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} has dtype {data.dtype}, which scipy.sparse cannot hold: {exc}") from exc
+    csr = csr.astype(np.float32)
+    if csr.nnz and not np.all(np.isfinite(csr.data)):
+        raise ValueError(f"{name} has values too large for float32")
+    csr.sum_duplicates()
+    csr.eliminate_zeros()
+    csr.sort_indices()
+    return csr
+
+
+def check_raw_ids(ids: Any, name: str, length: int) -> np.ndarray | None:
+    """A copy of ``length`` unique, non-missing raw ids; ``None`` stays ``None``."""
+    if ids is None:
+        return None
+    array = as_1d(ids, name)
+    if array.shape[0] != length:
+        raise ValueError(f"{name} must have length {length}, got shape {array.shape}")
+    index = pd.Index(array)
+    if index.hasnans:
+        raise ValueError(f"{name} has missing values")
+    if not index.is_unique:
+        raise ValueError(f"{name} must be unique, got duplicates {examples(index[index.duplicated()])}")
+    return array.copy()
+
+
+def check_feature_names(names: Any, name: str, features: sp.csr_matrix | None) -> np.ndarray | None:
+    """One string name per column of ``features``; ``None`` stays ``None``."""
+    if names is None:
+        return None
+    if features is None:
+        raise ValueError(f"{name} is given but the matching feature matrix is None")
+    array = as_1d(names, name)
+    if array.shape[0] != features.shape[1]:
+        raise ValueError(f"{name} must have one name per feature column ({features.shape[1]}), got shape {array.shape}")
+    return array.astype(str).astype(object)
+
+
+def pair_keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
+    """One int64 key per ``(user, item)`` pair, ordered like the pairs."""
+    return users.astype(np.int64) * np.int64(n_items) + items.astype(np.int64)
+
+
+def canonicalise(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    timestamps: np.ndarray | None,
+    n_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Sort by (user, item); merge duplicates (sum weights, latest timestamp)."""
+    keys = pair_keys(users, items, n_items)
+    if np.all(keys[1:] > keys[:-1]):
+        ts = None if timestamps is None else timestamps.copy()
+        return users.copy(), items.copy(), values.copy(), ts
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    first = np.ones(keys.shape[0], dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    if first.all():
+        ts = None if timestamps is None else timestamps[order]
+        return users[order], items[order], values[order], ts
+    group = np.cumsum(first) - 1
+    n_groups = int(group[-1]) + 1 if group.size else 0
+    merged = np.bincount(group, weights=values[order], minlength=n_groups)
+    ts = None
+    if timestamps is not None:
+        ts = np.full(n_groups, timestamps.min(), dtype=timestamps.dtype)
+        np.maximum.at(ts, group, timestamps[order])
+    starts = order[first]
+    return users[starts], items[starts], merged.astype(np.float32), ts
+
+
+def drop_overlap(
+    negatives: sp.csr_matrix | None,
+    users: np.ndarray,
+    items: np.ndarray,
+) -> sp.csr_matrix | None:
+    """Remove positive pairs from the negatives (positives win), with a warning.
+
+    ``users`` and ``items`` must be in canonical order.
+    """
+    if negatives is None or negatives.nnz == 0 or users.size == 0:
+        return negatives
+    n_items = negatives.shape[1]
+    neg_users = np.repeat(np.arange(negatives.shape[0]), np.diff(negatives.indptr))
+    neg_keys = pair_keys(neg_users, negatives.indices, n_items)
+    pos_keys = pair_keys(users, items, n_items)  # sorted: canonical order
+    found = np.minimum(np.searchsorted(pos_keys, neg_keys), pos_keys.shape[0] - 1)
+    overlap = pos_keys[found] == neg_keys
+    n_overlap = int(overlap.sum())
+    if n_overlap == 0:
+        return negatives
+    warnings.warn(
+        f"{n_overlap} (user, item) pairs are both positive and negative; "
+        "positives win and these pairs were dropped from the negatives",
+        UserWarning,
+        stacklevel=3,
+    )
+    keep = ~overlap
+    cleaned = sp.csr_matrix(
+        (negatives.data[keep], (neg_users[keep], negatives.indices[keep])),
+        shape=negatives.shape,
+        dtype=np.float32,
+    )
+    cleaned.sort_indices()
+    return cleaned

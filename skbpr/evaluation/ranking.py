@@ -1,0 +1,426 @@
+"""Full-catalogue ranking metrics for implicit-feedback recommenders.
+
+Every metric is computed per user from one dense score matrix per chunk of
+users, on a torch device, and then averaged over the evaluated users.
+
+Protocol
+--------
+For each user the *ranking* contains every item that is not in ``exclude``
+(usually the training positives). The held-out *test positives* are the
+nonzero entries of ``test`` outside ``exclude`` (an item that is both in
+``test`` and in ``exclude`` is removed from the ranking and does not count).
+Users without any test positive are skipped.
+
+* ``precision@k`` = hits in the top k / k
+* ``recall@k`` = hits in the top k / number of test positives
+* ``ndcg@k``: binary gains, discount ``1 / log2(rank + 1)``, ideal DCG with
+  ``min(#test positives, k)`` hits
+* ``map@k``: sum over hits in the top k of the precision at that rank,
+  divided by ``min(#test positives, k)``
+* ``hit_rate@k`` = 1 if there is at least one hit in the top k, else 0
+* ``mrr`` = 1 / rank of the first test positive in the full ranking
+* ``auc``: probability that a random test positive is scored above a random
+  candidate negative (an item neither in ``exclude`` nor in ``test``); ties
+  count 1/2. Undefined (NaN, ignored in the mean) for users without
+  candidate negatives.
+* ``implicit_auc`` (alias ``neg_auc``): the same probability against the
+  user's held-out implicit negatives (``test_negatives`` outside ``exclude``
+  and outside ``test``). Users without such negatives are ignored for this
+  metric.
+
+Ties in the rank-based metrics (all but the two AUCs) are broken by item
+index: among equal scores, the lower item index is ranked first.
+
+With ``n_sampled_negatives=N`` each user's test positives are ranked against
+``N`` negatives drawn uniformly without replacement from the user's candidate
+negatives (all of them when the user has at most ``N``) instead of against
+the full catalogue; every metric except ``implicit_auc`` is then computed
+over the candidate set {test positives} U {sampled negatives}. The sample
+depends only on ``random_state`` and the data, not on ``chunk_size``.
+
+Per-user values are NaN where a metric is undefined; means ignore them.
+Results are keyed by the metric names exactly as given; names are parsed
+case-insensitively and ``"ndcg_at_10"`` is read as ``"ndcg@10"``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from skbpr.evaluation.names import DEFAULT_METRICS, MetricName, parse_metrics
+from skbpr.training.devices import resolve_device
+from skbpr.utils.validation import check_number
+
+__all__ = ["as_bool_csr", "evaluate_scores", "evaluate_scores_per_user"]
+
+
+def as_bool_csr(matrix: Any, argname: str, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
+    if not sp.issparse(matrix):
+        raise TypeError(f"{argname} must be a scipy sparse matrix, got {type(matrix).__name__}")
+    if matrix.ndim != 2:
+        raise ValueError(f"{argname} must be 2-dimensional, got shape {matrix.shape}")
+    if shape is not None and tuple(matrix.shape) != tuple(shape):
+        raise ValueError(f"{argname} must have the same shape as test {tuple(shape)}, got {tuple(matrix.shape)}")
+    csr = sp.csr_matrix(matrix, copy=True)
+    csr.sum_duplicates()
+    csr = csr.astype(bool)
+    csr.eliminate_zeros()
+    return csr
+
+
+def _make_rng(random_state: Any) -> np.random.Generator:
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**32, size=4))
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative integer, got {random_state!r}")
+        return np.random.default_rng(int(random_state))
+    raise TypeError(f"random_state must be None, an int, a numpy RandomState or Generator, got {random_state!r}")
+
+
+def _rows_mask(csr: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Dense boolean mask (len(rows), n_cols) of the given CSR rows."""
+    sub = csr[rows]
+    indptr = torch.from_numpy(sub.indptr.astype(np.int64)).to(device)
+    cols = torch.from_numpy(sub.indices.astype(np.int64)).to(device)
+    n_rows = len(rows)
+    row_ids = torch.repeat_interleave(torch.arange(n_rows, device=device), indptr[1:] - indptr[:-1])
+    mask = torch.zeros((n_rows, csr.shape[1]), dtype=torch.bool, device=device)
+    mask[row_ids, cols] = True
+    return mask
+
+
+def _sample_negatives(disallowed: torch.Tensor, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
+    """Mask of ``n_samples`` items per row drawn uniformly without replacement
+    among the items that are not ``disallowed`` (all of them if fewer)."""
+    n_rows, n_items = disallowed.shape
+    if n_samples >= n_items:
+        return ~disallowed
+    # A uniform random permutation per row; the allowed items with the
+    # smallest keys form a uniform sample without replacement.
+    keys = rng.permuted(np.tile(np.arange(n_items, dtype=np.int32), (n_rows, 1)), axis=1)
+    keys_t = torch.from_numpy(keys).to(disallowed.device)
+    keys_t = keys_t.masked_fill(disallowed, n_items)
+    values, idx = torch.topk(keys_t, n_samples, dim=1, largest=False, sorted=False)
+    sampled = torch.zeros_like(disallowed)
+    sampled.scatter_(1, idx, values < n_items)
+    return sampled
+
+
+def _tie_groups(
+    sorted_keys: torch.Tensor, b: torch.Tensor, j: torch.Tensor, slot: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start and end (exclusive) position of the group of keys equal to
+    ``sorted_keys[b, j]`` in each row of the ascending ``sorted_keys``."""
+    width = int(slot.max()) + 1 if len(slot) else 1
+    queries = torch.zeros((sorted_keys.shape[0], width), dtype=sorted_keys.dtype, device=b.device)
+    queries[b, slot] = sorted_keys[b, j]
+    start = torch.searchsorted(sorted_keys, queries, side="left")
+    end = torch.searchsorted(sorted_keys, queries, side="right")
+    return start[b, slot], end[b, slot]
+
+
+def _pairwise_auc(
+    neg_sorted: torch.Tensor,
+    b: torch.Tensor,
+    start_p: torch.Tensor,
+    end_p: torch.Tensor,
+    n_pos: torch.Tensor,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """Per-row AUC of the positives at flat positions (b, .) against the
+    negatives in ``neg_sorted``, ties counting 1/2; NaN without negatives."""
+    n_rows = neg_sorted.shape[0]
+    cum = neg_sorted.cumsum(dim=1, dtype=torch.int32)  # negatives at or before
+    n_neg = cum[:, -1]
+    above = torch.where(start_p > 0, cum[b, (start_p - 1).clamp_min(0)], 0)
+    at_or_above = cum[b, end_p - 1]  # end_p >= 1: the group holds the positive
+    below = n_neg[b] - at_or_above
+    wins = below.to(dtype) + 0.5 * (at_or_above - above).to(dtype)
+    total = torch.zeros(n_rows, dtype=dtype, device=neg_sorted.device)
+    total.index_add_(0, b, wins)
+    denom = n_pos.to(dtype) * n_neg.to(dtype)
+    return torch.where(n_neg > 0, total / denom.clamp_min(1), math.nan)
+
+
+def _evaluate_chunk(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    rows: np.ndarray,
+    test: sp.csr_matrix,
+    exclude: sp.csr_matrix | None,
+    negatives: sp.csr_matrix | None,
+    wanted: list[MetricName],
+    n_sampled: int | None,
+    rng: np.random.Generator | None,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    n_rows, n_items = len(rows), test.shape[1]
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    users = torch.from_numpy(rows.astype(np.int64)).to(device)
+    with torch.no_grad():
+        scores = score_fn(users)
+    if not isinstance(scores, torch.Tensor):
+        raise TypeError(f"score_fn must return a torch.Tensor, got {type(scores).__name__}")
+    if tuple(scores.shape) != (n_rows, n_items):
+        raise ValueError(
+            f"score_fn returned shape {tuple(scores.shape)} for {n_rows} users; expected ({n_rows}, {n_items})"
+        )
+    scores = scores.detach().to(device)
+    if not scores.is_floating_point():
+        scores = scores.to(torch.float64)
+    elif scores.dtype in (torch.float16, torch.bfloat16):
+        scores = scores.float()
+
+    test_raw = _rows_mask(test, rows, device)
+    if exclude is not None:
+        excluded = _rows_mask(exclude, rows, device)
+        pos = test_raw & ~excluded
+        not_candidate = excluded | test_raw
+    else:
+        excluded = None
+        pos = test_raw
+        not_candidate = test_raw
+    # Sort keys: negated scores, excluded items last (they are never counted).
+    keys = torch.neg(scores)
+    if excluded is not None:
+        keys.masked_fill_(excluded, math.inf)
+    if torch.isnan(keys).any():
+        bad = rows[torch.isnan(keys).any(dim=1).cpu().numpy()]
+        raise ValueError(f"score_fn returned NaN scores for users {bad[:10].tolist()}")
+
+    if n_sampled is not None:
+        assert rng is not None
+        cand_neg = _sample_negatives(not_candidate, n_sampled, rng)
+        ranked = pos | cand_neg
+    else:
+        cand_neg = ~not_candidate
+        ranked = None if excluded is None else ~excluded
+
+    # Ascending stable sort of the keys: best first, ties by lower index.
+    sorted_keys, order = torch.sort(keys, dim=1, stable=True)
+    pos_sorted = pos.gather(1, order)
+    b, j = pos_sorted.nonzero(as_tuple=True)  # row-major: by rank within row
+    n_pos = pos.sum(dim=1)
+    slot = torch.arange(len(b), device=device) - (torch.cumsum(n_pos, 0) - n_pos)[b]
+    out: dict[str, torch.Tensor] = {}
+
+    bases = {m.base for m in wanted}
+    if bases & {"auc", "implicit_auc"}:
+        start_p, end_p = _tie_groups(sorted_keys, b, j, slot)
+        if "auc" in bases:
+            out["auc"] = _pairwise_auc(cand_neg.gather(1, order), b, start_p, end_p, n_pos, dtype)
+        if "implicit_auc" in bases:
+            assert negatives is not None
+            implicit = _rows_mask(negatives, rows, device) & ~not_candidate
+            out["implicit_auc"] = _pairwise_auc(implicit.gather(1, order), b, start_p, end_p, n_pos, dtype)
+
+    if bases - {"auc", "implicit_auc"}:
+        # Excluded items sort after every finite score, so the position is the
+        # rank unless a positive scored -inf (its key ties with excluded items).
+        if ranked is None or (n_sampled is None and not (sorted_keys[b, j] == math.inf).any()):
+            rank = (j + 1).to(dtype)
+        else:
+            rank_all = ranked.gather(1, order).cumsum(dim=1, dtype=torch.int32)
+            rank = rank_all[b, j].to(dtype)
+        hit_no = (slot + 1).to(dtype)
+        n_pos_f = n_pos.to(dtype)
+        if "mrr" in bases:
+            best = torch.full((n_rows,), math.inf, dtype=dtype, device=device)
+            best.scatter_reduce_(0, b, rank, reduce="amin")
+            out["mrr"] = 1.0 / best
+        discount = 1.0 / torch.log2(rank + 1.0)
+        prec_at_hit = hit_no / rank
+        for k in sorted({m.k for m in wanted if m.k is not None}):
+            in_top = (rank <= k).to(dtype)
+            hits = torch.zeros(n_rows, dtype=dtype, device=device)
+            hits.index_add_(0, b, in_top)
+            ideal_hits = torch.clamp(n_pos_f, max=k)
+            out[f"precision@{k}"] = hits / k
+            out[f"recall@{k}"] = hits / n_pos_f
+            out[f"hit_rate@{k}"] = (hits > 0).to(dtype)
+            dcg = torch.zeros(n_rows, dtype=dtype, device=device)
+            dcg.index_add_(0, b, in_top * discount)
+            ideal_disc = 1.0 / torch.log2(torch.arange(2, min(k, n_items) + 2, device=device, dtype=dtype))
+            ideal_cum = torch.nn.functional.pad(ideal_disc.cumsum(0), (1, 0))
+            out[f"ndcg@{k}"] = dcg / ideal_cum[ideal_hits.long()]
+            ap = torch.zeros(n_rows, dtype=dtype, device=device)
+            ap.index_add_(0, b, in_top * prec_at_hit)
+            out[f"map@{k}"] = ap / ideal_hits
+    return {m.name: out[m.name] for m in wanted}
+
+
+def evaluate_scores_per_user(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    test: Any,
+    *,
+    exclude: Any = None,
+    metrics: Iterable[str] | str = DEFAULT_METRICS,
+    test_negatives: Any = None,
+    n_sampled_negatives: int | None = None,
+    random_state: Any = None,
+    chunk_size: int = 1024,
+    device: str | torch.device = "cpu",
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Per-user ranking metrics from a score function.
+
+    Parameters
+    ----------
+    score_fn : callable
+        ``score_fn(users)`` takes a LongTensor of user indices on ``device``
+        and returns a ``(len(users), n_items)`` tensor of scores.
+    test : scipy sparse matrix of shape (n_users, n_items)
+        Nonzero entries are the held-out positives.
+    exclude : scipy sparse matrix of the same shape, optional
+        Items removed from each user's ranking (typically training positives).
+    metrics : str or sequence of str
+        Metric names, see the module docstring.
+    test_negatives : scipy sparse matrix of the same shape, optional
+        Held-out implicit negatives, required for ``"implicit_auc"``.
+    n_sampled_negatives : int, optional
+        Rank against this many sampled candidate negatives per user instead
+        of the full catalogue.
+    random_state : int, RandomState, Generator or None
+        Seed of the negative sampling.
+    chunk_size : int
+        Number of users scored at once.
+    device : str or torch.device
+        Device of the per-chunk computation.
+
+    Returns
+    -------
+    users : ndarray of shape (n_evaluated,)
+        Indices of the users with at least one test positive outside
+        ``exclude``, ascending.
+    values : dict of str to ndarray of shape (n_evaluated,)
+        Per-user value of each requested metric (keyed by the name as
+        given); NaN where the metric is undefined for that user.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> import torch
+    >>> from skbpr.metrics import evaluate_scores_per_user
+    >>> scores = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.4, 0.6]])
+    >>> test = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 1, 0]]))
+    >>> train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]]))
+    >>> def score_fn(users):
+    ...     return scores[users]
+    >>> users, values = evaluate_scores_per_user(score_fn, test, exclude=train, metrics=["mrr", "auc"])
+    >>> users
+    array([0, 1])
+    >>> values["mrr"], values["auc"]
+    (array([1. , 0.5]), array([1. , 0.5]))
+    """
+    parsed = parse_metrics(metrics)
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
+    test_csr = as_bool_csr(test, "test")
+    shape = test_csr.shape
+    exclude_csr = None if exclude is None else as_bool_csr(exclude, "exclude", shape)
+    neg_csr = None if test_negatives is None else as_bool_csr(test_negatives, "test_negatives", shape)
+    wanted = list(dict.fromkeys(m for _, m in parsed))
+    if neg_csr is None:
+        for name, m in parsed:
+            if m.base == "implicit_auc":
+                raise ValueError(f"metric {name!r} requires test_negatives")
+    chunk_size = check_number(chunk_size, "chunk_size", integer=True, low=1)
+    n_sampled = check_number(n_sampled_negatives, "n_sampled_negatives", integer=True, low=1, allow_none=True)
+    rng = None if n_sampled is None else _make_rng(random_state)
+    device = resolve_device(device)
+
+    effective = test_csr
+    if exclude_csr is not None:
+        effective = test_csr > exclude_csr
+    users = np.flatnonzero(np.diff(effective.indptr) > 0)
+
+    values = {m.name: np.empty(len(users), dtype=np.float64) for m in wanted}
+    for start in range(0, len(users), chunk_size):
+        rows = users[start : start + chunk_size]
+        chunk = _evaluate_chunk(
+            score_fn,
+            rows,
+            test_csr,
+            exclude_csr,
+            neg_csr,
+            wanted,
+            n_sampled,
+            rng,
+            device,
+        )
+        for name, arr in chunk.items():
+            values[name][start : start + len(rows)] = arr.cpu().numpy()
+    return users, {name: values[m.name].copy() for name, m in parsed}
+
+
+def evaluate_scores(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    test: Any,
+    *,
+    exclude: Any = None,
+    metrics: Iterable[str] | str = DEFAULT_METRICS,
+    test_negatives: Any = None,
+    n_sampled_negatives: int | None = None,
+    random_state: Any = None,
+    chunk_size: int = 1024,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Ranking metrics from a score function, averaged over users.
+
+    Takes the arguments of :func:`evaluate_scores_per_user` and returns the
+    mean of each metric over the users where it is defined (NaN, with a
+    warning, when it is defined for none), keyed by the metric name as given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> import torch
+    >>> from skbpr.metrics import evaluate_scores
+    >>> scores = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.4, 0.6]])
+    >>> test = sp.csr_matrix(np.array([[0, 0, 1, 0], [0, 0, 1, 0]]))
+    >>> train = sp.csr_matrix(np.array([[1, 0, 0, 0], [0, 1, 0, 0]]))
+    >>> evaluate_scores(lambda users: scores[users], test, exclude=train, metrics=["precision@1", "mrr", "auc"])
+    {'precision@1': 0.5, 'mrr': 0.75, 'auc': 0.75}
+    """
+    users, per_user = evaluate_scores_per_user(
+        score_fn,
+        test,
+        exclude=exclude,
+        metrics=metrics,
+        test_negatives=test_negatives,
+        n_sampled_negatives=n_sampled_negatives,
+        random_state=random_state,
+        chunk_size=chunk_size,
+        device=device,
+    )
+    if len(users) == 0:
+        warnings.warn(
+            "no user has a test positive outside exclude; all metrics are NaN",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    result: dict[str, float] = {}
+    for name, arr in per_user.items():
+        defined = arr[~np.isnan(arr)]
+        if len(defined) == 0:
+            if len(users) > 0:
+                warnings.warn(
+                    f"metric {name!r} is undefined for every evaluated user; returning NaN",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            result[name] = math.nan
+        else:
+            result[name] = float(defined.mean())
+    return result

@@ -1,0 +1,343 @@
+"""Fit set-up of :class:`~skbpr.models.hybrid.HybridBPR`: from the data to a training problem.
+
+Checks that need the data (the float32 range, the metric's cutoff, the
+evaluation set), warm starts and grown id spaces, the feature maps, and the
+:class:`~skbpr.training.TrainingProblem` handed to an engine.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.utils import check_random_state
+
+from skbpr.models.base import check_interaction_matrix, ignore_target
+from skbpr.training import TrainingProblem, make_optimizer
+from skbpr.training.callbacks import Callback
+from skbpr.training.defaults import AUTO_PARAMS, resolve
+from skbpr.training.engine import Engine, choose_backend
+from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
+from skbpr.training.sampling import users_without_candidates
+from skbpr.training.weighting import confidences
+from skbpr.utils.validation import invalid
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def search_context(data: Any) -> dict[str, Any]:
+    """Where a fit stands in a cross-validation, from the data's provenance (see :mod:`skbpr.data.folds`).
+
+    ``fold``: ``(split, n_splits)`` when ``data`` is the training part of a
+    split of skbpr's splitters; ``whole``: ``True`` when ``data`` is a
+    container such a splitter split, as a search's final refit fits it.
+    """
+    fold = getattr(data, "fold", None)
+    return {"fold": fold, "whole": fold is None and bool(getattr(data, "cv_folds", None))}
+
+
+class FittingMixin:
+    """The fit set-up of HybridBPR (a mixin; the estimator's parameters are its attributes)."""
+
+    def _check_float32_range(self) -> None:
+        """Reject magnitudes that overflow float32, the training dtype, for the initial model.
+
+        Initial weights lie within 6 standard deviations (all but a 2e-9
+        share), so an initial score, a sum of ``n_components`` products, is
+        bounded by ``n_components * (6 * init_std)**2``; trained scores are
+        taken to be of order 1 at least. ``init_std`` must keep that bound
+        finite, and ``sigma`` (times a score difference), ``alpha`` (times a
+        row's squared norm) and ``margin`` must keep the loss finite.
+        """
+        k = int(self.n_components)
+        resolved = self._resolved()
+        init_std, alpha = resolved["init_std"], resolved["alpha"]
+        coord = 6.0 * float(init_std)
+        score = k * coord * coord  # products of floats: inf, never OverflowError
+        std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
+        if not float(init_std) <= std_max:
+            what = (
+                f"<= {std_max:.3g} with n_components={k}: larger initial weights make "
+                "the scores overflow float32 (the training dtype)"
+            )
+            raise invalid("init_std", what, init_std)
+        scale = max(score, 1.0)
+        sigma_max = _F32_MAX / (2 * scale)
+        if not float(self.sigma) <= sigma_max:
+            what = (
+                f"<= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
+                f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k})"
+            )
+            raise invalid("sigma", what, self.sigma)
+        if not float(alpha) <= sigma_max:
+            what = (
+                f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
+                f"(the training dtype) for rows of squared norm {scale:.3g} "
+                f"(init_std={init_std!r}, n_components={k})"
+            )
+            raise invalid("alpha", what, alpha)
+        if not float(self.margin) <= _F32_MAX / 4:
+            raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", self.margin)
+
+    def _resolved(self) -> dict[str, Any]:
+        """The parameters of ``AUTO_PARAMS`` with ``"auto"`` replaced by the loss's default."""
+        return resolve(self.loss, **{name: getattr(self, name) for name in AUTO_PARAMS})
+
+    def _check_eval_metric(self, n_items: int) -> None:
+        """The cutoff of ``eval_metric`` cannot exceed the number of items."""
+        from skbpr.evaluation.names import parse_metric
+
+        metric = parse_metric(self.eval_metric)
+        if metric.k is not None and metric.k > n_items:
+            raise ValueError(
+                f"eval_metric={self.eval_metric!r} cuts the ranking at k={metric.k} but the data has "
+                f"{n_items} items; use a cutoff <= {n_items}"
+            )
+
+    def _copy_callbacks(self) -> list:
+        """Deep copies of the ``callbacks`` parameter: fit works on them, never on the parameter."""
+        if self.callbacks is None:
+            return []
+        items = [self.callbacks] if isinstance(self.callbacks, Callback) or callable(self.callbacks) else self.callbacks
+        try:
+            return copy.deepcopy(list(items))
+        except Exception as exc:
+            raise TypeError(
+                "callbacks must support copy.deepcopy: fit works on copies (the fitted callbacks_) so that "
+                f"the callbacks parameter is never modified; copying failed with {exc!r}"
+            ) from exc
+
+    def _as_interactions(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> Any:
+        from skbpr.data.interactions import Interactions
+
+        if isinstance(X, Interactions):
+            Rneg = ignore_target(Rneg)
+            given = {"Rneg": Rneg, "user_features": user_features, "item_features": item_features}
+            extra = [k for k, v in given.items() if v is not None]
+            if extra:
+                raise ValueError(
+                    f"{', '.join(extra)} must be None when X is an Interactions container (it carries them)"
+                )
+            return X
+        if X is None:
+            raise ValueError("X (Rpos) must be an Interactions container or a users x items matrix, got None")
+        Rneg = ignore_target(Rneg)
+        X = check_interaction_matrix(X, "X")
+        if Rneg is not None:
+            Rneg = check_interaction_matrix(Rneg, "Rneg")
+        return Interactions.from_matrices(X, Rneg, user_features=user_features, item_features=item_features)
+
+    def _check_eval_set(self, eval_set: Any, data: Any) -> Any:
+        if eval_set is None:
+            return None
+        from skbpr.data.interactions import Interactions
+
+        if not isinstance(eval_set, Interactions):
+            if not (sp.issparse(eval_set) or hasattr(eval_set, "__array__") or isinstance(eval_set, list)):
+                raise TypeError(
+                    "eval_set must be an Interactions container or a users x items matrix, "
+                    f"got {type(eval_set).__name__}"
+                )
+            eval_set = Interactions.from_matrices(check_interaction_matrix(eval_set, "eval_set"))
+        if (eval_set.n_users, eval_set.n_items) != (data.n_users, data.n_items):
+            raise ValueError(
+                f"eval_set has {eval_set.n_users} users x {eval_set.n_items} items, "
+                f"the training data {data.n_users} x {data.n_items}: they must share one id space"
+            )
+        return eval_set
+
+    def _incompatibilities(self, data: Any) -> list[str]:
+        """What keeps ``data`` from continuing the fitted model (empty when it can, maybe grown)."""
+        changes = []
+        if data.n_users < self.n_users_:
+            changes.append(f"n_users went from {self.n_users_} to {data.n_users} (fewer users)")
+        if data.n_items < self.n_items_:
+            changes.append(f"n_items went from {self.n_items_} to {data.n_items} (fewer items)")
+        if self.model_.n_components != self.n_components:
+            changes.append(f"n_components went from {self.model_.n_components} to {self.n_components}")
+        names = ("user feature columns", "item feature columns", "user_features_mode", "item_features_mode")
+        for name, old, new in zip(names, self._feature_signature_, self._feature_signature(data), strict=True):
+            if old != new:
+                changes.append(f"{name} went from {old!r} to {new!r}")
+        return changes
+
+    def _grow_or_reset(self, data: Any, reset: bool) -> bool:
+        """Whether ``_fit`` must initialise a fresh model; grows the fitted one when it can.
+
+        A model continues on data whose id space has grown (more users or
+        items, same feature columns and modes, same ``n_components``): the
+        tables get rows for the new identity columns, drawn like a fresh
+        model's (seeded by the fit seed and the table sizes), and the
+        optimiser state is padded with zeros. Anything else re-initialises
+        the model, with a ``UserWarning`` when a warm start was asked for
+        (``partial_fit`` raises before getting here).
+        """
+        if reset or not hasattr(self, "model_"):
+            return True
+        changes = self._incompatibilities(data)
+        if changes:
+            warnings.warn(
+                f"warm_start=True cannot continue the fitted model: {'; '.join(changes)}; "
+                "the model is re-initialised and history_ restarts",
+                UserWarning,
+                stacklevel=4,
+            )
+            return True
+        user_rows = self._table_rows(data.user_features, data.n_users, self.user_features_mode)
+        item_rows = self._table_rows(data.item_features, data.n_items, self.item_features_mode)
+        model = self.model_
+        weights = [model.user_weight.data, model.item_weight.data]
+        states = list(self._optimizer_state)
+        resolved = self._resolved()
+        # where a new row's optimiser state starts (see _fit)
+        start = {"sum_sq": float(resolved["initial_accumulator"]) / float(resolved["batch_size"]) ** 2}
+        for side, rows in enumerate((user_rows, item_rows)):
+            old = weights[side].shape[0]
+            if rows == old:
+                continue
+            init = torch.Generator().manual_seed(int(self._seed) * 1_000_003 + 2 * old + side)
+            fresh = torch.randn((rows - old, weights[side].shape[1]), generator=init) * resolved["init_std"]
+            if side == 1:
+                fresh[:, -1] = 0.0  # biases start at zero, as in a fresh model
+            weights[side] = torch.cat([weights[side], fresh.to(weights[side])])
+            if states[side] is not None:
+                states[side] = {
+                    key: torch.cat([value, value.new_full((rows - old, *value.shape[1:]), start.get(key, 0.0))])
+                    if value.dim() and value.shape[0] == old
+                    else value
+                    for key, value in states[side].items()
+                }
+        model.user_weight = torch.nn.Parameter(weights[0], requires_grad=False)
+        model.item_weight = torch.nn.Parameter(weights[1], requires_grad=False)
+        self._optimizer_state = tuple(states)
+        return False
+
+    @staticmethod
+    def _table_rows(features: Any, n_rows: int, mode: str) -> int:
+        """Rows of an embedding table: feature columns, then one identity row per entity."""
+        if features is None or mode == "identity":
+            return n_rows
+        return features.shape[1] + (n_rows if mode == "both" else 0)
+
+    def _feature_signature(self, data: Any) -> tuple:
+        uf, itf = data.user_features, data.item_features
+        return (
+            None if uf is None else uf.shape[1],
+            None if itf is None else itf.shape[1],
+            self.user_features_mode,
+            self.item_features_mode,
+        )
+
+    def _fit(
+        self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool, search: dict[str, Any]
+    ) -> None:
+        backend = choose_backend(self.backend, device, self.loss, deterministic=self.deterministic)
+        positives = data.positives
+        negatives = data.negatives
+        mode = self.negatives
+        if mode == "auto":
+            mode = "mixed" if negatives is not None and negatives.nnz else "uniform"
+        user_matrix = build_feature_matrix(data.user_features, data.n_users, self.user_features_mode)
+        item_matrix = build_feature_matrix(data.item_features, data.n_items, self.item_features_mode)
+        user_map = FeatureMap(user_matrix, data.n_users, device)
+        item_map = FeatureMap(item_matrix, data.n_items, device)
+        self._check_feature_rows(user_matrix, "user_features", "user_features_mode")
+        self._check_feature_rows(item_matrix, "item_features", "item_features_mode")
+        coo = positives.tocoo()
+        users = torch.as_tensor(coo.row.astype(np.int64), device=device)
+        items = torch.as_tensor(coo.col.astype(np.int64), device=device)
+        full = users_without_candidates(positives)
+        keep = np.ones(coo.nnz, dtype=bool)
+        if full.size:
+            keep = ~np.isin(coo.row, full)
+            if not keep.any():
+                raise ValueError(
+                    "X (Rpos) leaves no negative to draw: every user with a positive has every item (column, "
+                    f"n_features = {data.n_items}) as a positive, so there is nothing to rank them against"
+                )
+            warnings.warn(
+                f"{full.size} users have every item as a positive and no possible negative; "
+                "their positives are skipped in training",
+                UserWarning,
+                stacklevel=3,
+            )
+            users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
+        trained = confidences(coo.data[keep], self.weighting)  # raises for a bad callable, before any change
+        confidence = np.zeros(coo.nnz, dtype=np.float32)
+        confidence[keep] = trained
+        weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
+
+        fresh = self._grow_or_reset(data, reset)
+        resolved = self._resolved()
+        for name in AUTO_PARAMS:  # the values this fit uses: learning_rate_, alpha_, ...
+            setattr(self, f"{name}_", resolved[name])
+        if fresh:
+            self._seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+            init = torch.Generator().manual_seed(self._seed)
+            model = HybridFactorization(
+                user_map.n_features,
+                item_map.n_features,
+                self.n_components,
+                init_std=float(self.init_std_),
+                generator=init,
+            )
+            self.history_ = []
+            self._optimizer_state = (None, None)
+        else:
+            model = self.model_
+        model = model.to(device)
+        # in units of one positive's squared gradient, which the batch mean divides by batch_size
+        start = float(self.initial_accumulator_) / float(self.batch_size_) ** 2
+        opt_u, opt_i = (
+            make_optimizer(self.optimizer, weight, float(self.learning_rate_), start)
+            for weight in (model.user_weight.data, model.item_weight.data)
+        )
+        opt_u.load_state(self._optimizer_state[0])
+        opt_i.load_state(self._optimizer_state[1])
+        problem = TrainingProblem(
+            users=users,
+            items=items,
+            positives=positives,
+            negatives=negatives,
+            sampling=mode,
+            implicit_ratio=float(self.implicit_ratio),
+            user_map=user_map,
+            item_map=item_map,
+            loss=self.loss,
+            sigma=float(self.sigma),
+            margin=float(self.margin),
+            alpha=float(self.alpha_),
+            draws_per_sample=int(self.max_sampled_ if self.loss == "warp" else self.n_negatives_),
+            batch_size=int(self.batch_size_),
+            weights=weights,
+        )
+        engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
+        self.backend_ = backend
+        self.model_ = model
+        self._user_map, self._item_map = user_map, item_map
+        self._feature_signature_ = self._feature_signature(data)
+        self.n_users_, self.n_items_ = data.n_users, data.n_items
+        self.n_user_features_in_ = 0 if data.user_features is None else data.user_features.shape[1]
+        self.n_item_features_in_ = 0 if data.item_features is None else data.item_features.shape[1]
+        self.train_positives_ = positives
+        self.confidences_ = sp.csr_matrix(
+            (confidence, positives.indices.copy(), positives.indptr.copy()), shape=positives.shape
+        )
+        self.negatives_ = mode
+        self.device_ = device
+        self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
+        self._run_epochs(engine, epochs, data, eval_data, search)
+
+    def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
+        if matrix is None:
+            return
+        empty = np.flatnonzero(np.diff(matrix.indptr) == 0)
+        if empty.size:
+            raise ValueError(
+                f"{name} has {empty.size} rows with no feature at all (first: {empty[:5].tolist()}) "
+                f"and {mode_name}='features' adds no identity column; use {mode_name}='both'"
+            )

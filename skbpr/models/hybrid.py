@@ -1,0 +1,508 @@
+"""HybridBPR: a scikit-learn estimator for ranking from implicit feedback.
+
+This module is the scikit-learn face (parameters, their checks, ``fit``,
+``partial_fit``, ``score``); the fit set-up is in :mod:`skbpr.models.fitting`,
+the epoch loop in :mod:`skbpr.models.epochs`, serving in
+:mod:`skbpr.models.serving` and pickling in :mod:`skbpr.models.persistence`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from skbpr.models.base import RecommenderTagsMixin, warn_if_weighted
+from skbpr.models.epochs import EpochLoopMixin
+from skbpr.models.fitting import FittingMixin, search_context
+from skbpr.models.persistence import DevicePicklingMixin
+from skbpr.models.serving import ServingMixin
+from skbpr.training import OPTIMIZERS, resolve_device, torch_threads
+from skbpr.training.callbacks import CallbackList
+from skbpr.training.defaults import AUTO
+from skbpr.training.engine import BACKENDS
+from skbpr.training.losses import LOSSES
+from skbpr.training.model import FEATURE_MODES
+from skbpr.training.sampling import SAMPLERS
+from skbpr.training.weighting import Weighting, check_weighting
+from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
+
+NEGATIVE_MODES = ("auto", *SAMPLERS)
+AUTO_ALSO = 'or "auto" (the loss\'s default)'  # what the per-loss parameters accept besides numbers
+
+
+def _is_auto(value: Any) -> bool:
+    return isinstance(value, str) and value == AUTO
+
+
+_THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
+
+
+class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin, DevicePicklingMixin, BaseEstimator):
+    """Matrix factorisation with feature embeddings, trained on pairwise ranking losses.
+
+    ``score(u, i) = (Fu[u] @ U) . (Fi[i] @ V) + Fi[i] @ b``, where ``Fu`` and
+    ``Fi`` are user and item feature matrices (with identity columns, per
+    the feature modes), so users and items that share features with known
+    ones can be scored without interactions.
+
+    Parameters
+    ----------
+    n_components : int, default=64
+        Dimension of the latent space.
+    loss : {"bpr", "logistic", "hinge", "warp"} or callable, default="bpr"
+        Ranking loss. A callable ``(pos_scores, neg_scores) -> scalar tensor``
+        receives scores of shape ``(B,)`` and ``(B, n_negatives)``.
+    negatives : {"uniform", "implicit", "mixed", "auto"}, default="uniform"
+        Where negatives come from. ``uniform``: items the user has no
+        training positive for; ``implicit``: the user's implicit negatives
+        (``Rneg``), uniform for users without any; ``mixed``: implicit with
+        probability ``implicit_ratio``, else uniform; ``auto``: ``mixed``
+        when implicit negatives are given, else ``uniform``. The default is
+        ``uniform`` even when ``Rneg`` is given: implicit negatives teach the
+        model to order the items a user looked at, not to push down the
+        unseen catalogue that full-catalogue ranking is judged on, and on
+        MovieLens they lowered NDCG@10 (``benchmarks/movielens.py``). Where
+        exposure logs carry signal, search ``negatives`` and
+        ``implicit_ratio`` as hyperparameters.
+    implicit_ratio : float, default=0.5
+        Share of implicit draws in ``mixed`` mode.
+    weighting : {"log", "none", "linear"} or callable, default="log"
+        How the positives' values (play counts, quantities, merged
+        duplicates: the weights an :class:`~skbpr.Interactions` holds, or
+        the entries of ``X``) count in training. Each positive gets the
+        confidence ``c = t(w) / mean(t(w))`` (mean over the training
+        positives, so that the average positive counts 1 and the learning
+        rate keeps its meaning), which multiplies that positive's term of the
+        loss, with every loss (for ``warp``, its rank-weighted term); the L2
+        penalty is not weighted. ``none``: every positive counts 1, values
+        are ignored (with a ``UserWarning`` when they are not all 1);
+        ``log``: ``t(w) = log(1 + w)``, which tames heavy-tailed counts;
+        ``linear``: ``t(w) = w``; a callable gets the float64 weights and
+        returns ``t(w)`` (same shape, finite, >= 0). Data whose values are
+        all equal (binary data) trains exactly as with ``none``, bit for
+        bit. The default is ``log``: on Last.fm play counts it raised
+        NDCG@10 by about 5 % over ``none`` (``linear`` lowered it by 8 %;
+        ``benchmarks/weights.py``, ``docs/guide.md``). The confidences used
+        are in ``confidences_``.
+    n_negatives : int or "auto", default="auto"
+        Negatives drawn per positive for ``bpr``, ``logistic``, ``hinge`` and
+        callables (their losses average over them). ``"auto"``: the loss's
+        default (16 for ``bpr``, ``logistic`` and callables, 1 for
+        ``hinge``; WARP draws ``max_sampled`` candidates instead), resolved
+        in ``fit`` into ``n_negatives_``. One uniform negative per positive
+        leaves most of a large catalogue unseen by a user in 50 epochs; see
+        :mod:`skbpr.training.defaults`.
+    max_sampled : int or "auto", default="auto"
+        WARP: the most candidates drawn per positive in search of one that
+        violates the margin. ``"auto"``: 30 (the other losses ignore it),
+        resolved in ``fit`` into ``max_sampled_``.
+    sigma : float, default=1.0
+        BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``.
+    margin : float, default=1.0
+        Margin of the ``hinge`` and ``warp`` losses.
+    user_features_mode, item_features_mode : {"identity", "features", "both"}, default="both"
+        ``identity``: one embedding per user (item), features ignored;
+        ``features``: the given features alone; ``both``: features plus an
+        identity column per row. Without given features, identity is used.
+    optimizer : {"adagrad", "adam", "sgd"}, default="adagrad"
+        Sparse-row optimiser: only the rows a batch touched are updated.
+    learning_rate : float or "auto", default="auto"
+        Step size of the optimiser (for a loss averaged over the batch).
+        ``"auto"``: the loss's default (0.1; 0.02 for ``warp``), resolved in
+        ``fit`` into ``learning_rate_``.
+    alpha : float or "auto", default="auto"
+        L2 penalty on the representations a batch uses (per occurrence).
+        ``"auto"``: the loss's default (0.01; 0 for ``warp``), resolved in
+        ``fit`` into ``alpha_``.
+    init_std : float or "auto", default="auto"
+        Standard deviation of the initial embeddings. ``"auto"``: 0.1; 0.01
+        for ``warp``; resolved into ``init_std_``.
+    epochs : int, default=50
+        Passes over the training positives.
+    batch_size : int or "auto", default="auto"
+        Positives per optimisation step. ``"auto"``: 4096; 1 for ``warp``:
+        one positive per step, so that each positive's search for a
+        violating candidate sees the weights the previous one left
+        (LightFM's sequential WARP). The compiled kernel runs such small
+        batches on one thread; the torch engine takes a step per positive,
+        which is slow: set a larger ``batch_size`` (and ``learning_rate``)
+        for WARP on a GPU. Resolved into ``batch_size_``.
+    initial_accumulator : float or "auto", default="auto"
+        Adagrad: where its per-coordinate sums of squared gradients start
+        (``torch.optim.Adagrad``'s ``initial_accumulator_value``), in units
+        of one positive's squared gradient: the sums start at
+        ``initial_accumulator / batch_size**2``, as the batch mean divides
+        each positive's gradient by ``batch_size``. 1 damps the first steps
+        of rarely seen rows, as LightFM's Adagrad does. ``"auto"``: 0; 1 for
+        ``warp``; resolved into ``initial_accumulator_``. Ignored by the
+        other optimisers.
+
+        Every ``"auto"`` takes its loss's row of
+        :data:`skbpr.training.defaults.LOSS_DEFAULTS` (a loss callable takes
+        ``bpr``'s); a value given is always used as it is. WARP's row was
+        chosen with ``benchmarks/warp.py`` and reaches LightFM's WARP on
+        MovieLens 100K and Last.fm (``docs/benchmarks.md``).
+    eval_metric : str, default="ndcg@10"
+        Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
+    eval_every : int, default=1
+        Evaluate on the validation data every this many epochs.
+    patience : int or None, default=None
+        Stop after this many evaluations without improvement and restore the
+        best weights; ``None`` trains all epochs.
+    validation_fraction : float or None, default=None
+        Hold out this share of each user's positives for early stopping when
+        ``fit`` gets no ``eval_set``.
+    random_state : int, RandomState or None, default=None
+        Seed of initialisation, shuffling and sampling; a fixed seed gives
+        identical weights on CPU.
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Torch device; ``auto`` picks CUDA when available.
+    n_threads : int or None, default=None
+        Torch intra-op threads during ``fit`` and ``partial_fit`` (``None``:
+        torch's current setting). In the worker processes of joblib's default
+        ``loky`` backend (``n_jobs > 1`` in ``GridSearchCV``,
+        ``cross_validate``...) torch's setting is already the worker's share
+        of the cores: loky starts workers with ``OMP_NUM_THREADS =
+        cpu_count // n_jobs`` (unless the parent sets it), which torch reads
+        at import, so ``None`` does not oversubscribe the machine.
+        ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``
+        sets another share. The compiled kernel uses as many threads.
+    backend : {"auto", "native", "torch"}, default="auto"
+        Training engine. ``native``: a compiled CPU kernel (an extension
+        module built when skbpr is installed) for the built-in losses;
+        ``torch``: torch operations on any device, and the only engine for a
+        loss callable; ``auto``: ``native`` on the CPU when it applies,
+        ``torch`` otherwise (with a warning, once, when the extension is
+        missing or disabled by ``SKBPR_NATIVE=0``). Both apply the same
+        update to a batch and draw the same epoch order and negatives from
+        one counter-based random stream (:mod:`skbpr.training.stream`), so a
+        fixed seed gives the same weights, to float rounding, with either
+        engine, on the CPU or a GPU, whatever the thread count.
+    deterministic : bool, default=True
+        ``True``: batches whose weights are bit-identical for a seed,
+        whatever the thread count. ``False``: the compiled kernel trains
+        lock-free (Hogwild): each thread takes a share of the epoch and
+        updates the rows of each sample at once, without waiting for the
+        others, which is faster but makes the weights depend on thread
+        timing (with one thread they are still reproducible). Same samples,
+        negatives and learning rate scale; see ``docs/guide.md``. Without the
+        compiled kernel, training uses the deterministic torch path and
+        warns.
+    callbacks : Callback, callable, list of them or None, default=None
+        :class:`skbpr.callbacks.Callback` objects or functions
+        ``f(estimator, epoch, logs)``.
+    verbose : bool, default=False
+        Show a progress bar over epochs.
+    warm_start : bool, default=False
+        Continue from the current weights when refitting on data of the
+        same shape.
+
+    Attributes
+    ----------
+    model_ : HybridFactorization
+        The torch module holding the weights.
+    user_embeddings_, item_embeddings_, item_biases_ : ndarray
+        Learned feature embeddings (rows: features, identity columns last).
+    history_ : list of dict
+        Per epoch: ``epoch``, mean training ``loss`` and validation metrics.
+    train_positives_ : scipy.sparse.csr_matrix
+        Training positives, removed from rankings by ``recommend`` and the
+        scorers.
+    n_users_, n_items_ : int
+        Size of the id space seen in ``fit``.
+    n_features_in_ : int
+        Columns of the users x items matrix ``fit`` takes: ``n_items_``.
+    callbacks_ : list
+        Deep copies of ``callbacks`` that the last ``fit`` called (and that
+        ``partial_fit`` keeps calling): fitting never modifies the
+        ``callbacks`` parameter, so ``clone`` and ``get_params`` are the same
+        before and after. Read what a callback recorded, such as the
+        ``run_id_`` of :class:`~skbpr.callbacks.MLflowCallback`, here.
+    negatives_ : str
+        The sampling mode ``auto`` resolved to.
+    confidences_ : scipy.sparse.csr_matrix
+        The confidence each training positive had in the last ``fit`` (or
+        ``partial_fit``), with the pattern of ``train_positives_``: 1
+        everywhere with ``weighting="none"`` or binary data, 0 for the
+        positives of users that could not be trained (every item a positive).
+    learning_rate_, alpha_, init_std_, initial_accumulator_ : float
+        The values the last fit used: the parameter, or the loss's default
+        (:func:`skbpr.training.defaults.loss_defaults`) where it is
+        ``"auto"``.
+    n_negatives_, batch_size_, max_sampled_ : int
+        Resolved likewise.
+    device_ : torch.device
+        Where the model lives.
+
+    Examples
+    --------
+    >>> from skbpr import HybridBPR
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import train_test_split
+    >>> data = make_interactions(200, 100, 3000, random_state=0)
+    >>> train, test = train_test_split(data, test_size=0.2, random_state=0)
+    >>> model = HybridBPR(n_components=16, epochs=5, random_state=0, n_threads=1, device="cpu")
+    >>> model = model.fit(train)
+    >>> len(model.history_)
+    5
+    >>> items, scores = model.recommend([0, 1, 2], k=5)
+    >>> items.shape, scores.shape
+    ((3, 5), (3, 5))
+    >>> round(model.score(test), 1)
+    0.3
+    """
+
+    def __init__(
+        self,
+        n_components: int = 64,
+        *,
+        loss: str | Callable = "bpr",
+        negatives: str = "uniform",
+        implicit_ratio: float = 0.5,
+        weighting: Weighting = "log",
+        n_negatives: int | str = "auto",
+        max_sampled: int | str = "auto",
+        sigma: float = 1.0,
+        margin: float = 1.0,
+        user_features_mode: str = "both",
+        item_features_mode: str = "both",
+        optimizer: str = "adagrad",
+        learning_rate: float | str = "auto",
+        alpha: float | str = "auto",
+        init_std: float | str = "auto",
+        epochs: int = 50,
+        batch_size: int | str = "auto",
+        initial_accumulator: float | str = "auto",
+        eval_metric: str = "ndcg@10",
+        eval_every: int = 1,
+        patience: int | None = None,
+        validation_fraction: float | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "auto",
+        n_threads: int | None = None,
+        backend: str = "auto",
+        deterministic: bool = True,
+        callbacks: list | None = None,
+        verbose: bool = False,
+        warm_start: bool = False,
+    ) -> None:
+        self.n_components = n_components
+        self.loss = loss
+        self.negatives = negatives
+        self.implicit_ratio = implicit_ratio
+        self.weighting = weighting
+        self.n_negatives = n_negatives
+        self.max_sampled = max_sampled
+        self.sigma = sigma
+        self.margin = margin
+        self.user_features_mode = user_features_mode
+        self.item_features_mode = item_features_mode
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.init_std = init_std
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.initial_accumulator = initial_accumulator
+        self.eval_metric = eval_metric
+        self.eval_every = eval_every
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.device = device
+        self.n_threads = n_threads
+        self.backend = backend
+        self.deterministic = deterministic
+        self.callbacks = callbacks
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def _validate_params(self) -> None:
+        check_number(self.n_components, "n_components", integer=True, low=0, low_open=True)
+        if not callable(self.loss):
+            check_choice(self.loss, "loss", LOSSES)
+        check_choice(self.negatives, "negatives", NEGATIVE_MODES)
+        check_number(self.implicit_ratio, "implicit_ratio", low=0, high=1)
+        check_weighting(self.weighting)
+        if not _is_auto(self.n_negatives):
+            check_number(self.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
+        if not _is_auto(self.max_sampled):
+            check_number(self.max_sampled, "max_sampled", integer=True, low=0, low_open=True, also=AUTO_ALSO)
+        check_number(self.sigma, "sigma", low=0, low_open=True)
+        check_number(self.margin, "margin", low=0)
+        check_choice(self.user_features_mode, "user_features_mode", FEATURE_MODES)
+        check_choice(self.item_features_mode, "item_features_mode", FEATURE_MODES)
+        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
+        if not _is_auto(self.learning_rate):
+            check_number(self.learning_rate, "learning_rate", low=0, low_open=True, also=AUTO_ALSO)
+        if not _is_auto(self.alpha):
+            check_number(self.alpha, "alpha", low=0, also=AUTO_ALSO)
+        if not _is_auto(self.init_std):
+            check_number(self.init_std, "init_std", low=0, also=AUTO_ALSO)
+        self._check_float32_range()
+        check_number(self.epochs, "epochs", integer=True, low=0, low_open=True)
+        if not _is_auto(self.batch_size):
+            check_number(self.batch_size, "batch_size", integer=True, low=0, low_open=True, also=AUTO_ALSO)
+        if not _is_auto(self.initial_accumulator):
+            check_number(self.initial_accumulator, "initial_accumulator", low=0, also=AUTO_ALSO)
+        check_number(self.eval_every, "eval_every", integer=True, low=0, low_open=True)
+        check_number(self.patience, "patience", integer=True, low=0, low_open=True, allow_none=True)
+        if self.validation_fraction is not None:
+            check_number(self.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
+        limit = _THREADS_PER_CPU * (os.cpu_count() or 1)
+        check_number(self.n_threads, "n_threads", integer=True, low=0, low_open=True, allow_none=True)
+        if self.n_threads is not None and self.n_threads > limit:
+            cpus = os.cpu_count()
+            what = f"at most {limit} ({_THREADS_PER_CPU} x the {cpus} CPUs: more threads only slow training down)"
+            raise invalid("n_threads", what, self.n_threads)
+        check_choice(self.backend, "backend", BACKENDS)
+        check_bool(self.deterministic, "deterministic")
+        if not isinstance(self.eval_metric, str):
+            raise invalid("eval_metric", "a metric name such as 'ndcg@10'", self.eval_metric)
+        from skbpr.evaluation.names import parse_metric
+
+        try:
+            parse_metric(self.eval_metric)
+        except ValueError as exc:
+            raise invalid("eval_metric", f"a metric name ({exc})", self.eval_metric) from exc
+        CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
+
+    def fit(
+        self,
+        X: Any,
+        Rneg: Any = None,
+        *,
+        user_features: Any = None,
+        item_features: Any = None,
+        eval_set: Any = None,
+    ) -> HybridBPR:
+        """Learn embeddings from positive (and implicit negative) interactions.
+
+        Parameters
+        ----------
+        X : Interactions or sparse matrix or array of shape (n_users, n_items)
+            An :class:`skbpr.interactions.Interactions` container, or the
+            positives ``Rpos`` (nonzero = interaction, nonnegative values).
+            Its values are interaction weights, used as ``weighting`` says
+            (``"none"``: treated as binary, with a ``UserWarning`` when they
+            are not all 1).
+        Rneg : sparse matrix or array of shape (n_users, n_items), optional
+            Implicit negatives (shown or watched, not engaged). Entries that
+            are also positives are dropped, with a warning. A 1-D array is
+            ignored: it can only be the target ``y`` that scikit-learn tools
+            pass second, and a ranking model learned from implicit feedback
+            has no target.
+        user_features : sparse matrix or array of shape (n_users, n_user_features), optional
+            Nonnegative user feature weights.
+        item_features : sparse matrix or array of shape (n_items, n_item_features), optional
+            Nonnegative item feature weights.
+        eval_set : Interactions or sparse matrix or array of shape (n_users, n_items), optional
+            Held-out positives (same id space) for early stopping.
+
+        Returns
+        -------
+        self : HybridBPR
+
+        Notes
+        -----
+        With ``warm_start=True`` a refit continues from the current weights
+        when the data has the same feature columns; a grown id space (more
+        users or items) adds fresh rows for the new ones. Anything else
+        (fewer users or items, other feature columns, ``n_components`` or
+        feature modes) re-initialises the model with a ``UserWarning`` that
+        names what changed.
+        """
+        data = self._as_interactions(X, Rneg, user_features, item_features)
+        self._validate_params()
+        eval_data = self._check_eval_set(eval_set, data)
+        if eval_data is not None or self.validation_fraction is not None:
+            self._check_eval_metric(data.n_items)
+        device = resolve_device(self.device)
+        self._warn_if_weighted(data)
+        self.callbacks_ = self._copy_callbacks()
+        search = search_context(data)  # before a validation split makes data another container
+        if eval_data is None and self.validation_fraction is not None:
+            from skbpr.evaluation.splitters import train_test_split
+
+            data, eval_data = train_test_split(
+                data,
+                test_size=self.validation_fraction,
+                random_state=check_random_state(self.random_state).randint(2**31),
+            )
+        with torch_threads(self.n_threads):
+            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search)
+        self.n_features_in_ = self.n_items_
+        return self
+
+    def partial_fit(
+        self, X: Any, Rneg: Any = None, *, user_features: Any = None, item_features: Any = None
+    ) -> HybridBPR:
+        """Train one more epoch from the current weights (initialises them if unfitted).
+
+        Parameters
+        ----------
+        X, Rneg, user_features, item_features
+            As in :meth:`fit`. Data with more users or items than the fitted
+            model (a grown id space, same feature columns) grows the model:
+            the new users and items get fresh rows, the others keep their
+            weights and optimiser state, and ``history_`` continues.
+
+        Returns
+        -------
+        self : HybridBPR
+
+        Raises
+        ------
+        ValueError
+            When the data cannot continue the fitted model: fewer users or
+            items, other feature columns, ``n_components`` or feature modes.
+            The model is left untouched.
+        """
+        data = self._as_interactions(X, Rneg, user_features, item_features)
+        self._validate_params()
+        device = resolve_device(self.device)
+        changes = self._incompatibilities(data) if hasattr(self, "model_") else []
+        if changes:
+            raise ValueError(
+                f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
+                "Call fit to train a new model on this data"
+            )
+        self._warn_if_weighted(data)
+        if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
+            self.callbacks_ = self._copy_callbacks()
+        with torch_threads(self.n_threads):
+            self._fit(data, None, device, 1, reset=False, search=search_context(data))
+        self.n_features_in_ = self.n_items_
+        return self
+
+    def _warn_if_weighted(self, data: Any) -> None:
+        used = not (isinstance(self.weighting, str) and self.weighting == "none")
+        hint = "" if used else "weighting='log' uses the positives' values as confidences"
+        warn_if_weighted(data, type(self).__name__, positives_used=used, hint=hint)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """NDCG@10 of the held-out positives in ``X``, training positives excluded.
+
+        Parameters
+        ----------
+        X : Interactions or sparse matrix or array of shape (n_users, n_items)
+            Held-out positives in the fitted id space: a container, or a
+            matrix as :meth:`fit` takes it (row u is user u).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            Mean NDCG@10 over the users with held-out positives; a
+            ``UserWarning`` says when most of them have no training positive
+            (see :func:`skbpr.metrics.evaluate`).
+        """
+        from skbpr.evaluation.metrics import ndcg_at_k
+
+        return ndcg_at_k(self, X, k=10)

@@ -1,0 +1,40 @@
+"""Tracking: the MLflow recorder every write goes through, the MLflow callback, and the plots.
+
+:mod:`skbpr.tracking.recorder` holds :class:`RunRecorder` and the store
+helpers (re-exported here, where they were imported before the layout by
+role); :mod:`skbpr.tracking.callbacks` the :class:`MLflowCallback`;
+:mod:`skbpr.tracking.plots` the learning-curve and sweep plots. MLflow is
+imported only when a recorder is used.
+"""
+
+from skbpr.tracking.recorder import (
+    FALLBACK_NAME,
+    HTTP_SETTINGS,
+    LOCK_RETRIES,
+    PROBE_TIMEOUT,
+    RunRecorder,
+    absolute_uri,
+    default_fallback_uri,
+    is_http,
+    metric_key,
+    probe,
+    retry_locked,
+    short_http,
+    summarise,
+)
+
+__all__ = [
+    "FALLBACK_NAME",
+    "HTTP_SETTINGS",
+    "LOCK_RETRIES",
+    "PROBE_TIMEOUT",
+    "RunRecorder",
+    "absolute_uri",
+    "default_fallback_uri",
+    "is_http",
+    "metric_key",
+    "probe",
+    "retry_locked",
+    "short_http",
+    "summarise",
+]

@@ -1,0 +1,1 @@
+"""Helpers every layer uses: argument validation."""
