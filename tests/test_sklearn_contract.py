@@ -42,8 +42,6 @@ HYBRID_EXPECTED_FAILURES = {
     "check_estimators_dtypes": PAIRS,
     "check_dtype_object": PAIRS,
     "check_estimators_nan_inf": PAIRS,
-    "check_estimator_sparse_array": PAIRS,
-    "check_estimator_sparse_matrix": PAIRS,
     "check_estimators_pickle": PAIRS,
     "check_f_contiguous_array_estimator": PAIRS,
     "check_methods_sample_order_invariance": PAIRS,
