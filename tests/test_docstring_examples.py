@@ -8,6 +8,7 @@ import importlib
 import pytest
 
 MODULES = [
+    "skbpr.cli.output",
     "skbpr.data.datasets.lastfm",
     "skbpr.data.datasets.movielens",
     "skbpr.data.datasets.synthetic",

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from skbpr.cli.config import EXAMPLE_PATH, Config, ConfigError, load_config, validate_config
+from skbpr.cli.output import print_table, say, tracking_available, warn
 
 __all__ = ["CommandLineError", "main"]
 
@@ -46,14 +47,6 @@ MODEL_FORMAT = "skbpr-model/1"
 
 class CommandLineError(ValueError):
     """An invalid command-line option; the message names the option and the bad value (exit status 2)."""
-
-
-def _say(*parts: Any) -> None:
-    print(*parts, flush=True)
-
-
-def _warn(message: str) -> None:
-    print(f"skbpr: warning: {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
@@ -127,26 +120,6 @@ def _metrics(config: Config) -> list[str]:
     return [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", "auc"]
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[str], left: tuple[str, ...] = ()) -> None:
-    """A plain-text table: the first column and those in ``left`` left-aligned, the others right-aligned."""
-
-    def cell(value: Any) -> str:
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-    widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
-
-    def line(texts: list[str]) -> str:
-        parts = [
-            t.ljust(w) if i == 0 or c in left else t.rjust(w)
-            for i, (t, c, w) in enumerate(zip(texts, columns, widths, strict=True))
-        ]
-        return "  ".join(parts).rstrip()
-
-    _say(line(list(columns)))
-    for row in rows:
-        _say(line([cell(row.get(c, "")) for c in columns]))
-
-
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
     from skbpr import PopularityRecommender
     from skbpr.evaluation.metrics import evaluate
@@ -159,7 +132,7 @@ def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> l
 
 
 def _describe_data(config: Config, data: Any, train: Any, test: Any) -> None:
-    _say(
+    say(
         f"data: {config['data']['source']}, {data.n_users} users, {data.n_items} items, "
         f"{data.n_positives} positives ({train.n_positives} train, {test.n_positives} test, "
         f"per-user split test_size={config['data']['test_size']})"
@@ -169,34 +142,6 @@ def _describe_data(config: Config, data: Any, train: Any, test: Any) -> None:
 # --------------------------------------------------------------------------
 # tracking
 # --------------------------------------------------------------------------
-def _tracking_available(config: Config) -> bool:
-    if not config["mlflow"]["enabled"]:
-        return False
-    if importlib.util.find_spec("mlflow") is None:
-        _warn("tracking is off: MLflow is not installed (pip install mlflow, or set mlflow.enabled: false)")
-        return False
-    from skbpr import callbacks
-
-    if not hasattr(callbacks, "MLflowCallback"):
-        _warn("tracking is off: this version of skbpr has no skbpr.callbacks.MLflowCallback")
-        return False
-    _quiet_mlflow()
-    return True
-
-
-def _quiet_mlflow() -> None:
-    """Keep MLflow's INFO notices ("Experiment ... does not exist. Creating a new experiment",
-    "View run ... at ...") out of the command's output; its warnings and errors still show.
-
-    MLflow sets its logger's level when it is imported, so this runs after the import.
-    ``MLFLOW_LOGGING_LEVEL``, when set, is left to decide.
-    """
-    import mlflow  # noqa: F401 - configures the "mlflow" logger, which is then adjusted
-
-    if not os.environ.get("MLFLOW_LOGGING_LEVEL"):
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-
-
 def _mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:
     from skbpr.tracking.callbacks import MLflowCallback
 
@@ -321,7 +266,7 @@ def _save(path: str, model: Any, config: Config, data: Any) -> None:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    _say(f"model saved to {path} (joblib: load only files you trust)")
+    say(f"model saved to {path} (joblib: load only files you trust)")
 
 
 def load_model(path: str) -> dict[str, Any]:
@@ -353,7 +298,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     train, test = split_data(config, data)
     _describe_data(config, data, train, test)
     params = config.estimator_params()
-    tracking = _tracking_available(config)
+    tracking = tracking_available(config)
     callback = _mlflow_callback(config) if tracking else None
     model = HybridBPR(**params, callbacks=[callback] if callback else None)
     # Validation metrics per epoch: on the test split for the learning curve, unless part of
@@ -363,7 +308,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     eval_set = None
     if training["patience"] is not None and training["validation_fraction"] is None:
         model.set_params(validation_fraction=0.1)
-        _say("training.patience is set: early stopping watches 10% of each user's training positives")
+        say("training.patience is set: early stopping watches 10% of each user's training positives")
     elif training["validation_fraction"] is None:
         eval_set = test
     start = time.perf_counter()
@@ -372,11 +317,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     shown = ("n_components", "loss", "negatives", "n_negatives", "optimizer", "learning_rate", "alpha", "epochs")
     # "auto" parameters as the fit resolved them (learning_rate_, alpha_, n_negatives_, negatives_)
     values = {k: getattr(model, f"{k}_", params[k]) if params[k] == "auto" else params[k] for k in shown}
-    _say(f"HybridBPR({', '.join(f'{k}={values[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
+    say(f"HybridBPR({', '.join(f'{k}={values[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
     _describe_epochs(model, params, watched="the test split" if eval_set is not None else "held-out train positives")
     metrics = _metrics(config)
     rows = _evaluation_rows(model, train, test, metrics)
-    _print_table(rows, ["model", *metrics])
+    print_table(rows, ["model", *metrics])
     files = []
     if args.plot_dir:
         from skbpr.tracking.plots import plot_learning_curve
@@ -387,7 +332,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         path = out / "learning_curve.png"
         fig.savefig(path, dpi=90)
         files.append(path)
-        _say(f"learning curve saved to {path}")
+        say(f"learning curve saved to {path}")
     callback = model.callbacks_[0] if callback is not None else None  # the fitted copy holds the run
     model.set_params(callbacks=None)  # the fitted model is saved without its tracking hook
     model.__dict__.pop("callbacks_", None)  # nor the fitted copy of it
@@ -398,7 +343,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         _record_after_fit(
             uri, callback.run_id_, {f"test_{k}": v for k, v in rows[0].items() if k != "model"}, config, files
         )
-        _say(
+        say(
             f"MLflow run {callback.run_id_} (experiment {config['mlflow']['experiment_name']!r}) stored in {uri}\n"
             f"  browse it with: mlflow ui --backend-store-uri {uri}"
         )
@@ -411,17 +356,17 @@ def _describe_epochs(model: Any, params: dict[str, Any], watched: str) -> None:
     run = len(history)
     evaluated = sum(1 for row in history if any(str(k).startswith("val_") for k in row))
     stopped = f", stopped early after {run} of {params['epochs']}" if run < params["epochs"] else ""
-    _say(
+    say(
         f"epochs run: {run}{stopped} (validation on {watched} every {params['eval_every']} "
         f"epoch{'s' if params['eval_every'] != 1 else ''}, {evaluated} evaluation{'s' if evaluated != 1 else ''})"
     )
     if model.best_epoch_ is None:
-        _say("best epoch: none (no evaluation ran; lower training.eval_every)")
+        say("best epoch: none (no evaluation ran; lower training.eval_every)")
         return
     metric = params["eval_metric"]
     value = next(row[f"val_{metric}"] for row in history if row["epoch"] == model.best_epoch_)
     kept = "its weights were kept" if params["patience"] is not None else f"the weights are those of epoch {run}"
-    _say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
+    say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -455,8 +400,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     scoring = {name: make_ranking_scorer(name) for name in config.scoring}
     primary = config.scoring[0]
     where = f", on the Dask scheduler {scheduler}" if scheduler else ""
-    _say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={n_jobs}{where}")
-    parent = _start_sweep_run(config) if _tracking_available(config) else None
+    say(f"grid search: {n_candidates} candidates x {cv} per-user folds on the train split, n_jobs={n_jobs}{where}")
+    parent = _start_sweep_run(config) if tracking_available(config) else None
     callback = None
     if parent is not None:  # fits record into the store the parent run lives in
         uri = parent.uri if parent.run_id else None
@@ -483,14 +428,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             row[name] = f"{results[f'mean_test_{name}'][i]:.4f} ± {results[f'std_test_{name}'][i]:.4f}"
         rows.append(row)
     rows.sort(key=lambda r: r["rank"])
-    _say(f"cross-validation ({seconds:.1f} s), mean ± std over {cv} folds:")
-    _print_table(rows, ["rank", *(Config.param_key(k) for k in grid), *config.scoring])
+    say(f"cross-validation ({seconds:.1f} s), mean ± std over {cv} folds:")
+    print_table(rows, ["rank", *(Config.param_key(k) for k in grid), *config.scoring])
     best = {Config.param_key(k): v for k, v in search.best_params_.items()}
-    _say(f"best by {primary}: " + ", ".join(f"{k}={v!r}" for k, v in best.items()))
+    say(f"best by {primary}: " + ", ".join(f"{k}={v!r}" for k, v in best.items()))
     metrics = _metrics(config)
     test_metrics = evaluate(search.best_estimator_, test, metrics=metrics)
-    _say("best candidate refitted on the train split, on the test split:")
-    _print_table([{"model": "HybridBPR (best)", **test_metrics}], ["model", *metrics])
+    say("best candidate refitted on the train split, on the test split:")
+    print_table([{"model": "HybridBPR (best)", **test_metrics}], ["model", *metrics])
     files = []
     if args.plot_dir:
         from skbpr.tracking.plots import plot_sweep
@@ -501,7 +446,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         path = out / "sweep.png"
         fig.savefig(path, dpi=90)
         files.append(path)
-        _say(f"sweep plot saved to {path}")
+        say(f"sweep plot saved to {path}")
     model = search.best_estimator_
     model.set_params(callbacks=None)
     model.__dict__.pop("callbacks_", None)
@@ -533,13 +478,13 @@ class _SweepRun:
             try:
                 self._open(uri, m)
                 if uri != self.uri:
-                    _warn(f"the sweep is recorded in the fallback store {uri}")
+                    warn(f"the sweep is recorded in the fallback store {uri}")
                 self.uri = uri
                 return
             except Exception as exc:  # noqa: BLE001 - a dead store must not stop the search
                 mlflow.set_tracking_uri(self._previous_uri)
-                _warn(f"could not open the sweep's parent run in {uri}: {exc}")
-        _warn("the sweep's fits are tracked on their own")
+                warn(f"could not open the sweep's parent run in {uri}: {exc}")
+        warn("the sweep's fits are tracked on their own")
 
     def _open(self, uri: str, m: dict[str, Any]) -> None:
         import mlflow
@@ -598,7 +543,7 @@ def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: 
     recorder.log_dict(config.to_dict(), "config.yaml")
     for path in files:
         recorder.log_file(path)
-    _say(
+    say(
         f"MLflow sweep run {parent.run_id} (experiment {config['mlflow']['experiment_name']!r}, one child run per "
         f"fit and per candidate) stored in {parent.uri}\n  browse it with: mlflow ui --backend-store-uri {parent.uri}"
     )
@@ -626,7 +571,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = _metrics(config)
     rows = [{"model": "HybridBPR", **evaluate(model, test, metrics=metrics)}]
     rows += _evaluation_rows(model, train, test, metrics)[1:]
-    _print_table(rows, ["model", *metrics])
+    print_table(rows, ["model", *metrics])
     return 0
 
 
@@ -724,11 +669,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     columns += ["item_id"] if item_ids is not None else []
     columns += ["score", *(["title"] if titles is not None else [])]
     if output is None:
-        _print_table(rows, columns, left=("title",))
+        print_table(rows, columns, left=("title",))
         return 0
     path, fmt = output
     _write_table(rows, columns, path, fmt)
-    _say(f"{len(rows)} recommendations for {len(users)} users written to {args.output} ({fmt})")
+    say(f"{len(rows)} recommendations for {len(users)} users written to {args.output} ({fmt})")
     return 0
 
 

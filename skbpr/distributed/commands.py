@@ -144,29 +144,30 @@ def _storage(args: argparse.Namespace, *, create_tables: bool) -> Any:
 
 def _tracking_uri(config: Any) -> str | None:
     """The MLflow store of the trials' fits, its schema created here (before workers open it)."""
-    from skbpr.cli.commands import _quiet_mlflow, _tracking_available, _warn
+    from skbpr.cli.output import quiet_mlflow, tracking_available, warn
 
-    if not _tracking_available(config):
+    if not tracking_available(config):
         return None
     import mlflow
 
     from skbpr.distributed.stores import prepare_tracking_store
     from skbpr.tracking.recorder import absolute_uri
 
-    _quiet_mlflow()
+    quiet_mlflow()
     uri = absolute_uri(config["mlflow"]["tracking_uri"] or mlflow.get_tracking_uri())
     try:
         return prepare_tracking_store(uri)
     except Exception as exc:  # noqa: BLE001 - tuning goes on; each fit falls back on its own
-        _warn(f"could not prepare the MLflow store {uri}: {exc}")
+        warn(f"could not prepare the MLflow store {uri}: {exc}")
         return uri
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
-    from skbpr.cli.commands import CommandLineError, _say
+    from skbpr.cli.commands import CommandLineError
     from skbpr.cli.config import ConfigError, load_config
+    from skbpr.cli.output import say
 
     _check_tune_args(args)
     config = load_config(args.config)
@@ -177,12 +178,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return _run_worker(args, config)
     storage = _storage(args, create_tables=True)
     study = _create(storage, args)
-    _say(f"study {args.study!r} ready in {args.storage} ({len(study.trials)} trials so far)")
+    say(f"study {args.study!r} ready in {args.storage} ({len(study.trials)} trials so far)")
     _tracking_uri(config)  # the MLflow store's schema exists before any worker opens it
     if args.create_only:
         return 0
     procs = [subprocess.Popen(_worker_command(args, i)) for i in range(args.n_workers)]
-    _say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
+    say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
     codes = [proc.wait() for proc in procs]
     study = optuna.load_study(study_name=args.study, storage=storage)
     _summarise(study)
@@ -214,7 +215,8 @@ def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
 def _run_worker(args: argparse.Namespace, config: Any) -> int:
     import optuna
 
-    from skbpr.cli.commands import CommandLineError, _say
+    from skbpr.cli.commands import CommandLineError
+    from skbpr.cli.output import say
     from skbpr.distributed.tune import ConfigObjective, run_worker
 
     try:  # the study, and so the storage's tables, must exist: workers never create them
@@ -231,23 +233,23 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
     run_worker(
         storage, args.study, ConfigObjective(config, tracking), args.n_trials, seed=args.seed, timeout=args.timeout
     )
-    _say(f"worker {os.getpid()}: {args.n_trials} trials run on study {args.study!r}")
+    say(f"worker {os.getpid()}: {args.n_trials} trials run on study {args.study!r}")
     return 0
 
 
 def _summarise(study: Any) -> None:
     from optuna.trial import TrialState
 
-    from skbpr.cli.commands import _print_table, _say
+    from skbpr.cli.output import print_table, say
 
     counts = {state.name: sum(t.state == state for t in study.trials) for state in TrialState}
-    _say("trials: " + ", ".join(f"{n} {name.lower()}" for name, n in counts.items() if n))
+    say("trials: " + ", ".join(f"{n} {name.lower()}" for name, n in counts.items() if n))
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not complete:
         return
     rows = [{"trial": t.number, **t.params, "value": t.value} for t in sorted(complete, key=lambda t: -t.value)[:10]]
-    _print_table(rows, ["trial", *study.best_trial.params, "value"])
-    _say(f"best trial {study.best_trial.number}: value {study.best_value:.4f}, {study.best_params}")
+    print_table(rows, ["trial", *study.best_trial.params, "value"])
+    say(f"best trial {study.best_trial.number}: value {study.best_value:.4f}, {study.best_params}")
 
 
 # --------------------------------------------------------------------------
@@ -258,7 +260,7 @@ def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: 
     import numpy as np
     import pandas as pd
 
-    from skbpr.cli.commands import _say
+    from skbpr.cli.output import say
     from skbpr.distributed.batch import BatchRecommender
 
     model = bundle["estimator"]
@@ -296,7 +298,7 @@ def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: 
             writer.close()
         partial.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
-    _say(
+    say(
         f"{rows} recommendations for all {model.n_users_} users written to {args.output} ({fmt}, "
         f"columns user, item, score, rank; {seconds:.1f} s)"
     )
