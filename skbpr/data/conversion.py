@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from skbpr.utils.validation import examples
+from skbpr.utils.validation import check_number, examples
 
 
 def as_1d(values: Any, name: str, length: int | None = None) -> np.ndarray:
@@ -196,3 +196,41 @@ def drop_overlap(
     )
     cleaned.sort_indices()
     return cleaned
+
+
+def check_features(features: Any, name: str, n_rows: int) -> sp.csr_matrix | None:
+    """Features as a CSR matrix with ``n_rows`` rows, or ``None``."""
+    if features is None:
+        return None
+    matrix = as_csr(features, name)
+    if matrix.shape[0] != n_rows:
+        owner = "n_users" if name.startswith("user") else "n_items"
+        raise ValueError(f"{name} must have {owner} = {n_rows} rows, got shape {matrix.shape}")
+    return matrix
+
+
+def positives_csr(
+    users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
+    """Canonical CSR matrix of positives sorted by user, then item (the arrays are copied)."""
+    counts = np.bincount(users, minlength=n_users)
+    indptr = np.concatenate([[0], np.cumsum(counts)])
+    matrix = sp.csr_matrix((values.copy(), items.copy(), indptr), shape=(n_users, n_items))
+    matrix.has_sorted_indices = True
+    matrix.has_canonical_format = True
+    return matrix
+
+
+_MAX_PAIRS = int(np.iinfo(np.int64).max)
+
+
+def check_id_space(n_users: Any, n_items: Any) -> tuple[int, int]:
+    """``(n_users, n_items)`` as ints >= 1 whose pair keys fit in int64."""
+    n_users = check_number(n_users, "n_users", integer=True, low=1)
+    n_items = check_number(n_items, "n_items", integer=True, low=1)
+    if n_users * n_items > _MAX_PAIRS:  # Python ints: the product cannot overflow here
+        raise ValueError(
+            f"n_users * n_items must be <= 2**63 - 1 (pairs are keyed as user * n_items + item in int64), "
+            f"got n_users={n_users}, n_items={n_items}"
+        )
+    return n_users, n_items

@@ -39,29 +39,32 @@ the containers that selection returns; treat it as read-only.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.assembly import assemble_events, interactions_from_frame
 from skbpr.data.conversion import (
     as_csr,
     canonicalise,
     check_feature_names,
+    check_features,
+    check_id_space,
     check_raw_ids,
     check_timestamps,
     check_weights,
     drop_overlap,
+    positives_csr,
 )
-from skbpr.data.events import EventColumns, FeatureEncoding, ParsedEvents, encode_ids, fixed_space, id_space
+from skbpr.data.equality import same_contents
+from skbpr.data.events import EventColumns, FeatureEncoding
 from skbpr.data.folds import fold_of
-from skbpr.utils.validation import check_indices, check_number, examples
+from skbpr.data.positions import positions_of
+from skbpr.utils.validation import check_indices
 
-__all__ = ["EventColumns", "FeatureEncoding", "Interactions"]
-
-_MAX_PAIRS = int(np.iinfo(np.int64).max)
+__all__ = ["EventColumns", "FeatureEncoding", "Interactions", "assemble_events"]
 
 
 class Interactions:
@@ -142,13 +145,7 @@ class Interactions:
         user_feature_names: Any = None,
         item_feature_names: Any = None,
     ) -> None:
-        n_users = check_number(n_users, "n_users", integer=True, low=1)
-        n_items = check_number(n_items, "n_items", integer=True, low=1)
-        if n_users * n_items > _MAX_PAIRS:  # Python ints: the product cannot overflow here
-            raise ValueError(
-                f"n_users * n_items must be <= 2**63 - 1 (pairs are keyed as user * n_items + item in int64), "
-                f"got n_users={n_users}, n_items={n_items}"
-            )
+        n_users, n_items = check_id_space(n_users, n_items)
         users = check_indices(pos_users, "pos_users", n_users)
         items = check_indices(pos_items, "pos_items", n_items, length=users.shape[0])
         if users.shape[0] == 0:
@@ -160,8 +157,8 @@ class Interactions:
             raise ValueError(
                 f"negatives must have shape (n_users, n_items) = {(n_users, n_items)}, got {negatives.shape}"
             )
-        user_features = self._check_features(user_features, "user_features", n_users)
-        item_features = self._check_features(item_features, "item_features", n_items)
+        user_features = check_features(user_features, "user_features", n_users)
+        item_features = check_features(item_features, "item_features", n_items)
         self.n_users = n_users
         self.cv_folds: dict[str, tuple[int, int]] = {}
         self.n_items = n_items
@@ -174,16 +171,6 @@ class Interactions:
         users, items, values, stamps = canonicalise(users, items, values, stamps, n_items)
         self.negatives = drop_overlap(negatives, users, items)
         self._set_positives(users, items, values, stamps)
-
-    @staticmethod
-    def _check_features(features: Any, name: str, n_rows: int) -> sp.csr_matrix | None:
-        if features is None:
-            return None
-        matrix = as_csr(features, name)
-        if matrix.shape[0] != n_rows:
-            owner = "n_users" if name.startswith("user") else "n_items"
-            raise ValueError(f"{name} must have {owner} = {n_rows} rows, got shape {matrix.shape}")
-        return matrix
 
     def _set_positives(
         self,
@@ -237,57 +224,10 @@ class Interactions:
     def positives(self) -> sp.csr_matrix:
         """Positives as a canonical float32 CSR matrix of shape (n_users, n_items)."""
         if self._positives is None:
-            counts = np.bincount(self.pos_users, minlength=self.n_users)
-            indptr = np.concatenate([[0], np.cumsum(counts)])
-            matrix = sp.csr_matrix(
-                (self.pos_values.copy(), self.pos_items.copy(), indptr),
-                shape=(self.n_users, self.n_items),
-            )
-            matrix.has_sorted_indices = True
-            matrix.has_canonical_format = True
-            self._positives = matrix
+            self._positives = positives_csr(self.pos_users, self.pos_items, self.pos_values, self.n_users, self.n_items)
         return self._positives
 
     # ------------------------------------------------------------- indexing
-    def _positions(self, key: Any) -> np.ndarray:
-        n = self.n_positives
-        if isinstance(key, tuple):
-            if len(key) == 2 and key[1] is Ellipsis:
-                key = key[0]
-            elif len(key) == 1:
-                key = key[0]
-            else:
-                raise TypeError(
-                    f"Interactions is indexed along its positives only; got a tuple index of length {len(key)}"
-                )
-        if isinstance(key, slice):
-            return np.sort(np.arange(n)[key])
-        if isinstance(key, (bool, np.bool_)):
-            raise TypeError(f"index must not be a scalar boolean, got {key!r}")
-        if isinstance(key, numbers.Integral):
-            key = np.array([key])
-        array = np.asarray(key)
-        if array.size == 0 and array.dtype.kind not in "b":
-            array = array.astype(np.int64)
-        if array.ndim != 1:
-            raise ValueError(f"index must be 1-D, got shape {array.shape}")
-        if array.dtype.kind == "b":
-            if array.shape[0] != n:
-                raise ValueError(f"boolean index must have length n_positives = {n}, got length {array.shape[0]}")
-            return np.flatnonzero(array)
-        if array.dtype.kind not in "iu":
-            raise TypeError(f"index must be integers, a slice or a boolean mask, got dtype {array.dtype}")
-        if array.size == 0:
-            return array.astype(np.int64)
-        bad = (array < -n) | (array >= n)
-        if bad.any():
-            raise _PositionError(f"index out of range for {n} positives: {examples(array[bad])}")
-        positions = np.sort(np.where(array < 0, array + n, array).astype(np.int64))
-        repeated = positions[1:] == positions[:-1]
-        if repeated.any():
-            raise ValueError(f"index selects some positives more than once: {examples(positions[1:][repeated])}")
-        return positions
-
     def __getitem__(self, key: Any) -> Interactions:
         """Select positives; side information is kept whole (see module docs).
 
@@ -295,7 +235,7 @@ class Interactions:
         skbpr's splitters, the selection's :attr:`fold` says which split it is
         (see :mod:`skbpr.data.folds`).
         """
-        positions = self._positions(key)
+        positions = positions_of(key, self.n_positives)
         timestamps = None if self.timestamps is None else self.timestamps[positions]
         selected = self._replace(
             self.pos_users[positions],
@@ -441,42 +381,13 @@ weight_col
         1     bob       x     1.0
         2     cid       z     1.0
         """
-        columns = EventColumns(user_col, item_col, rating_col, label_col, threshold, timestamp_col, weight_col)
-        columns.validate(events)
-        user_encoding = None if user_features is None else FeatureEncoding.fit(user_features, name="user_features")
-        item_encoding = None if item_features is None else FeatureEncoding.fit(item_features, name="item_features")
-        user_space = None if users is None else fixed_space(users, "users")
-        item_space = None if items is None else fixed_space(items, "items")
-        parsed = columns.parse(events)
-        if not parsed.positive.any():
-            raise ValueError(f"events has no positive row ({len(events)} rows)")
-        if user_space is None:
-            user_space = id_space(parsed.users, user_features, f"user_col {user_col!r}")
-        if item_space is None:
-            item_space = id_space(parsed.items, item_features, f"item_col {item_col!r}")
-        user_codes = encode_ids(parsed.users, user_space)
-        item_codes = encode_ids(parsed.items, item_space)
-        for argument, column, raw, codes in (
-            ("user_col", user_col, parsed.users, user_codes),
-            ("item_col", item_col, parsed.items, item_codes),
-        ):
-            unknown = codes < 0
-            if unknown.any():
-                space = "users" if argument == "user_col" else "items"
-                raise ValueError(
-                    f"{argument} {column!r} has {int(unknown.sum())} rows with ids outside "
-                    f"the given {space}, e.g. {examples(raw[unknown])}"
-                )
-        return assemble_events(
-            parsed,
-            user_codes,
-            item_codes,
-            user_space,
-            item_space,
-            None if user_encoding is None else user_encoding.transform(user_features, user_space),
-            None if item_encoding is None else item_encoding.transform(item_features, item_space),
-            None if user_encoding is None else user_encoding.feature_names,
-            None if item_encoding is None else item_encoding.feature_names,
+        return interactions_from_frame(
+            events,
+            columns=EventColumns(user_col, item_col, rating_col, label_col, threshold, timestamp_col, weight_col),
+            user_features=user_features,
+            item_features=item_features,
+            users=users,
+            items=items,
         )
 
     # ---------------------------------------------------------------- views
@@ -493,24 +404,7 @@ weight_col
         """Whether ``other`` holds the same positives and side information."""
         if not isinstance(other, Interactions):
             return False
-        if (self.n_users, self.n_items) != (other.n_users, other.n_items):
-            return False
-        for name in ("pos_users", "pos_items", "pos_values"):
-            if not np.array_equal(getattr(self, name), getattr(other, name)):
-                return False
-        for name in ("timestamps", "user_ids", "item_ids", "user_feature_names", "item_feature_names"):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if (mine is None) != (theirs is None):
-                return False
-            if mine is not None and not np.array_equal(mine, theirs):
-                return False
-        for name in ("negatives", "user_features", "item_features"):
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if (mine is None) != (theirs is None):
-                return False
-            if mine is not None and (mine.shape != theirs.shape or (mine != theirs).nnz):
-                return False
-        return True
+        return same_contents(self, other)
 
     def __repr__(self) -> str:
         def width(features: sp.csr_matrix | None) -> int | None:
@@ -523,47 +417,3 @@ weight_col
             f"user_features={width(self.user_features)}, "
             f"item_features={width(self.item_features)})"
         )
-
-
-class _PositionError(IndexError, ValueError):
-    """An index outside the positives (both an IndexError and a ValueError)."""
-
-
-def assemble_events(
-    parsed: ParsedEvents,
-    user_codes: np.ndarray,
-    item_codes: np.ndarray,
-    user_ids: np.ndarray,
-    item_ids: np.ndarray,
-    user_features: sp.csr_matrix | None,
-    item_features: sp.csr_matrix | None,
-    user_feature_names: np.ndarray | None,
-    item_feature_names: np.ndarray | None,
-    keep: np.ndarray | None = None,
-) -> Interactions:
-    """Build the container from encoded events (rows outside ``keep`` dropped)."""
-    positive = parsed.positive if keep is None else parsed.positive & keep
-    negative = ~parsed.positive if keep is None else ~parsed.positive & keep
-    shape = (len(user_ids), len(item_ids))
-    negatives = None
-    if negative.any():
-        negatives = sp.csr_matrix(
-            (parsed.weights[negative], (user_codes[negative], item_codes[negative])),
-            shape=shape,
-            dtype=np.float32,
-        )
-    return Interactions(
-        user_codes[positive],
-        item_codes[positive],
-        n_users=shape[0],
-        n_items=shape[1],
-        pos_values=parsed.weights[positive],
-        timestamps=None if parsed.timestamps is None else parsed.timestamps[positive],
-        negatives=negatives,
-        user_features=user_features,
-        item_features=item_features,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_feature_names=user_feature_names,
-        item_feature_names=item_feature_names,
-    )

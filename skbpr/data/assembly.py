@@ -1,0 +1,108 @@
+"""Building an ``Interactions`` from parsed and encoded events (``from_frame`` and the preprocessing steps)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from skbpr.data.events import EventColumns, FeatureEncoding, ParsedEvents, encode_ids, fixed_space, id_space
+from skbpr.utils.validation import examples
+
+if TYPE_CHECKING:
+    from skbpr.data.interactions import Interactions
+
+__all__ = ["assemble_events", "interactions_from_frame"]
+
+
+def interactions_from_frame(
+    events: pd.DataFrame,
+    *,
+    columns: EventColumns,
+    user_features: pd.DataFrame | None = None,
+    item_features: pd.DataFrame | None = None,
+    users: Any = None,
+    items: Any = None,
+) -> Interactions:
+    """Validate, parse and encode an events DataFrame (see ``Interactions.from_frame``)."""
+    user_col, item_col = columns.user_col, columns.item_col
+    columns.validate(events)
+    user_encoding = None if user_features is None else FeatureEncoding.fit(user_features, name="user_features")
+    item_encoding = None if item_features is None else FeatureEncoding.fit(item_features, name="item_features")
+    user_space = None if users is None else fixed_space(users, "users")
+    item_space = None if items is None else fixed_space(items, "items")
+    parsed = columns.parse(events)
+    if not parsed.positive.any():
+        raise ValueError(f"events has no positive row ({len(events)} rows)")
+    if user_space is None:
+        user_space = id_space(parsed.users, user_features, f"user_col {user_col!r}")
+    if item_space is None:
+        item_space = id_space(parsed.items, item_features, f"item_col {item_col!r}")
+    user_codes = encode_ids(parsed.users, user_space)
+    item_codes = encode_ids(parsed.items, item_space)
+    for argument, column, raw, codes in (
+        ("user_col", user_col, parsed.users, user_codes),
+        ("item_col", item_col, parsed.items, item_codes),
+    ):
+        unknown = codes < 0
+        if unknown.any():
+            space = "users" if argument == "user_col" else "items"
+            raise ValueError(
+                f"{argument} {column!r} has {int(unknown.sum())} rows with ids outside "
+                f"the given {space}, e.g. {examples(raw[unknown])}"
+            )
+    return assemble_events(
+        parsed,
+        user_codes,
+        item_codes,
+        user_space,
+        item_space,
+        None if user_encoding is None else user_encoding.transform(user_features, user_space),
+        None if item_encoding is None else item_encoding.transform(item_features, item_space),
+        None if user_encoding is None else user_encoding.feature_names,
+        None if item_encoding is None else item_encoding.feature_names,
+    )
+
+
+def assemble_events(
+    parsed: ParsedEvents,
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    user_features: sp.csr_matrix | None,
+    item_features: sp.csr_matrix | None,
+    user_feature_names: np.ndarray | None,
+    item_feature_names: np.ndarray | None,
+    keep: np.ndarray | None = None,
+) -> Interactions:
+    """Build the container from encoded events (rows outside ``keep`` dropped)."""
+    from skbpr.data.interactions import Interactions
+
+    positive = parsed.positive if keep is None else parsed.positive & keep
+    negative = ~parsed.positive if keep is None else ~parsed.positive & keep
+    shape = (len(user_ids), len(item_ids))
+    negatives = None
+    if negative.any():
+        negatives = sp.csr_matrix(
+            (parsed.weights[negative], (user_codes[negative], item_codes[negative])),
+            shape=shape,
+            dtype=np.float32,
+        )
+    return Interactions(
+        user_codes[positive],
+        item_codes[positive],
+        n_users=shape[0],
+        n_items=shape[1],
+        pos_values=parsed.weights[positive],
+        timestamps=None if parsed.timestamps is None else parsed.timestamps[positive],
+        negatives=negatives,
+        user_features=user_features,
+        item_features=item_features,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        user_feature_names=user_feature_names,
+        item_feature_names=item_feature_names,
+    )
