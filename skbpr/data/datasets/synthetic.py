@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from skbpr.data.datasets.item_sampling import guide_table, sample_items
 from skbpr.utils.validation import check_number
 
 if TYPE_CHECKING:
@@ -93,31 +94,6 @@ def _binary_features(
     return sp.csr_matrix(dense, dtype=np.float32)
 
 
-def _guide_table(cdf: np.ndarray) -> np.ndarray:
-    """Item index at each of ``G + 1`` equally spaced points of [0, 1]."""
-    n_items = cdf.shape[0]
-    n_cells = 1 << int(min(22, max(10, np.ceil(np.log2(32 * n_items)))))
-    points = np.arange(n_cells + 1) / n_cells
-    guide = np.searchsorted(cdf, points, side="right")
-    return np.minimum(guide, n_items - 1)
-
-
-def _sample_items(model: _Model, draws: np.ndarray) -> np.ndarray:
-    """Inverse-CDF sampling through a guide table.
-
-    A draw falling in a cell without a CDF step is resolved by lookup; only
-    the few draws in cells containing a step need ``searchsorted``.  The cell
-    count is a power of two, so ``draws * n_cells`` is exact.
-    """
-    n_cells = model.item_guide.shape[0] - 1
-    cell = (draws * n_cells).astype(np.int64)
-    items = model.item_guide[cell]
-    ambiguous = np.flatnonzero(items != model.item_guide[cell + 1])
-    found = np.searchsorted(model.item_cdf, draws[ambiguous], side="right")
-    items[ambiguous] = np.minimum(found, model.item_cdf.shape[0] - 1)
-    return items
-
-
 def _chunk(
     model: _Model, users: np.ndarray, counts: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -127,7 +103,7 @@ def _chunk(
     """
     n_items = model.item_cdf.shape[0]
     u_rep = np.repeat(users.astype(np.int64), counts)
-    items = _sample_items(model, rng.random(u_rep.shape[0]))
+    items = sample_items(model.item_guide, model.item_cdf, rng.random(u_rep.shape[0]))
     keys = u_rep * n_items + items
     keys.sort(kind="stable")  # radix sort; np.unique is much slower here
     if keys.shape[0]:
@@ -267,7 +243,7 @@ def _generate(
         item_factors=np.ascontiguousarray(item_factors.T),
         item_bias=(_POPULARITY_WEIGHT * item_bias).astype(np.float32),
         item_cdf=cdf,
-        item_guide=_guide_table(cdf),
+        item_guide=guide_table(cdf),
         activity=activity,
         exposure_signal=exposure_signal,
         negative_rate=negative_rate,
