@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from sklearn.metrics import check_scoring, ndcg_score, roc_auc_score
 
-from skbpr.evaluation import ranking
+from skbpr.evaluation import chunk_metrics
 from skbpr.metrics import (
     auc_score,
     auc_scorer,
@@ -465,7 +465,7 @@ def test_sample_negatives_counts_support_and_uniformity():
     disallowed = torch.zeros((n_rows, n_items), dtype=torch.bool)
     disallowed[:, [0, 5, 6]] = True
     disallowed[:10, 2:] = True  # rows with a single candidate: item 1
-    mask = ranking._sample_negatives(disallowed, n, rng)
+    mask = chunk_metrics.sample_negatives(disallowed, n, rng)
     assert not (mask & disallowed).any()
     counts = mask.sum(dim=1)
     assert (counts[:10] == 1).all() and (counts[10:] == n).all()
@@ -479,7 +479,7 @@ def test_sampled_mode_matches_reference_on_the_sampled_set():
     users, got = sampled(scores, test, exclude, 4, 5)
     # recompute the same sample, then treat the unsampled candidates as excluded
     not_candidate = torch.from_numpy((test | exclude)[users])
-    mask = ranking._sample_negatives(not_candidate, 4, np.random.default_rng(5)).numpy()
+    mask = chunk_metrics.sample_negatives(not_candidate, 4, np.random.default_rng(5)).numpy()
     full_exclude = exclude.copy()
     full_exclude[users] |= ~(mask | (test & ~exclude)[users])
     ref_users, rows = reference(scores, test, full_exclude, None, [1, 5])

@@ -36,13 +36,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.model_selection import BaseCrossValidator
-from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils.validation import _num_samples, check_consistent_length
+from sklearn.utils import check_random_state
 
 from skbpr.data.folds import record_fold
-from skbpr.data.interactions import Interactions
+from skbpr.evaluation.holdout import train_test_split
+from skbpr.evaluation.user_samples import (
+    n_test_per_user,
+    rank_within_user,
+    require_test,
+    sample_timestamps,
+    user_codes,
+)
 from skbpr.utils.validation import check_bool, check_number
 
 __all__ = [
@@ -52,84 +57,6 @@ __all__ = [
     "PerUserTimeSplit",
     "train_test_split",
 ]
-
-
-# --------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------
-def _user_codes(X: Any, y: Any, groups: Any) -> np.ndarray:
-    """User index (0..n_distinct-1) of each sample of ``X``."""
-    if isinstance(X, Interactions):
-        check_consistent_length(X, y)
-        return X.pos_users
-    if groups is None:
-        raise ValueError(
-            f"groups is required when X is not an Interactions (got {type(X).__name__}): "
-            'pass the user of each row, e.g. groups=events["user_id"]'
-        )
-    n_samples = _num_samples(X)
-    values = groups.to_numpy() if isinstance(groups, (pd.Series, pd.Index)) else np.asarray(groups)
-    if values.ndim != 1 or values.shape[0] != n_samples:
-        raise ValueError(f"groups must have shape ({n_samples},) (one user per row of X), got {values.shape}")
-    check_consistent_length(X, y)
-    codes, _ = pd.factorize(values)
-    if np.any(codes < 0):
-        raise ValueError(f"groups has {int(np.sum(codes < 0))} missing values")
-    return codes.astype(np.int64)
-
-
-def _timestamps(X: Any, timestamp_col: Any) -> np.ndarray:
-    if isinstance(X, Interactions):
-        if X.timestamps is None:
-            raise ValueError("X.timestamps is None: a temporal split needs timestamps")
-        return X.timestamps
-    if isinstance(X, pd.DataFrame):
-        if timestamp_col is None:
-            raise ValueError("timestamp_col is None: give the timestamp column of the DataFrame X")
-        if timestamp_col not in X.columns:
-            raise ValueError(f"X has no column {timestamp_col!r} (timestamp_col); columns are {list(X.columns)}")
-        series = X[timestamp_col]
-        if series.isna().any():
-            raise ValueError(f"timestamp_col {timestamp_col!r} has missing values")
-        if pd.api.types.is_datetime64_any_dtype(series.dtype):
-            if isinstance(series.dtype, pd.DatetimeTZDtype):
-                series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-            return series.to_numpy().astype("datetime64[ns]").view(np.int64)
-        if pd.api.types.is_bool_dtype(series.dtype) or not pd.api.types.is_numeric_dtype(series.dtype):
-            raise TypeError(f"timestamp_col {timestamp_col!r} must be numeric or datetime, got dtype {series.dtype}")
-        return series.to_numpy()
-    raise ValueError(
-        "timestamps are required: pass an Interactions with timestamps or a "
-        f"DataFrame with timestamp_col, got X of type {type(X).__name__}"
-    )
-
-
-def _rank_within_user(users: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rank of each sample within its user when sorted by ``keys``.
-
-    ``keys`` are sort keys from the least to the most significant (after the
-    user). Returns ``(rank, count, order)``: the rank of each sample, its
-    user's number of samples and the sorting permutation.
-    """
-    n = users.shape[0]
-    order = np.lexsort((*keys, users)) if keys else np.argsort(users, kind="stable")
-    counts = np.bincount(users)
-    starts = np.cumsum(counts) - counts
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - starts[users[order]]
-    return rank, counts[users], order
-
-
-def _n_test(count: np.ndarray, test_size: float) -> np.ndarray:
-    """``round(test_size * count)`` clipped to [1, count - 1]; 0 when count < 2."""
-    n_test = np.floor(test_size * count + 0.5).astype(np.int64)
-    n_test = np.clip(n_test, 1, np.maximum(count - 1, 1))
-    return np.where(count >= 2, n_test, 0)
-
-
-def _require_test(mask: np.ndarray, message: str) -> None:
-    if not mask.any():
-        raise ValueError(message)
 
 
 class _PerUserSplitter(BaseCrossValidator):
@@ -165,7 +92,7 @@ class _PerUserSplitter(BaseCrossValidator):
             split (``Interactions.fold``, see :mod:`skbpr.data.folds`).
         """
         self._check_params()
-        users = _user_codes(X, y, groups)
+        users = user_codes(X, y, groups)
         masks = self._test_masks(X, users)
         return self._iterate(X, users.shape[0], masks, self.get_n_splits())
 
@@ -244,9 +171,9 @@ class PerUserKFold(_PerUserSplitter):
         n = users.shape[0]
         if self.shuffle:
             key = check_random_state(self.random_state).random_sample(n)
-            _, count, order = _rank_within_user(users, key)
+            _, count, order = rank_within_user(users, key)
         else:
-            _, count, order = _rank_within_user(users)
+            _, count, order = rank_within_user(users)
         eligible = count >= 2
         n_eligible = int(eligible.sum())
         if n_eligible < self.n_splits:
@@ -298,13 +225,13 @@ class PerUserShuffleSplit(_PerUserSplitter):
 
     def _test_masks(self, X: Any, users: np.ndarray) -> Iterator[np.ndarray]:
         count = np.bincount(users)[users]
-        _require_test(count >= 2, "no user has at least 2 positives; nothing can be tested")
+        require_test(count >= 2, "no user has at least 2 positives; nothing can be tested")
         rng = check_random_state(self.random_state)
-        n_test = _n_test(count, self.test_size)
+        n_test = n_test_per_user(count, self.test_size)
 
         def masks() -> Iterator[np.ndarray]:
             for _ in range(self.n_splits):
-                rank, _, _ = _rank_within_user(users, rng.random_sample(users.shape[0]))
+                rank, _, _ = rank_within_user(users, rng.random_sample(users.shape[0]))
                 yield rank < n_test
 
         return masks()
@@ -351,12 +278,12 @@ class LeaveKOut(_PerUserSplitter):
     def _test_masks(self, X: Any, users: np.ndarray) -> Iterator[np.ndarray]:
         count = np.bincount(users)[users]
         eligible = count > self.k
-        _require_test(eligible, f"no user has more than k={self.k} positives")
+        require_test(eligible, f"no user has more than k={self.k} positives")
         rng = check_random_state(self.random_state)
 
         def masks() -> Iterator[np.ndarray]:
             for _ in range(self.n_splits):
-                rank, _, _ = _rank_within_user(users, rng.random_sample(users.shape[0]))
+                rank, _, _ = rank_within_user(users, rng.random_sample(users.shape[0]))
                 yield eligible & (rank < self.k)
 
         return masks()
@@ -425,83 +352,18 @@ class PerUserTimeSplit(_PerUserSplitter):
         See :meth:`PerUserKFold.split`; ``X`` must carry timestamps.
         """
         self._check_params()
-        users = _user_codes(X, y, groups)
-        timestamps = _timestamps(X, self.timestamp_col)
+        users = user_codes(X, y, groups)
+        timestamps = sample_timestamps(X, self.timestamp_col)
         masks = iter([self._latest(users, timestamps)])
         return self._iterate(X, users.shape[0], masks, 1)
 
     def _latest(self, users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
         n = users.shape[0]
-        rank, count, _ = _rank_within_user(users, np.arange(n), timestamps)
+        rank, count, _ = rank_within_user(users, np.arange(n), timestamps)
         from_end = count - 1 - rank
         if self.k is not None:
             eligible = count > self.k
-            _require_test(eligible, f"no user has more than k={self.k} positives")
+            require_test(eligible, f"no user has more than k={self.k} positives")
             return eligible & (from_end < self.k)
-        _require_test(count >= 2, "no user has at least 2 positives; nothing can be tested")
-        return from_end < _n_test(count, self.test_size)
-
-
-def train_test_split(
-    X: Any,
-    *,
-    test_size: float = 0.2,
-    random_state: Any = None,
-    shuffle: bool = True,
-    groups: Any = None,
-) -> tuple[Any, Any]:
-    """Split positives into train and test per user.
-
-    Every user with ``n >= 2`` positives has ``round(test_size * n)`` of
-    them, clipped to ``[1, n - 1]``, in test: drawn at random when
-    ``shuffle``, else its last ones in the order of ``X``. Users with one
-    positive stay in train.
-
-    Parameters
-    ----------
-    X : Interactions, array-like or DataFrame
-        Samples are positives.
-    test_size : float, default=0.2
-        Fraction of each user's positives in test, in (0, 1).
-    random_state : int, RandomState or None, default=None
-        Seed of the draws; only with ``shuffle=True``.
-    shuffle : bool, default=True
-        Draw the test positives at random.
-    groups : array-like of shape (n_samples,), optional
-        User of each row; required unless ``X`` is an ``Interactions``.
-
-    Returns
-    -------
-    train, test
-        ``X`` indexed by the train and test positions (``Interactions``
-        carry their whole ``negatives`` in both parts).
-
-    Examples
-    --------
-    >>> from skbpr.datasets import make_interactions
-    >>> from skbpr.model_selection import train_test_split
-    >>> data = make_interactions(100, 50, 800, random_state=0)
-    >>> train, test = train_test_split(data, test_size=0.2, random_state=0)
-    >>> train.n_positives + test.n_positives == data.n_positives
-    True
-    >>> train.n_users == test.n_users == data.n_users
-    True
-    """
-    check_number(test_size, "test_size", low=0, high=1, low_open=True, high_open=True)
-    check_bool(shuffle, "shuffle")
-    if not shuffle and random_state is not None:
-        raise ValueError(
-            f"random_state={random_state!r} has no effect with shuffle=False; leave it None or set shuffle=True"
-        )
-    users = _user_codes(X, None, groups)
-    count = np.bincount(users)[users]
-    _require_test(count >= 2, "no user has at least 2 positives; nothing can be tested")
-    n = users.shape[0]
-    key = check_random_state(random_state).random_sample(n) if shuffle else np.arange(n)
-    rank, _, _ = _rank_within_user(users, key)
-    test_mask = (count - 1 - rank) < _n_test(count, test_size)
-    train_index = np.flatnonzero(~test_mask)
-    test_index = np.flatnonzero(test_mask)
-    if isinstance(X, Interactions):
-        return X[train_index], X[test_index]
-    return _safe_indexing(X, train_index), _safe_indexing(X, test_index)
+        require_test(count >= 2, "no user has at least 2 positives; nothing can be tested")
+        return from_end < n_test_per_user(count, self.test_size)

@@ -16,8 +16,8 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 
-from skbpr.models.base import check_interaction_matrix, ignore_target
-from skbpr.training import TrainingProblem, make_optimizer
+from skbpr.models.base import check_interaction_matrix, ignore_target, warn_if_weighted
+from skbpr.training import TrainingProblem, make_optimizer, resolve_device, torch_threads
 from skbpr.training.callbacks import Callback
 from skbpr.training.defaults import AUTO_PARAMS, resolve
 from skbpr.training.engine import Engine, choose_backend
@@ -42,6 +42,52 @@ def search_context(data: Any) -> dict[str, Any]:
 
 class FittingMixin:
     """The fit set-up of HybridBPR (a mixin; the estimator's parameters are its attributes)."""
+
+    def _fit_entry(self, X: Any, Rneg: Any, user_features: Any, item_features: Any, eval_set: Any) -> None:
+        """The work of ``fit``: check, split off a validation set if asked, train from scratch (or warm)."""
+        data = self._as_interactions(X, Rneg, user_features, item_features)
+        self._validate_params()
+        eval_data = self._check_eval_set(eval_set, data)
+        if eval_data is not None or self.validation_fraction is not None:
+            self._check_eval_metric(data.n_items)
+        device = resolve_device(self.device)
+        self._warn_if_weighted(data)
+        self.callbacks_ = self._copy_callbacks()
+        search = search_context(data)  # before a validation split makes data another container
+        if eval_data is None and self.validation_fraction is not None:
+            from skbpr.evaluation.holdout import train_test_split
+
+            data, eval_data = train_test_split(
+                data,
+                test_size=self.validation_fraction,
+                random_state=check_random_state(self.random_state).randint(2**31),
+            )
+        with torch_threads(self.n_threads):
+            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search)
+        self.n_features_in_ = self.n_items_
+
+    def _partial_fit_entry(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> None:
+        """The work of ``partial_fit``: check that the data continues the model, train one epoch."""
+        data = self._as_interactions(X, Rneg, user_features, item_features)
+        self._validate_params()
+        device = resolve_device(self.device)
+        changes = self._incompatibilities(data) if hasattr(self, "model_") else []
+        if changes:
+            raise ValueError(
+                f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
+                "Call fit to train a new model on this data"
+            )
+        self._warn_if_weighted(data)
+        if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
+            self.callbacks_ = self._copy_callbacks()
+        with torch_threads(self.n_threads):
+            self._fit(data, None, device, 1, reset=False, search=search_context(data))
+        self.n_features_in_ = self.n_items_
+
+    def _warn_if_weighted(self, data: Any) -> None:
+        used = not (isinstance(self.weighting, str) and self.weighting == "none")
+        hint = "" if used else "weighting='log' uses the positives' values as confidences"
+        warn_if_weighted(data, type(self).__name__, positives_used=used, hint=hint)
 
     def _check_float32_range(self) -> None:
         """Reject magnitudes that overflow float32, the training dtype, for the initial model.

@@ -1,45 +1,29 @@
 """HybridBPR: a scikit-learn estimator for ranking from implicit feedback.
 
-This module is the scikit-learn face (parameters, their checks, ``fit``,
-``partial_fit``, ``score``); the fit set-up is in :mod:`skbpr.models.fitting`,
+This module is the scikit-learn face (parameters, ``fit``, ``partial_fit``,
+``score``); the parameter checks are in :mod:`skbpr.models.params`, the fit
+set-up and the work of ``fit`` and ``partial_fit`` in :mod:`skbpr.models.fitting`,
 the epoch loop in :mod:`skbpr.models.epochs`, serving in
 :mod:`skbpr.models.serving` and pickling in :mod:`skbpr.models.persistence`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 
-from skbpr.models.base import RecommenderTagsMixin, warn_if_weighted
+from skbpr.models.base import RecommenderTagsMixin
 from skbpr.models.epochs import EpochLoopMixin
-from skbpr.models.fitting import FittingMixin, search_context
+from skbpr.models.fitting import FittingMixin
+from skbpr.models.params import AUTO_ALSO, NEGATIVE_MODES, check_model_params, check_training_params
 from skbpr.models.persistence import DevicePicklingMixin
 from skbpr.models.serving import ServingMixin
-from skbpr.training import OPTIMIZERS, resolve_device, torch_threads
-from skbpr.training.callbacks import CallbackList
-from skbpr.training.defaults import AUTO
-from skbpr.training.engine import BACKENDS
-from skbpr.training.losses import LOSSES
-from skbpr.training.model import FEATURE_MODES
-from skbpr.training.sampling import SAMPLERS
-from skbpr.training.weighting import Weighting, check_weighting
-from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
+from skbpr.training.weighting import Weighting
 
-NEGATIVE_MODES = ("auto", *SAMPLERS)
-AUTO_ALSO = 'or "auto" (the loss\'s default)'  # what the per-loss parameters accept besides numbers
-
-
-def _is_auto(value: Any) -> bool:
-    return isinstance(value, str) and value == AUTO
-
-
-_THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
+__all__ = ["AUTO_ALSO", "NEGATIVE_MODES", "HybridBPR"]
 
 
 class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin, DevicePicklingMixin, BaseEstimator):
@@ -323,54 +307,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         self.warm_start = warm_start
 
     def _validate_params(self) -> None:
-        check_number(self.n_components, "n_components", integer=True, low=0, low_open=True)
-        if not callable(self.loss):
-            check_choice(self.loss, "loss", LOSSES)
-        check_choice(self.negatives, "negatives", NEGATIVE_MODES)
-        check_number(self.implicit_ratio, "implicit_ratio", low=0, high=1)
-        check_weighting(self.weighting)
-        if not _is_auto(self.n_negatives):
-            check_number(self.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
-        if not _is_auto(self.max_sampled):
-            check_number(self.max_sampled, "max_sampled", integer=True, low=0, low_open=True, also=AUTO_ALSO)
-        check_number(self.sigma, "sigma", low=0, low_open=True)
-        check_number(self.margin, "margin", low=0)
-        check_choice(self.user_features_mode, "user_features_mode", FEATURE_MODES)
-        check_choice(self.item_features_mode, "item_features_mode", FEATURE_MODES)
-        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        if not _is_auto(self.learning_rate):
-            check_number(self.learning_rate, "learning_rate", low=0, low_open=True, also=AUTO_ALSO)
-        if not _is_auto(self.alpha):
-            check_number(self.alpha, "alpha", low=0, also=AUTO_ALSO)
-        if not _is_auto(self.init_std):
-            check_number(self.init_std, "init_std", low=0, also=AUTO_ALSO)
+        check_model_params(self)
         self._check_float32_range()
-        check_number(self.epochs, "epochs", integer=True, low=0, low_open=True)
-        if not _is_auto(self.batch_size):
-            check_number(self.batch_size, "batch_size", integer=True, low=0, low_open=True, also=AUTO_ALSO)
-        if not _is_auto(self.initial_accumulator):
-            check_number(self.initial_accumulator, "initial_accumulator", low=0, also=AUTO_ALSO)
-        check_number(self.eval_every, "eval_every", integer=True, low=0, low_open=True)
-        check_number(self.patience, "patience", integer=True, low=0, low_open=True, allow_none=True)
-        if self.validation_fraction is not None:
-            check_number(self.validation_fraction, "validation_fraction", low=0, high=1, low_open=True, high_open=True)
-        limit = _THREADS_PER_CPU * (os.cpu_count() or 1)
-        check_number(self.n_threads, "n_threads", integer=True, low=0, low_open=True, allow_none=True)
-        if self.n_threads is not None and self.n_threads > limit:
-            cpus = os.cpu_count()
-            what = f"at most {limit} ({_THREADS_PER_CPU} x the {cpus} CPUs: more threads only slow training down)"
-            raise invalid("n_threads", what, self.n_threads)
-        check_choice(self.backend, "backend", BACKENDS)
-        check_bool(self.deterministic, "deterministic")
-        if not isinstance(self.eval_metric, str):
-            raise invalid("eval_metric", "a metric name such as 'ndcg@10'", self.eval_metric)
-        from skbpr.evaluation.names import parse_metric
-
-        try:
-            parse_metric(self.eval_metric)
-        except ValueError as exc:
-            raise invalid("eval_metric", f"a metric name ({exc})", self.eval_metric) from exc
-        CallbackList(self.callbacks)  # raises TypeError for anything that is not a callback
+        check_training_params(self)
 
     def fit(
         self,
@@ -417,26 +356,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         feature modes) re-initialises the model with a ``UserWarning`` that
         names what changed.
         """
-        data = self._as_interactions(X, Rneg, user_features, item_features)
-        self._validate_params()
-        eval_data = self._check_eval_set(eval_set, data)
-        if eval_data is not None or self.validation_fraction is not None:
-            self._check_eval_metric(data.n_items)
-        device = resolve_device(self.device)
-        self._warn_if_weighted(data)
-        self.callbacks_ = self._copy_callbacks()
-        search = search_context(data)  # before a validation split makes data another container
-        if eval_data is None and self.validation_fraction is not None:
-            from skbpr.evaluation.splitters import train_test_split
-
-            data, eval_data = train_test_split(
-                data,
-                test_size=self.validation_fraction,
-                random_state=check_random_state(self.random_state).randint(2**31),
-            )
-        with torch_threads(self.n_threads):
-            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search)
-        self.n_features_in_ = self.n_items_
+        self._fit_entry(X, Rneg, user_features, item_features, eval_set)
         return self
 
     def partial_fit(
@@ -463,27 +383,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
             items, other feature columns, ``n_components`` or feature modes.
             The model is left untouched.
         """
-        data = self._as_interactions(X, Rneg, user_features, item_features)
-        self._validate_params()
-        device = resolve_device(self.device)
-        changes = self._incompatibilities(data) if hasattr(self, "model_") else []
-        if changes:
-            raise ValueError(
-                f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
-                "Call fit to train a new model on this data"
-            )
-        self._warn_if_weighted(data)
-        if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
-            self.callbacks_ = self._copy_callbacks()
-        with torch_threads(self.n_threads):
-            self._fit(data, None, device, 1, reset=False, search=search_context(data))
-        self.n_features_in_ = self.n_items_
+        self._partial_fit_entry(X, Rneg, user_features, item_features)
         return self
-
-    def _warn_if_weighted(self, data: Any) -> None:
-        used = not (isinstance(self.weighting, str) and self.weighting == "none")
-        hint = "" if used else "weighting='log' uses the positives' values as confidences"
-        warn_if_weighted(data, type(self).__name__, positives_used=used, hint=hint)
 
     def score(self, X: Any, y: Any = None) -> float:
         """NDCG@10 of the held-out positives in ``X``, training positives excluded.
