@@ -726,7 +726,8 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
     """A failure while writing leaves the previous model file intact and no partial file."""
     import joblib
 
-    from skbpr.cli import commands as cli
+    from skbpr.cli.config import validate_config as validate
+    from skbpr.cli.files import save_model
 
     target = tmp_path / "model.joblib"
     target.write_bytes(b"previous")
@@ -737,7 +738,7 @@ def test_save_is_atomic_and_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(joblib, "dump", broken_dump)
     with pytest.raises(OSError, match="disk full"):
-        cli._save(str(target), object(), cli.validate_config({}), type("D", (), {"user_ids": None, "item_ids": None}))
+        save_model(str(target), object(), validate({}), type("D", (), {"user_ids": None, "item_ids": None}))
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["model.joblib"]
 

@@ -43,197 +43,51 @@ import copy
 import difflib
 import math
 import numbers
-import re
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skbpr.utils.signature import read_parameters
+from skbpr.cli.schema import (
+    CLI_DEFAULTS,
+    DEFAULT_CONFIG,
+    DEFAULT_SCORING,
+    ESTIMATOR,
+    MAX_SEED,
+    NOT_CONFIGURED,
+    SCHEMA,
+    SWEEP_SECTIONS,
+    Field,
+    auto_eval_every,
+    hybrid_param_keys,
+)
+from skbpr.cli.yamltext import EXAMPLE_PATH, alias_free_loader, example_config
+
+__all__ = [
+    "CLI_DEFAULTS",
+    "DEFAULT_CONFIG",
+    "DEFAULT_SCORING",
+    "ESTIMATOR",
+    "EXAMPLE_PATH",
+    "MAX_REPR",
+    "MAX_SEED",
+    "NOT_CONFIGURED",
+    "SCHEMA",
+    "SWEEP_SECTIONS",
+    "Config",
+    "ConfigError",
+    "Field",
+    "auto_eval_every",
+    "example_config",
+    "load_config",
+    "parse_yaml",
+    "shown",
+    "validate_config",
+]
 
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the dotted key and the bad value."""
-
-
-@dataclass(frozen=True)
-class Field:
-    """One configuration key: its type, default, allowed values and HybridBPR parameter."""
-
-    kind: str  # "int", "float", "str", "bool"
-    default: Any
-    nullable: bool = False
-    choices: tuple[str, ...] | None = None
-    minimum: float | None = None
-    strict: bool = False  # minimum excluded
-    maximum: float | None = None  # included
-    param: str | None = None  # HybridBPR parameter it sets
-    help: str = ""  # one line for the example configuration
-    auto: bool = False  # the string "auto" is accepted too (HybridBPR's per-loss default)
-
-    def describe(self) -> str:
-        what = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}[self.kind]
-        if self.choices is not None:
-            what = "one of " + ", ".join(self.choices)
-        elif self.minimum is not None and self.maximum is not None:
-            what += f" in {'(' if self.strict else '['}{self.minimum:g}, {self.maximum:.0f}]"
-        elif self.minimum is not None:
-            what += f" {'>' if self.strict else '>='} {self.minimum:g}"
-        if self.nullable:
-            what += " or null"
-        if self.auto:
-            what += " or auto (the loss's default)"
-        return what
-
-
-def _f(kind: str, default: Any, **kwargs: Any) -> Field:
-    return Field(kind, default, **kwargs)
-
-
-MAX_SEED = 2**32 - 1  # numpy's RandomState and scikit-learn take seeds in [0, 2**32 - 1]
-
-
-# The model, optimizer and training sections are HybridBPR's parameters, derived
-# from its signature and docstring (type, default, allowed values, help line): a new
-# parameter appears in the configuration, the example file, --help and the docs
-# without another edit. Ranges are checked by HybridBPR itself (see _check_estimator).
-ESTIMATOR = ("skbpr.models.hybrid", "HybridBPR")
-# Parameters of another section than training, and their key there when it differs.
-_PLACES = {
-    "n_components": ("model", "n_components"),
-    "init_std": ("model", "init_std"),
-    "user_features_mode": ("model", "user_features_mode"),
-    "item_features_mode": ("model", "item_features_mode"),
-    "optimizer": ("optimizer", "name"),
-    "learning_rate": ("optimizer", "learning_rate"),
-    "alpha": ("optimizer", "alpha"),
-    "initial_accumulator": ("optimizer", "initial_accumulator"),
-}
-# Parameters a configuration does not set, and why.
-NOT_CONFIGURED = {
-    "eval_metric": "set by training.top_k: ndcg@<top_k>",
-    "callbacks": "the command line attaches its own MLflow callback",
-    "verbose": "the command line reports epochs itself",
-    "warm_start": "every command fits a fresh model",
-}
-# Where the command line departs from HybridBPR's default, and why.
-CLI_DEFAULTS = {
-    # null: about ten evaluations per fit, ceil(epochs / 10) (see auto_eval_every),
-    # as validation metrics every epoch can cost more than the training itself
-    "eval_every": None,
-    # runs from a configuration are reproducible unless a seed of null asks otherwise
-    "random_state": 0,
-}
-_KINDS = ("bool", "int", "float", "str")
-
-
-def _estimator_field(param: Any) -> Field:
-    kinds = [k for k in _KINDS if re.search(rf"\b{k}\b", param.annotation)]
-    if not kinds and param.choices:  # a type alias such as Weighting: its documented choices are strings
-        kinds = ["str"]
-    if not kinds:
-        raise TypeError(f"HybridBPR parameter {param.name} has no configurable type ({param.annotation!r})")
-    nullable = "None" in param.annotation or param.name in CLI_DEFAULTS and CLI_DEFAULTS[param.name] is None
-    extra: dict[str, Any] = {}
-    if param.name == "random_state":  # numpy's RandomState and scikit-learn take seeds in [0, 2**32 - 1]
-        extra = {"minimum": 0, "maximum": MAX_SEED}
-    auto = kinds[0] in ("int", "float") and param.default == "auto"  # a per-loss default, resolved in fit
-    return Field(
-        kinds[0],
-        CLI_DEFAULTS.get(param.name, param.default),
-        auto=auto,
-        nullable=nullable,
-        choices=param.choices,
-        param=param.name,
-        help=re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", param.summary).replace("``", ""),
-        **extra,
-    )
-
-
-def _estimator_sections() -> dict[str, dict[str, Field]]:
-    sections: dict[str, dict[str, Field]] = {"model": {}, "optimizer": {}, "training": {}}
-    for param in read_parameters(*ESTIMATOR):
-        if param.name in NOT_CONFIGURED:
-            continue
-        section, key = _PLACES.get(param.name, ("training", param.name))
-        sections[section][key] = _estimator_field(param)
-    sections["training"]["top_k"] = Field(
-        "int", 10, minimum=1, help="k of the reported metrics; eval_metric is ndcg@<top_k>"
-    )
-    return sections
-
-
-SCHEMA: dict[str, dict[str, Field]] = {
-    **_estimator_sections(),
-    "data": {
-        "source": _f("str", "synthetic", choices=("synthetic", "movielens", "file")),
-        # synthetic (skbpr.datasets.make_interactions)
-        "n_users": _f("int", 2000, minimum=1),
-        "n_items": _f("int", 500, minimum=1),
-        "n_interactions": _f("int", 100000, minimum=1),
-        "n_user_features": _f("int", 10, minimum=0),
-        "n_item_features": _f("int", 10, minimum=0),
-        "exposure_signal": _f("float", 3.0, minimum=0),
-        "popularity_skew": _f("float", 0.5, minimum=0),
-        "noise": _f("float", 0.25, minimum=0),
-        # movielens (skbpr.datasets.load_movielens)
-        "name": _f("str", "ml-100k"),
-        "data_home": _f("str", None, nullable=True),
-        "download": _f("bool", True),
-        # file (an events table read with pandas)
-        "path": _f("str", None, nullable=True),
-        "format": _f("str", None, nullable=True, choices=("csv", "parquet")),
-        "user_col": _f("str", "user_id"),
-        "item_col": _f("str", "item_id"),
-        "rating_col": _f("str", None, nullable=True),
-        "threshold": _f("float", None, nullable=True),
-        # split
-        "test_size": _f("float", 0.2, minimum=0, strict=True),
-        "random_state": _f("int", 0, nullable=True, minimum=0, maximum=MAX_SEED),
-    },
-    "mlflow": {
-        "enabled": _f("bool", True),
-        "tracking_uri": _f("str", None, nullable=True),
-        "experiment_name": _f("str", "skbpr"),
-        "run_name": _f("str", None, nullable=True),
-        "log_model": _f("bool", True),
-        "fallback_uri": _f("str", None, nullable=True),
-    },
-    "sweep": {
-        "cv": _f("int", 3, minimum=2),
-        "scheduler": _f("str", None, nullable=True),
-        # "scoring" (a metric name or a list of them) is checked separately
-    },
-}
-
-SWEEP_SECTIONS = ("model", "optimizer", "training")
-DEFAULT_SCORING = ("ndcg@10", "auc")
-
-DEFAULT_CONFIG = """\
-# The embedded default: synthetic data with planted structure
-# (make_interactions(2000, 500, 100000, exposure_signal=3.0,
-#  popularity_skew=0.5, noise=0.25, random_state=0)), 32 factors, 20 epochs.
-model:
-  n_components: 32
-training:
-  loss: bpr
-  epochs: 20
-  random_state: 0
-data:
-  source: synthetic
-  n_users: 2000
-  n_items: 500
-  n_interactions: 100000
-  exposure_signal: 3.0
-  popularity_skew: 0.5
-  noise: 0.25
-  test_size: 0.2
-  random_state: 0
-mlflow:
-  enabled: true
-  experiment_name: skbpr
-"""
 
 
 _REPR = reprlib.Repr()
@@ -317,16 +171,6 @@ def _check_scoring(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def auto_eval_every(epochs: int) -> int:
-    """The ``training.eval_every`` that ``null`` stands for: about ten evaluations, ``ceil(epochs / 10)``."""
-    return max(1, -(-int(epochs) // 10))
-
-
-def _hybrid_param_keys() -> dict[str, str]:
-    """HybridBPR parameter name -> dotted config key."""
-    return {f.param: f"{s}.{k}" for s in SWEEP_SECTIONS for k, f in SCHEMA[s].items() if f.param}
-
-
 class Config:
     """A validated configuration: every section with every key filled in.
 
@@ -379,7 +223,7 @@ class Config:
     @staticmethod
     def param_key(param: str) -> str:
         """Dotted config key of a HybridBPR parameter name (the name itself if it has none)."""
-        return _hybrid_param_keys().get(param, param)
+        return hybrid_param_keys().get(param, param)
 
     def __repr__(self) -> str:
         return f"Config({self.to_dict()!r})"
@@ -393,7 +237,7 @@ def _check_estimator(params: dict[str, Any], where: str = "") -> None:
     try:
         HybridBPR(**params)._validate_params()
     except InvalidParameterError as exc:
-        dotted = _hybrid_param_keys().get(exc.parameter)
+        dotted = hybrid_param_keys().get(exc.parameter)
         raise ConfigError(f"{where}{dotted + ': ' if dotted else ''}{exc}") from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}{exc}") from None
@@ -517,100 +361,6 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
         data["format"] = formats.get(suffix, "csv")
 
 
-# One line of help per key for the example configuration (``skbpr config``) where the
-# schema's own (HybridBPR's docstring, for its parameters) does not say it; the allowed
-# values and the HybridBPR parameter are added from the schema.
-_HELP = {
-    "training.eval_every": "validation metrics every this many epochs; null: ceil(epochs / 10), about 10 evaluations",
-    "data.source": "where the interactions come from; the keys below apply to one source each",
-    "data.n_users": "synthetic: skbpr.datasets.make_interactions",
-    "data.n_interactions": "synthetic: at most 20% of n_users * n_items",
-    "data.name": "movielens: skbpr.datasets.load_movielens release",
-    "data.data_home": "movielens: cache folder (null: $SKBPR_DATA, else ~/skbpr_data)",
-    "data.download": "movielens: false uses only a local copy in data_home",
-    "data.path": "file: csv or parquet events table; relative paths start at the config file's folder",
-    "data.format": "file: null guesses from the file name",
-    "data.user_col": "file: column of user ids",
-    "data.item_col": "file: column of item ids",
-    "data.rating_col": "file: with threshold, rating >= threshold is a positive, else an implicit negative",
-    "data.threshold": "null with movielens means 4.0; without rating_col every row is a positive",
-    "data.test_size": "share of each user's positives in the test split",
-    "data.random_state": "seed of the split (and of the synthetic data)",
-    "mlflow.enabled": "false: no tracking",
-    "mlflow.tracking_uri": "null: MLflow's default store",
-    "mlflow.log_model": "log the fitted model with the fit's run (skbpr sweep never does)",
-    "mlflow.fallback_uri": "where records go when the store fails (null: ./mlflow-fallback.db)",
-    "sweep.cv": "PerUserKFold folds",
-    "sweep.scheduler": "Dask scheduler address (tcp://HOST:8786) the fits run on; null: this machine",
-}
-
-EXAMPLE_PATH = "benchmarks/configs/run.yaml"
-
-
-def _yaml_scalar(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    text = str(value)
-    import yaml
-
-    return text if yaml.safe_load(text) == value else yaml.safe_dump(value, default_style='"').strip()
-
-
-def example_config() -> str:
-    """Every configuration key with its default, as commented YAML (``skbpr config`` prints it).
-
-    The file ``benchmarks/configs/run.yaml`` holds this text; a test keeps it in step with :data:`SCHEMA`.
-    """
-    lines = [
-        "# skbpr run configuration: every key with its default value.",
-        "# Generated from skbpr.config.SCHEMA by `skbpr config`; every key is optional.",
-        "# Use with: skbpr fit --config run.yaml (see docs/tracking.md)",
-    ]
-    for section, fields in SCHEMA.items():
-        lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep and skbpr tune only")
-        if section == "sweep":
-            lines.append("  # searched keys: dotted keys of model / optimizer / training mapped to lists, such as")
-            lines.append("  # training.loss: [bpr, warp]")
-            lines.append("  # model.n_components: [16, 32]")
-        for key, field in fields.items():
-            help_line = _HELP.get(f"{section}.{key}", field.help)
-            if help_line:
-                lines.append(f"  # {help_line}")
-            notes = [field.describe()]
-            if field.param is not None and field.param != key:
-                notes.append(f"HybridBPR {field.param}")
-            entry = f"  {key}: {_yaml_scalar(field.default)}"
-            lines.append(f"{entry:<30}# {'; '.join(notes)}")
-        if section == "sweep":
-            lines.append("  # metric names (precision@k, recall@k, ndcg@k, auc); the first picks the best candidate")
-            lines.append(f"  scoring: [{', '.join(DEFAULT_SCORING)}]")
-    return "\n".join(lines) + "\n"
-
-
-def _loader() -> type:
-    """A ``yaml.SafeLoader`` that refuses aliases (``*name``), the way to a billion-laughs bomb."""
-    import yaml
-
-    class NoAliasLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.composer.ComposerError(
-                    None,
-                    None,
-                    f"YAML aliases are not allowed in a configuration (found *{event.anchor}); "
-                    "write the value out instead of an &anchor and *alias",
-                    event.start_mark,
-                )
-            return super().compose_node(parent, index)
-
-    return NoAliasLoader
-
-
 def parse_yaml(text: str, name: str = "<configuration>") -> Any:
     """Parse configuration text with the safe, alias-refusing loader.
 
@@ -621,7 +371,7 @@ def parse_yaml(text: str, name: str = "<configuration>") -> Any:
     """
     import yaml
 
-    loader = _loader()(text)
+    loader = alias_free_loader()(text)
     loader.name = name
     try:
         return loader.get_single_data()

@@ -1,0 +1,133 @@
+"""Model files and output destinations: the checks before any work, saving and loading models."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from skbpr.cli.config import Config
+from skbpr.cli.output import say
+
+MODEL_FORMAT = "skbpr-model/1"
+
+
+# --------------------------------------------------------------------------
+# output destinations, checked before any work
+# --------------------------------------------------------------------------
+def _writable_folder(option: str, value: str, folder: Path) -> None:
+    """``folder`` exists as a writable directory, or can be created under one."""
+    from skbpr.cli.commands import CommandLineError
+
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandLineError(f"{option} {value!r}: {str(existing)!r} exists and is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CommandLineError(f"{option} {value!r}: the folder {str(existing)!r} is not writable")
+
+
+def check_output_file(option: str, value: str) -> Path:
+    """The path of a file the command will write, checked before any work.
+
+    Refuses an empty path, a path ending with a separator, an existing
+    directory or other non-regular file (a device node, a FIFO), and a path
+    whose folder is not, and cannot be created as, a writable directory.
+    Missing folders are created when the file is written.
+
+    Raises
+    ------
+    CommandLineError
+        Naming ``option`` and ``value``.
+    """
+    from skbpr.cli.commands import CommandLineError
+
+    if not value or value.endswith(("/", os.sep)) or (os.altsep and value.endswith(os.altsep)):
+        raise CommandLineError(f"{option} {value!r}: expected a file path, got one that ends with a separator")
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise CommandLineError(f"{option} {value!r}: it is an existing directory, not a file path")
+    if path.exists() and not path.is_file():
+        raise CommandLineError(f"{option} {value!r}: exists and is not a regular file (a device, FIFO or socket)")
+    _writable_folder(option, value, path.parent)
+    return path
+
+
+def _check_output_dir(option: str, value: str, files: tuple[str, ...] = ()) -> Path:
+    """A folder the command will write ``files`` into, checked before any work.
+
+    Raises
+    ------
+    CommandLineError
+        Naming ``option`` and ``value`` when the folder exists and is not a
+        writable directory, cannot be created, or one of ``files`` in it
+        cannot be written as a regular file.
+    """
+    from skbpr.cli.commands import CommandLineError
+
+    if not value:
+        raise CommandLineError(f"{option} {value!r}: expected a folder path")
+    path = Path(value).expanduser()
+    _writable_folder(option, value, path)
+    for name in files:
+        target = path / name
+        if target.exists() and not target.is_file():
+            raise CommandLineError(f"{option} {value!r}: {str(target)!r} exists and is not a regular file")
+    return path
+
+
+def check_outputs(args: argparse.Namespace, plot: str) -> None:
+    """The ``--save`` file and ``--plot-dir`` folder of ``args``, checked before any work."""
+    if args.save is not None:
+        check_output_file("--save", args.save)
+    if args.plot_dir is not None:
+        _check_output_dir("--plot-dir", args.plot_dir, (plot,))
+
+
+# --------------------------------------------------------------------------
+# saving and loading
+# --------------------------------------------------------------------------
+def save_model(path: str, model: Any, config: Config, data: Any) -> None:
+    """Write ``model`` with its configuration and ids to ``path`` with joblib, atomically."""
+    import joblib
+
+    import skbpr
+
+    bundle = {
+        "format": MODEL_FORMAT,
+        "skbpr_version": skbpr.__version__,
+        "estimator": model,
+        "config": config.to_dict(),
+        "user_ids": data.user_ids,
+        "item_ids": data.item_ids,
+        "item_titles": getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
+    }
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Write beside the target and rename: a crash never leaves a half-written model file.
+    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
+    try:
+        joblib.dump(bundle, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    say(f"model saved to {path} (joblib: load only files you trust)")
+
+
+def load_model(path: str) -> dict[str, Any]:
+    """A model file written by ``skbpr fit --save`` (or a bare pickled estimator) as a bundle dict.
+
+    joblib files are pickles: loading one runs code, so load only files you trust.
+    """
+    import joblib
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file not found: {path!r}")
+    obj = joblib.load(path)
+    if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
+        return obj
+    if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
+        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None, "item_titles": None}
+    raise ValueError(f"{path!r} holds no skbpr model (found {type(obj).__name__})")

@@ -1,0 +1,249 @@
+"""The ``fit`` and ``evaluate`` commands, with the data loading and reporting the commands share."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from skbpr.cli.config import Config, ConfigError, load_config, validate_config
+from skbpr.cli.files import check_outputs, load_model, save_model
+from skbpr.cli.output import print_table, say, tracking_available
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def load_data(config: Config) -> Any:
+    """The :class:`skbpr.Interactions` the ``data`` section describes."""
+    d = config["data"]
+    if d["source"] == "synthetic":
+        from skbpr.data.datasets import make_interactions
+
+        return make_interactions(
+            d["n_users"],
+            d["n_items"],
+            d["n_interactions"],
+            n_user_features=d["n_user_features"],
+            n_item_features=d["n_item_features"],
+            exposure_signal=d["exposure_signal"],
+            popularity_skew=d["popularity_skew"],
+            noise=d["noise"],
+            random_state=d["random_state"],
+        )
+    if d["source"] == "movielens":
+        from skbpr.data.datasets import load_movielens
+
+        return load_movielens(
+            d["name"],
+            data_home=d["data_home"],
+            download=d["download"],
+            threshold=4.0 if d["threshold"] is None else d["threshold"],
+        )
+    return _load_events(d)
+
+
+def _load_events(d: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    from skbpr.data.interactions import Interactions
+
+    path = d["path"]
+    try:
+        frame = pd.read_parquet(path) if d["format"] == "parquet" else pd.read_csv(path)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ConfigError(f"data.path: cannot read {path!r} as {d['format']}: {exc}") from None
+    for key in ("user_col", "item_col", "rating_col"):
+        column = d[key]
+        if column is not None and column not in frame.columns:
+            raise ConfigError(f"data.{key}: expected a column of {path!r} ({list(frame.columns)}), got {column!r}")
+    try:
+        return Interactions.from_frame(
+            frame,
+            user_col=d["user_col"],
+            item_col=d["item_col"],
+            rating_col=d["rating_col"],
+            threshold=d["threshold"] if d["rating_col"] is not None else None,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"data.path: {path!r}: {exc}") from None
+
+
+def split_data(config: Config, data: Any) -> tuple[Any, Any]:
+    """The per-user train / test split of the ``data`` section."""
+    from skbpr.evaluation.splitters import train_test_split
+
+    d = config["data"]
+    return train_test_split(data, test_size=d["test_size"], random_state=d["random_state"])
+
+
+def metric_names(config: Config) -> list[str]:
+    """The metrics the commands report: precision, recall and NDCG at ``training.top_k``, and AUC."""
+    k = config["training"]["top_k"]
+    return [f"precision@{k}", f"recall@{k}", f"ndcg@{k}", "auc"]
+
+
+def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
+    from skbpr import PopularityRecommender
+    from skbpr.evaluation.metrics import evaluate
+
+    baseline = PopularityRecommender().fit(train)
+    return [
+        {"model": "HybridBPR", **evaluate(model, test, metrics=metrics)},
+        {"model": "popularity", **evaluate(baseline, test, metrics=metrics)},
+    ]
+
+
+def describe_data(config: Config, data: Any, train: Any, test: Any) -> None:
+    """Print the data's size and the train/test split the command works on."""
+    say(
+        f"data: {config['data']['source']}, {data.n_users} users, {data.n_items} items, "
+        f"{data.n_positives} positives ({train.n_positives} train, {test.n_positives} test, "
+        f"per-user split test_size={config['data']['test_size']})"
+    )
+
+
+# --------------------------------------------------------------------------
+# tracking
+# --------------------------------------------------------------------------
+def mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_uri: str | None = None) -> Any:
+    """The :class:`~skbpr.tracking.MLflowCallback` the ``mlflow`` section describes."""
+    from skbpr.tracking.callbacks import MLflowCallback
+
+    m = config["mlflow"]
+    return MLflowCallback(
+        tracking_uri=tracking_uri or m["tracking_uri"],
+        experiment_name=m["experiment_name"],
+        run_name=m["run_name"],
+        log_model=m["log_model"] if log_model is None else log_model,
+        fallback_uri=m["fallback_uri"],
+    )
+
+
+def run_recorder(config: Config, uri: str, **kwargs: Any) -> Any:
+    """A :class:`~skbpr.tracking.RunRecorder` in ``uri`` with the configured experiment and fallback store."""
+    from skbpr.tracking.recorder import RunRecorder, absolute_uri, default_fallback_uri
+
+    m = config["mlflow"]
+    fallback = absolute_uri(m["fallback_uri"]) if m["fallback_uri"] else default_fallback_uri()
+    return RunRecorder(uri, fallback, experiment_name=m["experiment_name"], **kwargs)
+
+
+def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: Config, files: list[Path]) -> None:
+    """Add test metrics, the configuration and plots to a finished run, through the recorder."""
+    recorder = run_recorder(config, uri, join_run_id=run_id)
+    recorder.start({}, {})
+    recorder.log(metrics=metrics)
+    recorder.log_dict(config.to_dict(), "config.yaml")
+    for path in files:
+        recorder.log_file(path)
+
+
+# --------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------
+def cmd_fit(args: argparse.Namespace) -> int:
+    from skbpr import HybridBPR
+
+    check_outputs(args, "learning_curve.png")
+    config = load_config(args.config)
+    data = load_data(config)
+    train, test = split_data(config, data)
+    describe_data(config, data, train, test)
+    params = config.estimator_params()
+    tracking = tracking_available(config)
+    callback = mlflow_callback(config) if tracking else None
+    model = HybridBPR(**params, callbacks=[callback] if callback else None)
+    # Validation metrics per epoch: on the test split for the learning curve, unless part of
+    # train is held out. Early stopping must never watch the test split: with a patience and
+    # no validation_fraction, 10 % of each user's training positives are held out for it.
+    training = config["training"]
+    eval_set = None
+    if training["patience"] is not None and training["validation_fraction"] is None:
+        model.set_params(validation_fraction=0.1)
+        say("training.patience is set: early stopping watches 10% of each user's training positives")
+    elif training["validation_fraction"] is None:
+        eval_set = test
+    start = time.perf_counter()
+    model.fit(train, eval_set=eval_set)
+    seconds = time.perf_counter() - start
+    shown = ("n_components", "loss", "negatives", "n_negatives", "optimizer", "learning_rate", "alpha", "epochs")
+    # "auto" parameters as the fit resolved them (learning_rate_, alpha_, n_negatives_, negatives_)
+    values = {k: getattr(model, f"{k}_", params[k]) if params[k] == "auto" else params[k] for k in shown}
+    say(f"HybridBPR({', '.join(f'{k}={values[k]!r}' for k in shown)}) fitted in {seconds:.1f} s")
+    _describe_epochs(model, params, watched="the test split" if eval_set is not None else "held-out train positives")
+    metrics = metric_names(config)
+    rows = _evaluation_rows(model, train, test, metrics)
+    print_table(rows, ["model", *metrics])
+    files = []
+    if args.plot_dir:
+        from skbpr.tracking.plots import plot_learning_curve
+
+        out = Path(args.plot_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        fig = plot_learning_curve(model, title=f"HybridBPR learning curve ({config['data']['source']} data)")
+        path = out / "learning_curve.png"
+        fig.savefig(path, dpi=90)
+        files.append(path)
+        say(f"learning curve saved to {path}")
+    callback = model.callbacks_[0] if callback is not None else None  # the fitted copy holds the run
+    model.set_params(callbacks=None)  # the fitted model is saved without its tracking hook
+    model.__dict__.pop("callbacks_", None)  # nor the fitted copy of it
+    if args.save:
+        save_model(args.save, model, config, data)
+    if callback is not None and getattr(callback, "run_id_", None):
+        uri = callback.tracking_uri_
+        _record_after_fit(
+            uri, callback.run_id_, {f"test_{k}": v for k, v in rows[0].items() if k != "model"}, config, files
+        )
+        say(
+            f"MLflow run {callback.run_id_} (experiment {config['mlflow']['experiment_name']!r}) stored in {uri}\n"
+            f"  browse it with: mlflow ui --backend-store-uri {uri}"
+        )
+    return 0
+
+
+def _describe_epochs(model: Any, params: dict[str, Any], watched: str) -> None:
+    """Two lines: the epochs run (and the evaluation cadence), and the best epoch."""
+    history = [row for row in model.history_ if not row.get("interrupted")]
+    run = len(history)
+    evaluated = sum(1 for row in history if any(str(k).startswith("val_") for k in row))
+    stopped = f", stopped early after {run} of {params['epochs']}" if run < params["epochs"] else ""
+    say(
+        f"epochs run: {run}{stopped} (validation on {watched} every {params['eval_every']} "
+        f"epoch{'s' if params['eval_every'] != 1 else ''}, {evaluated} evaluation{'s' if evaluated != 1 else ''})"
+    )
+    if model.best_epoch_ is None:
+        say("best epoch: none (no evaluation ran; lower training.eval_every)")
+        return
+    metric = params["eval_metric"]
+    value = next(row[f"val_{metric}"] for row in history if row["epoch"] == model.best_epoch_)
+    kept = "its weights were kept" if params["patience"] is not None else f"the weights are those of epoch {run}"
+    say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from skbpr.evaluation.metrics import evaluate
+
+    bundle = load_model(args.model)
+    model = bundle["estimator"]
+    if args.config is not None:
+        config = load_config(args.config)
+    elif bundle.get("config") is not None:
+        config = validate_config(bundle["config"])
+    else:
+        config = load_config(None)
+    data = load_data(config)
+    if (data.n_users, data.n_items) != (model.n_users_, model.n_items_):
+        raise ConfigError(
+            f"data: expected {model.n_users_} users x {model.n_items_} items as the model was fitted on, "
+            f"got {data.n_users} x {data.n_items}"
+        )
+    train, test = split_data(config, data)
+    describe_data(config, data, train, test)
+    metrics = metric_names(config)
+    rows = [{"model": "HybridBPR", **evaluate(model, test, metrics=metrics)}]
+    rows += _evaluation_rows(model, train, test, metrics)[1:]
+    print_table(rows, ["model", *metrics])
+    return 0
