@@ -234,9 +234,9 @@ def saved_model(tmp_path_factory):
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv"])
 def test_all_users_written_equal_the_batch_function(saved_model, tmp_path, capsys, suffix, monkeypatch):
-    from skbpr.distributed import commands
+    from skbpr.cli import recommend
 
-    monkeypatch.setattr(commands, "CHUNK_USERS", 16)  # several chunks written one after the other
+    monkeypatch.setattr(recommend, "CHUNK_USERS", 16)  # several chunks written one after the other
     target = tmp_path / "out" / f"recs{suffix}"
     assert main(["recommend", "--model", str(saved_model), "--all-users", "--k", "3", "--output", str(target)]) == 0
     assert "recommendations for all 50 users written" in capsys.readouterr().out

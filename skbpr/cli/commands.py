@@ -32,6 +32,7 @@ import textwrap
 import warnings
 
 from skbpr.cli.config import EXAMPLE_PATH, ConfigError
+from skbpr.cli.errors import CommandLineError
 from skbpr.cli.files import MODEL_FORMAT, load_model
 from skbpr.cli.fitting import cmd_evaluate, cmd_fit, load_data, split_data
 from skbpr.cli.recommend import cmd_recommend
@@ -50,10 +51,6 @@ __all__ = [
     "main",
     "split_data",
 ]
-
-
-class CommandLineError(ValueError):
-    """An invalid command-line option; the message names the option and the bad value (exit status 2)."""
 
 
 # --------------------------------------------------------------------------
@@ -98,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot-dir", metavar="DIR", help="write sweep.png here")
     p.set_defaults(func=cmd_sweep)
 
-    from skbpr.distributed.commands import add_tune_parser
+    from skbpr.cli.tune import add_tune_parser
 
     add_tune_parser(sub, _config_epilog())
 

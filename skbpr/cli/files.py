@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from skbpr.cli.config import Config
+from skbpr.cli.errors import CommandLineError
 from skbpr.cli.output import say
+from skbpr.models.files import MODEL_FORMAT, read_model_file, write_model_file
 
-MODEL_FORMAT = "skbpr-model/1"
+__all__ = ["MODEL_FORMAT", "check_output_file", "check_outputs", "load_model", "save_model"]
 
 
 # --------------------------------------------------------------------------
@@ -18,8 +20,6 @@ MODEL_FORMAT = "skbpr-model/1"
 # --------------------------------------------------------------------------
 def _writable_folder(option: str, value: str, folder: Path) -> None:
     """``folder`` exists as a writable directory, or can be created under one."""
-    from skbpr.cli.commands import CommandLineError
-
     existing = folder
     while not existing.exists() and not existing.is_symlink() and existing != existing.parent:
         existing = existing.parent
@@ -42,8 +42,6 @@ def check_output_file(option: str, value: str) -> Path:
     CommandLineError
         Naming ``option`` and ``value``.
     """
-    from skbpr.cli.commands import CommandLineError
-
     if not value or value.endswith(("/", os.sep)) or (os.altsep and value.endswith(os.altsep)):
         raise CommandLineError(f"{option} {value!r}: expected a file path, got one that ends with a separator")
     path = Path(value).expanduser()
@@ -65,8 +63,6 @@ def _check_output_dir(option: str, value: str, files: tuple[str, ...] = ()) -> P
         writable directory, cannot be created, or one of ``files`` in it
         cannot be written as a regular file.
     """
-    from skbpr.cli.commands import CommandLineError
-
     if not value:
         raise CommandLineError(f"{option} {value!r}: expected a folder path")
     path = Path(value).expanduser()
@@ -90,44 +86,16 @@ def check_outputs(args: argparse.Namespace, plot: str) -> None:
 # saving and loading
 # --------------------------------------------------------------------------
 def save_model(path: str, model: Any, config: Config, data: Any) -> None:
-    """Write ``model`` with its configuration and ids to ``path`` with joblib, atomically."""
-    import joblib
-
-    import skbpr
-
-    bundle = {
-        "format": MODEL_FORMAT,
-        "skbpr_version": skbpr.__version__,
-        "estimator": model,
-        "config": config.to_dict(),
-        "user_ids": data.user_ids,
-        "item_ids": data.item_ids,
-        "item_titles": getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
-    }
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename: a crash never leaves a half-written model file.
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
-        joblib.dump(bundle, partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    """Write ``model`` with its configuration and ids to ``path`` (:func:`skbpr.models.files.write_model_file`)."""
+    write_model_file(
+        path,
+        model,
+        config=config.to_dict(),
+        user_ids=data.user_ids,
+        item_ids=data.item_ids,
+        item_titles=getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
+    )
     say(f"model saved to {path} (joblib: load only files you trust)")
 
 
-def load_model(path: str) -> dict[str, Any]:
-    """A model file written by ``skbpr fit --save`` (or a bare pickled estimator) as a bundle dict.
-
-    joblib files are pickles: loading one runs code, so load only files you trust.
-    """
-    import joblib
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"model file not found: {path!r}")
-    obj = joblib.load(path)
-    if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
-        return obj
-    if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
-        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None, "item_titles": None}
-    raise ValueError(f"{path!r} holds no skbpr model (found {type(obj).__name__})")
+load_model = read_model_file  # the name the commands and their users import

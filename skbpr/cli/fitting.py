@@ -85,8 +85,8 @@ def metric_names(config: Config) -> list[str]:
 
 
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
-    from skbpr import PopularityRecommender
     from skbpr.evaluation.metrics import evaluate
+    from skbpr.models.popularity import PopularityRecommender
 
     baseline = PopularityRecommender().fit(train)
     return [
@@ -144,7 +144,7 @@ def _record_after_fit(uri: str, run_id: str, metrics: dict[str, float], config: 
 # commands
 # --------------------------------------------------------------------------
 def cmd_fit(args: argparse.Namespace) -> int:
-    from skbpr import HybridBPR
+    from skbpr.models.hybrid import HybridBPR
 
     check_outputs(args, "learning_curve.png")
     config = load_config(args.config)

@@ -59,11 +59,6 @@ def tracking_available(config: Config) -> bool:
     if importlib.util.find_spec("mlflow") is None:
         warn("tracking is off: MLflow is not installed (pip install mlflow, or set mlflow.enabled: false)")
         return False
-    from skbpr import callbacks
-
-    if not hasattr(callbacks, "MLflowCallback"):
-        warn("tracking is off: this version of skbpr has no skbpr.callbacks.MLflowCallback")
-        return False
     quiet_mlflow()
     return True
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import time
 from pathlib import Path
 from typing import Any
 
+from skbpr.cli.errors import CommandLineError
 from skbpr.cli.files import check_output_file, load_model
 from skbpr.cli.output import print_table, say
 
+CHUNK_USERS = 65_536  # users per recommend call when writing every user's recommendations
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
 
 
 def _check_table_output(value: str) -> tuple[Path, str]:
     """The ``--output`` file of ``recommend`` and its format (from the suffix), checked before any work."""
-    from skbpr.cli.commands import CommandLineError
-
     suffix = Path(value).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         raise CommandLineError(
@@ -31,8 +33,6 @@ def _check_table_output(value: str) -> tuple[Path, str]:
 
 def _resolve_users(values: list[str], user_ids: Any, n_users: int, by_index: bool) -> list[int]:
     """User indices for the ``--users`` values: raw ids when the model has them, else indices."""
-    from skbpr.cli.commands import CommandLineError
-
     if user_ids is None or by_index:
         indices, bad = [], []
         for value in values:
@@ -73,8 +73,6 @@ def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path, fmt
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from skbpr.cli.commands import CommandLineError
-
     if (args.users is None) == (not args.all_users):
         raise CommandLineError("--users / --all-users: expected exactly one of them")
     if args.all_users and args.output is None:
@@ -85,8 +83,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     if args.k < 1 or args.k > model.n_items_:
         raise CommandLineError(f"--k: expected an integer in [1, {model.n_items_}], got {args.k}")
     if args.all_users:
-        from skbpr.distributed.commands import recommend_all_users
-
         return recommend_all_users(args, bundle, *output)
     item_ids = bundle.get("item_ids")
     user_ids = bundle.get("user_ids")
@@ -121,3 +117,52 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value (JSON and CSV writers, printing)."""
     return value.item() if hasattr(value, "item") else value
+
+
+def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: Path, fmt: str) -> int:
+    """Every user's top-k as ``user, item, score, rank`` rows, written chunk by chunk."""
+    import numpy as np
+    import pandas as pd
+
+    from skbpr.distributed.batch import BatchRecommender
+
+    model = bundle["estimator"]
+    recommender = BatchRecommender(
+        model, bundle.get("user_ids"), bundle.get("item_ids"), k=args.k, exclude_seen=not args.include_seen
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    start, rows = time.perf_counter(), 0
+    writer = None
+    frames = []
+    try:
+        for first in range(0, model.n_users_, CHUNK_USERS):
+            frame = recommender.recommend_indices(np.arange(first, min(first + CHUNK_USERS, model.n_users_)))
+            rows += len(frame)
+            if fmt == "parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                table = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(partial, table.schema)
+                writer.write_table(table)
+            elif fmt == "csv":
+                frame.to_csv(partial, mode="a" if first else "w", header=not first, index=False)
+            else:
+                frames.append(frame)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if fmt == "json":
+            pd.concat(frames, ignore_index=True).to_json(partial, orient="records", indent=2, force_ascii=False)
+        os.replace(partial, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    say(
+        f"{rows} recommendations for all {model.n_users_} users written to {args.output} ({fmt}, "
+        f"columns user, item, score, rank; {seconds:.1f} s)"
+    )
+    return 0

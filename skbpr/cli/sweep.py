@@ -9,19 +9,54 @@ from pathlib import Path
 from typing import Any
 
 from skbpr.cli.config import Config, ConfigError, load_config
+from skbpr.cli.errors import CommandLineError
 from skbpr.cli.files import check_outputs, save_model
 from skbpr.cli.fitting import describe_data, load_data, metric_names, mlflow_callback, run_recorder, split_data
 from skbpr.cli.output import print_table, say, tracking_available, warn
 
 
+def sweep_scheduler(args: argparse.Namespace, config: Any) -> str | None:
+    """``--scheduler``, else ``sweep.scheduler``, checked before any work (None: run locally)."""
+    from skbpr.distributed.search import check_scheduler
+
+    if args.scheduler is not None:
+        try:
+            return check_scheduler(args.scheduler)
+        except ValueError:
+            raise CommandLineError(
+                f"--scheduler {args.scheduler!r}: expected a Dask scheduler address such as tcp://HOST:8786"
+            ) from None
+    value = config["sweep"]["scheduler"]
+    if value is None:
+        return None
+    try:
+        return check_scheduler(value)
+    except ValueError:
+        raise ConfigError(
+            f"sweep.scheduler: expected a Dask scheduler address such as 'tcp://HOST:8786' or null, got {value!r}"
+        ) from None
+
+
+def sweep_backend(scheduler: str | None) -> contextlib.AbstractContextManager[Any]:
+    """joblib's ``dask`` backend on ``scheduler`` for the search, or nothing when it is ``None``."""
+    if scheduler is None:
+        return contextlib.nullcontext()
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise CommandLineError(f"--scheduler {scheduler!r}: needs Dask (pip install 'skbpr[dask]')")
+    from skbpr.distributed.search import dask_backend
+
+    return dask_backend(scheduler)
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from sklearn.model_selection import GridSearchCV
 
-    from skbpr import HybridBPR
-    from skbpr.distributed.commands import sweep_backend, sweep_scheduler
     from skbpr.evaluation.metrics import evaluate
     from skbpr.evaluation.scorers import make_ranking_scorer
     from skbpr.evaluation.splitters import PerUserKFold
+    from skbpr.models.hybrid import HybridBPR
 
     check_outputs(args, "sweep.png")
     config = load_config(args.config)

@@ -236,9 +236,9 @@ class BatchRecommender:
         The file is a joblib pickle: load only files you trust. ``kwargs``
         go to the constructor (``k``, ``user_col``, ...).
         """
-        from skbpr.cli.commands import load_model
+        from skbpr.models.files import read_model_file
 
-        bundle = load_model(path)
+        bundle = read_model_file(path)
         return cls(bundle["estimator"], bundle.get("user_ids"), bundle.get("item_ids"), **kwargs)
 
 

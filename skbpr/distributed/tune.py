@@ -19,10 +19,8 @@ Storages (:func:`make_storage`):
   system, no database needed. Journal storages have no heartbeats: a
   killed worker's trial stays ``RUNNING``.
 
-:class:`ConfigObjective` is the objective of ``skbpr tune``: the searched
-keys of the configuration's ``sweep`` section become categorical choices and
-a trial's value is the mean cross-validated score of the first
-``sweep.scoring`` metric on the per-user train split.
+:func:`run_worker` optimises any Optuna objective; the one of ``skbpr tune``,
+built from a YAML configuration, is :class:`skbpr.cli.tune.ConfigObjective`.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["JOURNAL_PREFIX", "ConfigObjective", "create_study", "make_storage", "run_worker"]
+__all__ = ["JOURNAL_PREFIX", "create_study", "make_storage", "run_worker"]
 
 JOURNAL_PREFIX = "journal:"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
@@ -241,85 +239,3 @@ def run_worker(
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed))
     study.optimize(objective, n_trials=n_trials, timeout=timeout)
     return study
-
-
-class ConfigObjective:
-    """The objective of ``skbpr tune``: cross-validated score of a configuration's candidates.
-
-    Each searched key of the ``sweep`` section (``training.loss: [bpr,
-    warp]``) is a categorical choice named by its dotted key; the trial's
-    value is the mean over ``sweep.cv`` per-user folds of the train split of
-    the first ``sweep.scoring`` metric (the others are stored as the trial's
-    user attributes ``mean_<metric>``).
-
-    Parameters
-    ----------
-    config : skbpr.config.Config
-        A validated configuration with at least one searched key.
-    tracking_uri : str or None, default=None
-        Record every fold fit with :class:`skbpr.callbacks.MLflowCallback`
-        in this store (prepared beforehand; see
-        :func:`skbpr.distributed.stores.prepare_tracking_store`); ``None``:
-        no tracking.
-
-    Examples
-    --------
-    >>> import optuna
-    >>> from skbpr.config import validate_config
-    >>> from skbpr.distributed.tune import ConfigObjective
-    >>> config = validate_config({
-    ...     "data": {"n_users": 60, "n_items": 40, "n_interactions": 400},
-    ...     "training": {"epochs": 2, "n_threads": 1},
-    ...     "sweep": {"training.loss": ["bpr", "warp"], "cv": 2, "scoring": ["ndcg@5"]},
-    ... })
-    >>> study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
-    >>> study.optimize(ConfigObjective(config), n_trials=2)
-    >>> sorted(study.trials[0].params), 0 <= study.best_value <= 1
-    (['training.loss'], True)
-    """
-
-    def __init__(self, config: Any, tracking_uri: str | None = None) -> None:
-        if not config.grid:
-            raise ValueError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
-        self.config = config
-        self.tracking_uri = tracking_uri
-        self._train: Any = None
-
-    def _data(self) -> Any:
-        if self._train is None:
-            from skbpr.cli.commands import load_data, split_data
-
-            self._train = split_data(self.config, load_data(self.config))[0]
-        return self._train
-
-    def __call__(self, trial: Any) -> float:
-        from sklearn.model_selection import cross_validate
-
-        from skbpr import HybridBPR
-        from skbpr.evaluation.scorers import make_ranking_scorer
-        from skbpr.evaluation.splitters import PerUserKFold
-
-        config = self.config
-        overrides = {key: trial.suggest_categorical(key, values) for key, values in config.grid.items()}
-        callbacks = None
-        if self.tracking_uri is not None:
-            from skbpr.callbacks import MLflowCallback
-
-            m = config["mlflow"]
-            callbacks = [
-                MLflowCallback(
-                    tracking_uri=self.tracking_uri,
-                    experiment_name=m["experiment_name"],
-                    run_name=f"trial-{trial.number}",
-                    log_model=False,
-                    fallback_uri=m["fallback_uri"],
-                )
-            ]
-        estimator = HybridBPR(**config.estimator_params(overrides), callbacks=callbacks)
-        folds = PerUserKFold(config["sweep"]["cv"], random_state=config["data"]["random_state"])
-        scoring = {name: make_ranking_scorer(name) for name in config.scoring}
-        results = cross_validate(estimator, self._data(), cv=folds, scoring=scoring)
-        for name in config.scoring[1:]:
-            trial.set_user_attr(f"mean_{name}", float(results[f"test_{name}"].mean()))
-        return float(results[f"test_{config.scoring[0]}"].mean())

@@ -85,8 +85,8 @@ def _held_out_positives(estimator: Any, X: Any) -> sp.csr_matrix:
             "X must be an Interactions container or a users x items matrix of held-out positives, "
             f"got {type(X).__name__}"
         )
+    from skbpr.data.interaction_matrix import check_interaction_matrix
     from skbpr.data.interactions import as_csr
-    from skbpr.models.base import check_interaction_matrix
 
     matrix = as_csr(check_interaction_matrix(X, "X"), "X")
     n_users, n_items = estimator.train_positives_.shape

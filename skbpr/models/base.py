@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+
+from skbpr.data.interaction_matrix import check_interaction_matrix
+
+__all__ = ["RecommenderTagsMixin", "check_interaction_matrix", "ignore_target", "warn_if_weighted"]
 
 
 class RecommenderTagsMixin:
@@ -28,51 +31,6 @@ class RecommenderTagsMixin:
     def _more_tags(self) -> dict[str, Any]:
         """The same tags for scikit-learn < 1.6."""
         return {"X_types": ["2darray", "sparse"], "requires_positive_X": True, "requires_y": False}
-
-
-def check_interaction_matrix(matrix: Any, name: str) -> Any:
-    """Shape and dtype checks of a users x items matrix, with scikit-learn's messages.
-
-    Values (NaN, negative entries) are checked by the container, which names
-    the matrix as well.
-
-    Parameters
-    ----------
-    matrix : array-like or sparse matrix of shape (n_users, n_items)
-        Nonzero = interaction.
-    name : str
-        The argument, for the messages.
-
-    Returns
-    -------
-    ndarray or sparse matrix
-
-    Examples
-    --------
-    >>> from skbpr.base import check_interaction_matrix
-    >>> check_interaction_matrix([[1, 0], [0, 2]], "X").shape
-    (2, 2)
-    >>> check_interaction_matrix([[1, -1]], "X")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: Negative values in data passed to X, e.g. [-1]: ...
-    """
-    from sklearn.utils.validation import check_array
-
-    finite_kw = (
-        "ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters else "force_all_finite"
-    )
-    checked = check_array(
-        matrix, accept_sparse=("csr", "csc", "coo"), dtype="numeric", input_name=name, **{finite_kw: False}
-    )
-    values = checked.data if sp.issparse(checked) else checked
-    if values.dtype.kind in "fi" and values.size and np.nanmin(values) < 0:
-        examples = np.unique(values[values < 0])[:5].tolist()
-        raise ValueError(
-            f"Negative values in data passed to {name}, e.g. {examples}: entries are interactions "
-            "(nonzero = interaction) and must be >= 0"
-        )
-    return checked
 
 
 def ignore_target(Rneg: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skbpr.evaluation.metrics import evaluate
 from skbpr.training.callbacks import CallbackList, ProgressBar
 from skbpr.training.engine import Engine
 from skbpr.training.model import FeatureMap
@@ -66,8 +67,6 @@ class EpochLoopMixin:
         callbacks.on_fit_end(self, {"stopped_early": stopped_early, "epochs_run": len(self.history_) - start})
 
     def _evaluate(self, eval_data: Any) -> dict[str, float]:
-        from skbpr.evaluation.metrics import evaluate
-
         metrics = {self.eval_metric, "ndcg@10", "auc"}
         return evaluate(self, eval_data, metrics=sorted(metrics))
 

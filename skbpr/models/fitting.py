@@ -16,6 +16,9 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 
+from skbpr.data.interactions import Interactions
+from skbpr.evaluation.holdout import train_test_split
+from skbpr.evaluation.names import parse_metric
 from skbpr.models.base import check_interaction_matrix, ignore_target, warn_if_weighted
 from skbpr.training import TrainingProblem, make_optimizer, resolve_device, torch_threads
 from skbpr.training.callbacks import Callback
@@ -55,8 +58,6 @@ class FittingMixin:
         self.callbacks_ = self._copy_callbacks()
         search = search_context(data)  # before a validation split makes data another container
         if eval_data is None and self.validation_fraction is not None:
-            from skbpr.evaluation.holdout import train_test_split
-
             data, eval_data = train_test_split(
                 data,
                 test_size=self.validation_fraction,
@@ -135,8 +136,6 @@ class FittingMixin:
 
     def _check_eval_metric(self, n_items: int) -> None:
         """The cutoff of ``eval_metric`` cannot exceed the number of items."""
-        from skbpr.evaluation.names import parse_metric
-
         metric = parse_metric(self.eval_metric)
         if metric.k is not None and metric.k > n_items:
             raise ValueError(
@@ -158,8 +157,6 @@ class FittingMixin:
             ) from exc
 
     def _as_interactions(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> Any:
-        from skbpr.data.interactions import Interactions
-
         if isinstance(X, Interactions):
             Rneg = ignore_target(Rneg)
             given = {"Rneg": Rneg, "user_features": user_features, "item_features": item_features}
@@ -180,8 +177,6 @@ class FittingMixin:
     def _check_eval_set(self, eval_set: Any, data: Any) -> Any:
         if eval_set is None:
             return None
-        from skbpr.data.interactions import Interactions
-
         if not isinstance(eval_set, Interactions):
             if not (sp.issparse(eval_set) or hasattr(eval_set, "__array__") or isinstance(eval_set, list)):
                 raise TypeError(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from skbpr.evaluation.metrics import ndcg_at_k
 from skbpr.models.base import RecommenderTagsMixin
 from skbpr.models.epochs import EpochLoopMixin
 from skbpr.models.fitting import FittingMixin
@@ -404,6 +405,4 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
             ``UserWarning`` says when most of them have no training positive
             (see :func:`skbpr.metrics.evaluate`).
         """
-        from skbpr.evaluation.metrics import ndcg_at_k
-
         return ndcg_at_k(self, X, k=10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from skbpr.evaluation.names import parse_metric
 from skbpr.training import OPTIMIZERS
 from skbpr.training.callbacks import CallbackList
 from skbpr.training.defaults import AUTO
@@ -75,8 +76,6 @@ def check_training_params(estimator: Any) -> None:
     check_bool(estimator.deterministic, "deterministic")
     if not isinstance(estimator.eval_metric, str):
         raise invalid("eval_metric", "a metric name such as 'ndcg@10'", estimator.eval_metric)
-    from skbpr.evaluation.names import parse_metric
-
     try:
         parse_metric(estimator.eval_metric)
     except ValueError as exc:

@@ -188,7 +188,7 @@ class MLflowCallback(Callback):
         parent = _active_run()
         if parent is not None:
             state["parent_run_id"], state["_parent_uri"] = parent
-        from skbpr.distributed.stores import prepare_quietly
+        from skbpr.tracking.shared_store import prepare_quietly
 
         prepare_quietly(state.get("_parent_uri") or self.tracking_uri)  # the schema, before workers open the store
         return state

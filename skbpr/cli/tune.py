@@ -1,73 +1,31 @@
-"""The command-line side of :mod:`skbpr.distributed`: ``skbpr tune``, ``skbpr sweep --scheduler``
-and ``skbpr recommend --all-users``.
+"""The ``tune`` command: an Optuna study over the sweep section's choices, run by worker processes.
 
-:mod:`skbpr.cli` registers these; this module imports nothing heavy at the
-top, so that ``skbpr --help`` stays cheap.
+:class:`ConfigObjective` is the objective every worker optimises; the
+storage, study and worker helpers it runs on are
+:mod:`skbpr.distributed.tune`. Nothing heavy is imported at the top, so that
+``skbpr --help`` stays cheap.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_tune_parser", "cmd_tune", "recommend_all_users", "sweep_backend"]
+from skbpr.cli.config import ConfigError, load_config
+from skbpr.cli.errors import CommandLineError
+from skbpr.cli.fitting import load_data, split_data
+from skbpr.cli.output import print_table, quiet_mlflow, say, tracking_available, warn
+
+__all__ = ["DEFAULT_STUDY", "ConfigObjective", "add_tune_parser", "cmd_tune"]
 
 DEFAULT_STUDY = "skbpr"
-CHUNK_USERS = 65_536  # users per recommend call when writing every user's recommendations
 
 
-# --------------------------------------------------------------------------
-# skbpr sweep --scheduler
-# --------------------------------------------------------------------------
-def sweep_scheduler(args: argparse.Namespace, config: Any) -> str | None:
-    """``--scheduler``, else ``sweep.scheduler``, checked before any work (None: run locally)."""
-    from skbpr.cli.commands import CommandLineError
-    from skbpr.cli.config import ConfigError
-    from skbpr.distributed.search import check_scheduler
-
-    if args.scheduler is not None:
-        try:
-            return check_scheduler(args.scheduler)
-        except ValueError:
-            raise CommandLineError(
-                f"--scheduler {args.scheduler!r}: expected a Dask scheduler address such as tcp://HOST:8786"
-            ) from None
-    value = config["sweep"]["scheduler"]
-    if value is None:
-        return None
-    try:
-        return check_scheduler(value)
-    except ValueError:
-        raise ConfigError(
-            f"sweep.scheduler: expected a Dask scheduler address such as 'tcp://HOST:8786' or null, got {value!r}"
-        ) from None
-
-
-def sweep_backend(scheduler: str | None) -> contextlib.AbstractContextManager[Any]:
-    """joblib's ``dask`` backend on ``scheduler`` for the search, or nothing when it is ``None``."""
-    if scheduler is None:
-        return contextlib.nullcontext()
-    import importlib.util
-
-    from skbpr.cli.commands import CommandLineError
-
-    if importlib.util.find_spec("distributed") is None:
-        raise CommandLineError(f"--scheduler {scheduler!r}: needs Dask (pip install 'skbpr[dask]')")
-    from skbpr.distributed.search import dask_backend
-
-    return dask_backend(scheduler)
-
-
-# --------------------------------------------------------------------------
-# skbpr tune
-# --------------------------------------------------------------------------
 def add_tune_parser(sub: Any, epilog: str) -> None:
     p = sub.add_parser(
         "tune",
@@ -106,8 +64,6 @@ def add_tune_parser(sub: Any, epilog: str) -> None:
 
 
 def _check_tune_args(args: argparse.Namespace) -> None:
-    from skbpr.cli.commands import CommandLineError
-
     for option, value, low in (
         ("--n-trials", args.n_trials, 1),
         ("--n-workers", args.n_workers, 1),
@@ -127,7 +83,6 @@ def _check_tune_args(args: argparse.Namespace) -> None:
 
 
 def _storage(args: argparse.Namespace, *, create_tables: bool) -> Any:
-    from skbpr.cli.commands import CommandLineError
     from skbpr.distributed.tune import make_storage
 
     try:
@@ -144,14 +99,12 @@ def _storage(args: argparse.Namespace, *, create_tables: bool) -> Any:
 
 def _tracking_uri(config: Any) -> str | None:
     """The MLflow store of the trials' fits, its schema created here (before workers open it)."""
-    from skbpr.cli.output import quiet_mlflow, tracking_available, warn
-
     if not tracking_available(config):
         return None
     import mlflow
 
-    from skbpr.distributed.stores import prepare_tracking_store
-    from skbpr.tracking.recorder import absolute_uri
+    from skbpr.tracking.shared_store import prepare_tracking_store
+    from skbpr.tracking.stores import absolute_uri
 
     quiet_mlflow()
     uri = absolute_uri(config["mlflow"]["tracking_uri"] or mlflow.get_tracking_uri())
@@ -164,10 +117,6 @@ def _tracking_uri(config: Any) -> str | None:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
-
-    from skbpr.cli.commands import CommandLineError
-    from skbpr.cli.config import ConfigError, load_config
-    from skbpr.cli.output import say
 
     _check_tune_args(args)
     config = load_config(args.config)
@@ -215,9 +164,7 @@ def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
 def _run_worker(args: argparse.Namespace, config: Any) -> int:
     import optuna
 
-    from skbpr.cli.commands import CommandLineError
-    from skbpr.cli.output import say
-    from skbpr.distributed.tune import ConfigObjective, run_worker
+    from skbpr.distributed.tune import run_worker
 
     try:  # the study, and so the storage's tables, must exist: workers never create them
         storage = _storage(args, create_tables=False)
@@ -240,8 +187,6 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
 def _summarise(study: Any) -> None:
     from optuna.trial import TrialState
 
-    from skbpr.cli.output import print_table, say
-
     counts = {state.name: sum(t.state == state for t in study.trials) for state in TrialState}
     say("trials: " + ", ".join(f"{n} {name.lower()}" for name, n in counts.items() if n))
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -252,54 +197,80 @@ def _summarise(study: Any) -> None:
     say(f"best trial {study.best_trial.number}: value {study.best_value:.4f}, {study.best_params}")
 
 
-# --------------------------------------------------------------------------
-# skbpr recommend --all-users
-# --------------------------------------------------------------------------
-def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: Path, fmt: str) -> int:
-    """Every user's top-k as ``user, item, score, rank`` rows, written chunk by chunk."""
-    import numpy as np
-    import pandas as pd
+class ConfigObjective:
+    """The objective of ``skbpr tune``: cross-validated score of a configuration's candidates.
 
-    from skbpr.cli.output import say
-    from skbpr.distributed.batch import BatchRecommender
+    Each searched key of the ``sweep`` section (``training.loss: [bpr,
+    warp]``) is a categorical choice named by its dotted key; the trial's
+    value is the mean over ``sweep.cv`` per-user folds of the train split of
+    the first ``sweep.scoring`` metric (the others are stored as the trial's
+    user attributes ``mean_<metric>``).
 
-    model = bundle["estimator"]
-    recommender = BatchRecommender(
-        model, bundle.get("user_ids"), bundle.get("item_ids"), k=args.k, exclude_seen=not args.include_seen
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    start, rows = time.perf_counter(), 0
-    writer = None
-    frames = []
-    try:
-        for first in range(0, model.n_users_, CHUNK_USERS):
-            frame = recommender.recommend_indices(np.arange(first, min(first + CHUNK_USERS, model.n_users_)))
-            rows += len(frame)
-            if fmt == "parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+    Parameters
+    ----------
+    config : skbpr.config.Config
+        A validated configuration with at least one searched key.
+    tracking_uri : str or None, default=None
+        Record every fold fit with :class:`skbpr.callbacks.MLflowCallback`
+        in this store (prepared beforehand; see
+        :func:`skbpr.distributed.stores.prepare_tracking_store`); ``None``:
+        no tracking.
 
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table)
-            elif fmt == "csv":
-                frame.to_csv(partial, mode="a" if first else "w", header=not first, index=False)
-            else:
-                frames.append(frame)
-        if writer is not None:
-            writer.close()
-            writer = None
-        if fmt == "json":
-            pd.concat(frames, ignore_index=True).to_json(partial, orient="records", indent=2, force_ascii=False)
-        os.replace(partial, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
-    seconds = time.perf_counter() - start
-    say(
-        f"{rows} recommendations for all {model.n_users_} users written to {args.output} ({fmt}, "
-        f"columns user, item, score, rank; {seconds:.1f} s)"
-    )
-    return 0
+    Examples
+    --------
+    >>> import optuna
+    >>> from skbpr.config import validate_config
+    >>> from skbpr.cli.tune import ConfigObjective
+    >>> config = validate_config({
+    ...     "data": {"n_users": 60, "n_items": 40, "n_interactions": 400},
+    ...     "training": {"epochs": 2, "n_threads": 1},
+    ...     "sweep": {"training.loss": ["bpr", "warp"], "cv": 2, "scoring": ["ndcg@5"]},
+    ... })
+    >>> study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> study.optimize(ConfigObjective(config), n_trials=2)
+    >>> sorted(study.trials[0].params), 0 <= study.best_value <= 1
+    (['training.loss'], True)
+    """
+
+    def __init__(self, config: Any, tracking_uri: str | None = None) -> None:
+        if not config.grid:
+            raise ValueError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+        self.config = config
+        self.tracking_uri = tracking_uri
+        self._train: Any = None
+
+    def _data(self) -> Any:
+        if self._train is None:
+            self._train = split_data(self.config, load_data(self.config))[0]
+        return self._train
+
+    def __call__(self, trial: Any) -> float:
+        from sklearn.model_selection import cross_validate
+
+        from skbpr.evaluation.scorers import make_ranking_scorer
+        from skbpr.evaluation.splitters import PerUserKFold
+        from skbpr.models.hybrid import HybridBPR
+        from skbpr.tracking.callbacks import MLflowCallback
+
+        config = self.config
+        overrides = {key: trial.suggest_categorical(key, values) for key, values in config.grid.items()}
+        callbacks = None
+        if self.tracking_uri is not None:
+            m = config["mlflow"]
+            callbacks = [
+                MLflowCallback(
+                    tracking_uri=self.tracking_uri,
+                    experiment_name=m["experiment_name"],
+                    run_name=f"trial-{trial.number}",
+                    log_model=False,
+                    fallback_uri=m["fallback_uri"],
+                )
+            ]
+        estimator = HybridBPR(**config.estimator_params(overrides), callbacks=callbacks)
+        folds = PerUserKFold(config["sweep"]["cv"], random_state=config["data"]["random_state"])
+        scoring = {name: make_ranking_scorer(name) for name in config.scoring}
+        results = cross_validate(estimator, self._data(), cv=folds, scoring=scoring)
+        for name in config.scoring[1:]:
+            trial.set_user_attr(f"mean_{name}", float(results[f"test_{name}"].mean()))
+        return float(results[f"test_{config.scoring[0]}"].mean())
