@@ -106,28 +106,36 @@ def test_users_without_raw_ids_are_indices(fitted):
     out = recommend_frame(model, pd.DataFrame({"user": np.array([2, 0], dtype=np.int32)}), k=2)
     items, _ = model.recommend([2, 0], k=2)
     assert out["user"].tolist() == [2, 2, 0, 0] and out["item"].tolist() == items.ravel().tolist()
-    with pytest.raises(ValueError, match=r"user: expected user indices in \[0, 90\).*\[90, -1\]"):
+    with pytest.raises(ValueError, match=r"user must be indices in \[0, 90\), got \[90, -1\]"):
         recommend_frame(model, pd.DataFrame({"user": [1, 90, -1]}))
-    with pytest.raises(ValueError, match="expected integer user indices .*got dtype object"):
+    with pytest.raises(
+        ValueError, match=r"user must be integer user indices \(the model has no raw user ids\), got dtype object"
+    ):
         recommend_frame(model, pd.DataFrame({"user": ["1"]}))
 
 
 def test_unknown_users_and_bad_columns_raise_naming_them(fitted):
     model, data = fitted
     rec = BatchRecommender(model, data.user_ids, data.item_ids, k=K)
-    with pytest.raises(ValueError, match=r"user: 2 user id\(s\) unknown to the model, such as \['nobody', 'x'\]"):
+    with pytest.raises(
+        ValueError, match=r"user must be user ids known to the model .*got 2 unknown id\(s\) such as \['nobody', 'x'\]"
+    ):
         rec(pd.DataFrame({"user": ["user-001", "nobody", "x"]}))
-    with pytest.raises(ValueError, match=r"user_col: expected a column 'user' in the frame, got columns \['id'\]"):
+    with pytest.raises(
+        ValueError, match=r"user_col must be a column of the frame, got 'user' \(the frame has columns \['id'\]\)"
+    ):
         rec(pd.DataFrame({"id": ["user-001"]}))
-    with pytest.raises(ValueError, match="expected a pandas DataFrame"):
+    with pytest.raises(ValueError, match="frame must be a pandas DataFrame with a 'user' column, got list"):
         rec.transform(["user-001"])
-    with pytest.raises(ValueError, match=r"k: expected an integer in \[1, 40\]"):
+    with pytest.raises(ValueError, match=r"k must be an integer in \[1, 40\], got 41"):
         BatchRecommender(model, data.user_ids, data.item_ids, k=41)
-    with pytest.raises(ValueError, match=r"user_ids: expected one id per model row \(90\)"):
+    with pytest.raises(
+        ValueError, match=r"user_ids must be one id per model row \(90\), got an array of shape \(89,\)"
+    ):
         BatchRecommender(model, data.user_ids[:-1])
-    with pytest.raises(ValueError, match="item_ids: expected distinct ids"):
+    with pytest.raises(ValueError, match=r"item_ids must be distinct ids, got repeated ones such as \[0.0\]"):
         BatchRecommender(model, data.user_ids, np.zeros(40))
-    with pytest.raises(ValueError, match="model: expected a fitted HybridBPR"):
+    with pytest.raises(ValueError, match="model must be a fitted HybridBPR, got an unfitted HybridBPR"):
         BatchRecommender(HybridBPR())
 
 

@@ -203,7 +203,7 @@ def test_sweep_scheduler_from_the_config_and_bad_addresses(tmp_path, capsys):
     assert main(["sweep", "--config", str(path), "--scheduler", "8786"]) == 2
     assert "--scheduler '8786': expected a Dask scheduler address" in capsys.readouterr().err
     assert check_scheduler("tls://10.1.2.3:8786") == "tls://10.1.2.3:8786"
-    with pytest.raises(ValueError, match="scheduler: expected a Dask scheduler address"):
+    with pytest.raises(ValueError, match="scheduler must be a Dask scheduler address"):
         check_scheduler(None)
 
 

@@ -31,7 +31,12 @@ def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
     """(line, imported module, imported names) for every ``skbpr`` import in ``path``, at any depth."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.split(".")[0] == "skbpr":
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.split(".")[0] == "skbpr"
+        ):
             found.append((node.lineno, node.module, [alias.name for alias in node.names]))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name, []) for a in node.names if a.name.split(".")[0] == "skbpr"]

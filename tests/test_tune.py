@@ -162,11 +162,11 @@ def test_tune_errors_exit_2_before_any_work(tmp_path, capsys):
 
 
 def test_storage_and_worker_functions(tmp_path):
-    with pytest.raises(ValueError, match="heartbeat_interval: expected a positive integer"):
+    with pytest.raises(ValueError, match="heartbeat_interval must be an integer >= 1 or None, got 0"):
         make_storage(f"sqlite:///{tmp_path / 'x.db'}", heartbeat_interval=0)
-    with pytest.raises(ValueError, match="max_retry: expected a non-negative integer"):
+    with pytest.raises(ValueError, match="max_retry must be an integer >= 0 or None"):
         make_storage(f"sqlite:///{tmp_path / 'x.db'}", max_retry=-1)
-    with pytest.raises(ValueError, match="expected a file path after 'journal:'"):
+    with pytest.raises(ValueError, match="storage must be a file path after 'journal:'"):
         make_storage("journal:")
     storage = make_storage(f"sqlite:///{tmp_path / 'x.db'}", heartbeat_interval=3, grace_period=7, max_retry=0)
     assert (storage.heartbeat_interval, storage.grace_period, storage.get_heartbeat_stale_trial_callback()) == (
@@ -179,7 +179,7 @@ def test_storage_and_worker_functions(tmp_path):
     assert len(run_worker(url, "f", lambda trial: trial.suggest_int("x", 0, 3), 2, seed=0).trials) == 2
     run_worker(url, "f", lambda trial: trial.suggest_int("x", 0, 3), 1, seed=1)  # a second worker adds to it
     assert [t.number for t in optuna.load_study(study_name="f", storage=make_storage(url)).trials] == [0, 1, 2]
-    with pytest.raises(ValueError, match="n_trials: expected a positive integer"):
+    with pytest.raises(ValueError, match="n_trials must be an integer >= 1"):
         run_worker(url, "f", lambda trial: 0.0, 0)
 
 

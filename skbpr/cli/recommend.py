@@ -48,15 +48,20 @@ def _resolve_users(values: list[str], user_ids: Any, n_users: int, by_index: boo
             why = "" if user_ids is not None else " (this model was fitted on data without user ids)"
             raise CommandLineError(f"--users: expected user indices in [0, {n_users}){why}, got {bad}")
         return indices
-    lookup = {str(u): i for i, u in enumerate(user_ids)}
-    bad = [v for v in values if v not in lookup]
+    import numpy as np
+
+    from skbpr.data.events import encode_ids
+
+    # command-line ids arrive as text: match them against the model's ids as text
+    indices = encode_ids(np.asarray(values, dtype=object), np.asarray(user_ids).astype(str))
+    bad = [v for v, index in zip(values, indices, strict=True) if index < 0]
     if bad:
         examples = ", ".join(repr(str(u)) for u in user_ids[:3])
         raise CommandLineError(
             f"--users: expected user ids of the model's data (such as {examples}; --index takes "
             f"indices in [0, {n_users}) instead), got {bad}"
         )
-    return [lookup[v] for v in values]
+    return indices.tolist()
 
 
 def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path, fmt: str) -> None:

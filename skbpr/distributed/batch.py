@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skbpr.utils.validation import check_indices, check_number, examples, invalid
+
 __all__ = ["OUTPUT_COLUMNS", "BatchRecommender", "recommend_frame"]
 
 OUTPUT_COLUMNS = ("user", "item", "score", "rank")
@@ -105,14 +107,12 @@ class BatchRecommender:
         batch_size: int = 4096,
     ) -> None:
         if not hasattr(model, "model_") or not hasattr(model, "n_users_"):
-            raise ValueError(f"model: expected a fitted HybridBPR, got an unfitted {type(model).__name__}")
+            raise invalid("model", "a fitted HybridBPR", model, shown=f"an unfitted {type(model).__name__}")
         n_users, n_items = int(model.n_users_), int(model.n_items_)
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_items:
-            raise ValueError(f"k: expected an integer in [1, {n_items}] (the model's items), got {k!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        k = check_number(k, "k", integer=True, low=1, high=n_items)
+        batch_size = check_number(batch_size, "batch_size", integer=True, low=1)
         if not isinstance(user_col, str):
-            raise ValueError(f"user_col: expected a column name (str), got {user_col!r}")
+            raise invalid("user_col", "a column name (str)", user_col)
         self.model = model
         self.user_ids = self._check_ids("user_ids", user_ids, n_users)
         self.item_ids = self._check_ids("item_ids", item_ids, n_items)
@@ -128,9 +128,10 @@ class BatchRecommender:
             return None
         arr = np.asarray(ids)
         if arr.ndim != 1 or arr.shape[0] != n:
-            raise ValueError(f"{name}: expected one id per model row ({n}), got an array of shape {arr.shape}")
-        if not pd.Index(arr).is_unique:
-            raise ValueError(f"{name}: expected distinct ids, got repeated ones")
+            raise invalid(name, f"one id per model row ({n})", arr, shown=f"an array of shape {arr.shape}")
+        index = pd.Index(arr)
+        if not index.is_unique:
+            raise invalid(name, "distinct ids", arr, shown=f"repeated ones such as {examples(arr[index.duplicated()])}")
         return arr
 
     # ------------------------------------------------------------ the schema
@@ -158,27 +159,25 @@ class BatchRecommender:
         """Model row of each raw user id; a :class:`ValueError` names the unknown ones."""
         values = np.asarray(users)
         if values.ndim != 1:
-            raise ValueError(f"{self.user_col}: expected a 1-D column of user ids, got shape {values.shape}")
+            raise invalid(self.user_col, "a 1-D column of user ids", values, shown=f"shape {values.shape}")
         if self._lookup is None:
             if values.size and not np.issubdtype(values.dtype, np.integer):
-                raise ValueError(
-                    f"{self.user_col}: expected integer user indices (the model has no raw user ids), "
-                    f"got dtype {values.dtype} such as {values[:3].tolist()}"
+                raise invalid(
+                    self.user_col,
+                    "integer user indices (the model has no raw user ids)",
+                    values,
+                    shown=f"dtype {values.dtype} such as {examples(values)}",
                 )
-            bad = (values < 0) | (values >= self.model.n_users_)
-            if bad.any():
-                raise ValueError(
-                    f"{self.user_col}: expected user indices in [0, {self.model.n_users_}) (the model has no raw "
-                    f"user ids), got {values[bad][:5].tolist()}"
-                )
-            return values.astype(np.int64)
+            return check_indices(values, self.user_col, self.model.n_users_)
         indices = self._lookup.get_indexer(values)
         unknown = indices < 0
         if unknown.any():
-            examples = ", ".join(repr(v) for v in self.user_ids[:3].tolist())
-            raise ValueError(
-                f"{self.user_col}: {int(unknown.sum())} user id(s) unknown to the model, such as "
-                f"{values[unknown][:5].tolist()} (known ids look like {examples}; dtype {self.user_ids.dtype})"
+            known = ", ".join(repr(v) for v in self.user_ids[:3].tolist())
+            raise invalid(
+                self.user_col,
+                f"user ids known to the model (such as {known}; dtype {self.user_ids.dtype})",
+                values,
+                shown=f"{int(unknown.sum())} unknown id(s) such as {examples(values[unknown])}",
             )
         return indices.astype(np.int64)
 
@@ -212,10 +211,15 @@ class BatchRecommender:
             model does not know, before any scoring.
         """
         if not isinstance(frame, pd.DataFrame):
-            raise ValueError(f"expected a pandas DataFrame with a {self.user_col!r} column, got {type(frame).__name__}")
+            raise invalid(
+                "frame", f"a pandas DataFrame with a {self.user_col!r} column", frame, shown=type(frame).__name__
+            )
         if self.user_col not in frame.columns:
-            raise ValueError(
-                f"user_col: expected a column {self.user_col!r} in the frame, got columns {list(frame.columns)[:20]}"
+            raise invalid(
+                "user_col",
+                "a column of the frame",
+                self.user_col,
+                shown=f"{self.user_col!r} (the frame has columns {list(frame.columns)[:20]})",
             )
         return self.recommend_indices(self.user_indices(frame[self.user_col].to_numpy()))
 

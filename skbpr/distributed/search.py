@@ -15,6 +15,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from skbpr.utils.validation import invalid
+
 __all__ = ["SCHEDULER_SCHEMES", "check_scheduler", "dask_backend"]
 
 SCHEDULER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
@@ -28,16 +30,16 @@ def check_scheduler(address: Any) -> str:
     >>> from skbpr.distributed.search import check_scheduler
     >>> check_scheduler("tcp://10.0.0.5:8786")
     'tcp://10.0.0.5:8786'
-    >>> check_scheduler("10.0.0.5")
+    >>> check_scheduler("10.0.0.5")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: scheduler: expected a Dask scheduler address such as 'tcp://HOST:8786', got '10.0.0.5'
+    skbpr.utils.validation.InvalidParameterError: scheduler must be a Dask scheduler address such as ..., got '10.0.0.5'
     """
     if isinstance(address, str) and "://" in address:
         scheme, rest = address.split("://", 1)
         if scheme in SCHEDULER_SCHEMES and rest:
             return address
-    raise ValueError(f"scheduler: expected a Dask scheduler address such as 'tcp://HOST:8786', got {address!r}")
+    raise invalid("scheduler", "a Dask scheduler address such as 'tcp://HOST:8786'", address)
 
 
 @contextlib.contextmanager

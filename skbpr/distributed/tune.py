@@ -30,15 +30,12 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from skbpr.utils.validation import check_choice, check_number, invalid
+
 __all__ = ["JOURNAL_PREFIX", "create_study", "make_storage", "run_worker"]
 
 JOURNAL_PREFIX = "journal:"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "oracle", "mssql")
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name}: expected a positive integer (seconds) or None, got {value!r}")
 
 
 def make_storage(
@@ -95,30 +92,27 @@ def make_storage(
     >>> make_storage("study.db")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: storage: expected 'journal:<path>' or a database URL such as ..., got 'study.db'
+    skbpr.utils.validation.InvalidParameterError: storage must be 'journal:<path>' or a database URL ..., got 'study.db'
     """
     if not isinstance(url, str) or not url:
-        raise ValueError(f"storage: expected a storage URL string, got {url!r}")
-    _check_positive_int("heartbeat_interval", heartbeat_interval)
-    _check_positive_int("grace_period", grace_period)
-    if max_retry is not None and (isinstance(max_retry, bool) or not isinstance(max_retry, int) or max_retry < 0):
-        raise ValueError(f"max_retry: expected a non-negative integer or None, got {max_retry!r}")
+        raise invalid("storage", "a storage URL string", url)
+    check_number(heartbeat_interval, "heartbeat_interval", integer=True, low=1, allow_none=True)
+    check_number(grace_period, "grace_period", integer=True, low=1, allow_none=True)
+    check_number(max_retry, "max_retry", integer=True, low=0, allow_none=True)
     if url.startswith(JOURNAL_PREFIX):
         path = url[len(JOURNAL_PREFIX) :]
         if path.startswith("//"):  # journal:///abs/path
             path = path[2:]
         if not path:
-            raise ValueError(f"storage: expected a file path after {JOURNAL_PREFIX!r}, got {url!r}")
+            raise invalid("storage", f"a file path after {JOURNAL_PREFIX!r}", url)
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
         return JournalStorage(JournalFileBackend(os.path.abspath(os.path.expanduser(path))))
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
     if scheme not in RDB_SCHEMES:
-        raise ValueError(
-            "storage: expected 'journal:<path>' or a database URL such as 'sqlite:///study.db' or "
-            f"'postgresql://user@host/db', got {url!r}"
-        )
+        what = "'journal:<path>' or a database URL such as 'sqlite:///study.db' or 'postgresql://user@host/db'"
+        raise invalid("storage", what, url)
     import warnings
 
     import optuna
@@ -171,10 +165,9 @@ def create_study(storage: Any, study_name: str, *, direction: str = "maximize") 
     """
     import optuna
 
-    if direction not in ("maximize", "minimize"):
-        raise ValueError(f"direction: expected 'maximize' or 'minimize', got {direction!r}")
+    check_choice(direction, "direction", ("maximize", "minimize"))
     if not isinstance(study_name, str) or not study_name:
-        raise ValueError(f"study_name: expected a non-empty string, got {study_name!r}")
+        raise invalid("study_name", "a non-empty string", study_name)
     if isinstance(storage, str):
         storage = make_storage(storage)
     return optuna.create_study(storage=storage, study_name=study_name, direction=direction, load_if_exists=True)
@@ -232,8 +225,9 @@ def run_worker(
     """
     import optuna
 
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ValueError(f"n_trials: expected a positive integer, got {n_trials!r}")
+    check_number(n_trials, "n_trials", integer=True, low=1)
+    check_number(seed, "seed", integer=True, low=0, high=2**32 - 1, allow_none=True)
+    check_number(timeout, "timeout", low=0, low_open=True, allow_none=True)
     if isinstance(storage, str):
         storage = make_storage(storage, create_tables=False)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed))
