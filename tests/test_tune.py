@@ -146,7 +146,7 @@ def test_tune_errors_exit_2_before_any_work(tmp_path, capsys):
     config = _config(tmp_path)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     cases = [
-        (["--storage", "study.db"], "--storage 'study.db': storage: expected 'journal:<path>' or a database URL"),
+        (["--storage", "study.db"], "--storage 'study.db': storage must be 'journal:<path>' or a database URL"),
         (["--storage", storage, "--n-trials", "0"], "--n-trials: expected an integer >= 1, got 0"),
         (["--storage", storage, "--n-workers", "0"], "--n-workers: expected an integer >= 1, got 0"),
         (["--storage", storage, "--grace-period", "0"], "--grace-period: expected a positive integer, got 0"),
