@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.assembly import IdAxis, build_interactions
 from skbpr.data.datasets.cache import get_data_home
 from skbpr.utils.validation import check_bool, check_number
 
@@ -124,8 +125,6 @@ def load_lastfm(
     (['friend=2', 'friend=3'], ['Duran Duran', 'Morcheeba'])
     >>> shutil.rmtree(home)
     """
-    from skbpr.data.interactions import Interactions
-
     check_bool(user_features, "user_features")
     check_bool(item_features, "item_features")
     check_number(min_tag_items, "min_tag_items", integer=True, low=1)
@@ -171,18 +170,12 @@ def load_lastfm(
             rows = np.searchsorted(item_ids, names["item_id"].to_numpy())
             ifeat, inames = _multi_hot(rows, names["tag"].to_numpy(), len(item_ids), "tag")
 
-    data = Interactions(
+    data = build_interactions(
+        IdAxis(user_ids, ufeat, unames),
+        IdAxis(item_ids, ifeat, inames),
         users,
         items,
-        n_users=len(user_ids),
-        n_items=len(item_ids),
         pos_values=listens["weight"].to_numpy(dtype=np.float64),
-        user_features=ufeat,
-        item_features=ifeat,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_feature_names=unames,
-        item_feature_names=inames,
     )
     titles = pd.Series("", index=item_ids, dtype=object)
     if artists is not None:

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.assembly import IdAxis, build_interactions
 from skbpr.data.datasets.cache import (  # noqa: F401 - RELEASE_NAMES and get_data_home: imported from here before
     BASE_URL,
     RELEASE_NAMES,
@@ -199,8 +200,6 @@ def _build(
     min_tag_items: int,
     min_word_items: int = 5,
 ) -> Interactions:
-    from skbpr.data.interactions import Interactions
-
     ratings, items, users = tables["ratings"], tables["items"], tables["users"]
     raw_users = ratings["user_id"].to_numpy()
     raw_items = ratings["item_id"].to_numpy()
@@ -242,19 +241,13 @@ def _build(
         if ifeat.shape[1] == 0:  # e.g. tags asked of a release without tags
             ifeat = inames = None
 
-    data = Interactions(
+    data = build_interactions(
+        IdAxis(user_ids, ufeat, unames),
+        IdAxis(item_ids, ifeat, inames),
         u[positive],
         i[positive],
-        n_users=len(user_ids),
-        n_items=len(item_ids),
         timestamps=ratings["timestamp"].to_numpy()[positive],
         negatives=negatives,
-        user_features=ufeat,
-        item_features=ifeat,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_feature_names=unames,
-        item_feature_names=inames,
     )
     titles = items.drop_duplicates("item_id").set_index("item_id")["title"]
     data.item_titles = titles.reindex(item_ids).fillna("").to_numpy(dtype=object)
