@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from skbpr.datasets import make_interactions
-from skbpr.datasets.synthetic import _generate
 from skbpr.interactions import Interactions
 
 
@@ -44,23 +43,22 @@ def test_shapes_and_names(data: Interactions) -> None:
 
 @pytest.mark.parametrize("shape", [(100, 50, 500), (300, 200, 3000), (5000, 2000, 100000), (1000, 1000, 100000)])
 def test_target_positive_count(shape: tuple[int, int, int]) -> None:
-    positives = _generate(*shape, random_state=3)["positives"]
+    positives = make_interactions(*shape, random_state=3).positives
     assert positives.shape == shape[:2]
     assert abs(positives.nnz - shape[2]) <= 0.1 * shape[2]
 
 
 def test_negatives_disjoint_from_positives() -> None:
-    arrays = _generate(2000, 800, 40000, negative_rate=1.0, random_state=1)
-    pos, neg = arrays["positives"], arrays["negatives"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overlap would warn "positives win"
+        data = make_interactions(2000, 800, 40000, negative_rate=1.0, random_state=1)
+    pos, neg = data.positives, data.negatives
     assert neg.nnz > 0.2 * pos.nnz
     assert pos.multiply(neg).nnz == 0
     for matrix in (pos, neg):  # rows sorted, no duplicates
         rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
         same_row = rows[1:] == rows[:-1]
         assert (np.diff(matrix.indices)[same_row] > 0).all()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # an overlap would warn "positives win"
-        make_interactions(2000, 800, 40000, negative_rate=1.0, random_state=1)
 
 
 def test_negative_rate_zero_gives_no_negatives() -> None:
@@ -81,15 +79,15 @@ def test_deterministic_under_random_state() -> None:
 
 
 def test_popularity_skew() -> None:
-    skewed = _generate(2000, 1000, 40000, popularity_skew=1.2, random_state=0)["positives"]
-    flat = _generate(2000, 1000, 40000, popularity_skew=0.0, random_state=0)["positives"]
+    skewed_data = make_interactions(2000, 1000, 40000, popularity_skew=1.2, random_state=0)
+    flat_data = make_interactions(2000, 1000, 40000, popularity_skew=0.0, random_state=0)
+    skewed, flat = skewed_data.positives, flat_data.positives
     skewed_share = _top_share(np.asarray(skewed.sum(axis=0)).ravel())
     flat_share = _top_share(np.asarray(flat.sum(axis=0)).ravel())
     assert skewed_share > 0.45
     assert flat_share < 0.25
     # negatives are exposures too: they lean towards popular items
-    negatives = _generate(2000, 1000, 40000, popularity_skew=1.2, random_state=0)["negatives"]
-    flat_neg = _generate(2000, 1000, 40000, popularity_skew=0.0, random_state=0)["negatives"]
+    negatives, flat_neg = skewed_data.negatives, flat_data.negatives
     assert _top_share(np.asarray(negatives.sum(axis=0)).ravel()) > 1.2 * _top_share(
         np.asarray(flat_neg.sum(axis=0)).ravel()
     )

@@ -1,7 +1,14 @@
-"""Building an ``Interactions`` from parsed and encoded events (``from_frame`` and the preprocessing steps)."""
+"""Building an ``Interactions`` from encoded ids and side information.
+
+:func:`build_interactions` is the one place that spells out the container's
+constructor for an id space given by raw ids (events of ``from_frame`` and of
+the preprocessing steps, the data set readers); :class:`IdAxis` groups what
+each side of that id space brings along.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +21,70 @@ from skbpr.utils.validation import examples
 if TYPE_CHECKING:
     from skbpr.data.interactions import Interactions
 
-__all__ = ["assemble_events", "interactions_from_frame"]
+__all__ = ["IdAxis", "assemble_events", "build_interactions", "interactions_from_frame"]
+
+
+@dataclass(frozen=True)
+class IdAxis:
+    """One side (users or items) of an id space: its raw ids, with optional features and their names.
+
+    Parameters
+    ----------
+    ids : ndarray
+        Raw id of each index; their number is the size of this side.
+    features : sparse matrix or array, optional
+        One row per id.
+    feature_names : ndarray of str, optional
+        One name per column of ``features``.
+    """
+
+    ids: np.ndarray
+    features: Any = None
+    feature_names: Any = None
+
+
+def build_interactions(
+    users: IdAxis,
+    items: IdAxis,
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
+    *,
+    pos_values: Any = None,
+    timestamps: Any = None,
+    negatives: Any = None,
+) -> Interactions:
+    """The container of the positives ``(user_codes, item_codes)`` over the id space of ``users`` and ``items``.
+
+    Parameters
+    ----------
+    users, items : IdAxis
+        Raw ids, features and feature names of each side.
+    user_codes, item_codes : ndarray of int
+        Index of each positive's user and item.
+    pos_values, timestamps, negatives : optional
+        As in :class:`~skbpr.data.interactions.Interactions`.
+
+    Returns
+    -------
+    Interactions
+    """
+    from skbpr.data.interactions import Interactions
+
+    return Interactions(
+        user_codes,
+        item_codes,
+        n_users=len(users.ids),
+        n_items=len(items.ids),
+        pos_values=pos_values,
+        timestamps=timestamps,
+        negatives=negatives,
+        user_features=users.features,
+        item_features=items.features,
+        user_ids=users.ids,
+        item_ids=items.ids,
+        user_feature_names=users.feature_names,
+        item_feature_names=items.feature_names,
+    )
 
 
 def interactions_from_frame(
@@ -79,30 +149,21 @@ def assemble_events(
     keep: np.ndarray | None = None,
 ) -> Interactions:
     """Build the container from encoded events (rows outside ``keep`` dropped)."""
-    from skbpr.data.interactions import Interactions
-
     positive = parsed.positive if keep is None else parsed.positive & keep
     negative = ~parsed.positive if keep is None else ~parsed.positive & keep
-    shape = (len(user_ids), len(item_ids))
     negatives = None
     if negative.any():
         negatives = sp.csr_matrix(
             (parsed.weights[negative], (user_codes[negative], item_codes[negative])),
-            shape=shape,
+            shape=(len(user_ids), len(item_ids)),
             dtype=np.float32,
         )
-    return Interactions(
+    return build_interactions(
+        IdAxis(user_ids, user_features, user_feature_names),
+        IdAxis(item_ids, item_features, item_feature_names),
         user_codes[positive],
         item_codes[positive],
-        n_users=shape[0],
-        n_items=shape[1],
         pos_values=parsed.weights[positive],
         timestamps=None if parsed.timestamps is None else parsed.timestamps[positive],
         negatives=negatives,
-        user_features=user_features,
-        item_features=item_features,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_feature_names=user_feature_names,
-        item_feature_names=item_feature_names,
     )

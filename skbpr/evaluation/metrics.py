@@ -213,6 +213,25 @@ def evaluate(
     )
 
 
+def evaluate_metric(estimator: Any, X: Any, metric: str, **kwargs: Any) -> float:
+    """The mean of one metric, ``evaluate(estimator, X, metrics=(metric,), **kwargs)[metric]``.
+
+    Parameters
+    ----------
+    estimator, X
+        As in :func:`evaluate`.
+    metric : str
+        Metric name, see :mod:`skbpr.evaluation.ranking`.
+    **kwargs
+        Other arguments of :func:`evaluate`.
+
+    Returns
+    -------
+    float
+    """
+    return evaluate(estimator, X, metrics=(metric,), **kwargs)[metric]
+
+
 def auc_score(estimator: Any, X: Any, **kwargs: Any) -> float:
     """Mean per-user AUC over all candidate items (see :func:`evaluate`).
 
@@ -227,7 +246,7 @@ def auc_score(estimator: Any, X: Any, **kwargs: Any) -> float:
     >>> round(auc_score(model, test), 4)
     0.6667
     """
-    return evaluate(estimator, X, metrics=("auc",), **kwargs)["auc"]
+    return evaluate_metric(estimator, X, "auc", **kwargs)
 
 
 def implicit_auc_score(estimator: Any, X: Any, **kwargs: Any) -> float:
@@ -246,7 +265,7 @@ def implicit_auc_score(estimator: Any, X: Any, **kwargs: Any) -> float:
     >>> implicit_auc_score(model, held_out)  # user 2 has no held-out negative and is ignored
     0.5
     """
-    return evaluate(estimator, X, metrics=("implicit_auc",), **kwargs)["implicit_auc"]
+    return evaluate_metric(estimator, X, "implicit_auc", **kwargs)
 
 
 def mrr_score(estimator: Any, X: Any, **kwargs: Any) -> float:
@@ -263,7 +282,7 @@ def mrr_score(estimator: Any, X: Any, **kwargs: Any) -> float:
     >>> round(mrr_score(model, test), 4)
     0.8333
     """
-    return evaluate(estimator, X, metrics=("mrr",), **kwargs)["mrr"]
+    return evaluate_metric(estimator, X, "mrr", **kwargs)
 
 
 def ndcg_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
@@ -280,8 +299,7 @@ def ndcg_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
     >>> round(ndcg_at_k(model, test, k=2), 4)
     0.877
     """
-    name = cutoff_name("ndcg", k)
-    return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
+    return evaluate_metric(estimator, X, cutoff_name("ndcg", k), **kwargs)
 
 
 def precision_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
@@ -298,8 +316,7 @@ def precision_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
     >>> precision_at_k(model, test, k=2)
     0.5
     """
-    name = cutoff_name("precision", k)
-    return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
+    return evaluate_metric(estimator, X, cutoff_name("precision", k), **kwargs)
 
 
 def recall_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
@@ -318,8 +335,7 @@ def recall_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
     >>> recall_at_k(model, test, k=2)
     1.0
     """
-    name = cutoff_name("recall", k)
-    return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
+    return evaluate_metric(estimator, X, cutoff_name("recall", k), **kwargs)
 
 
 def map_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
@@ -336,8 +352,7 @@ def map_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
     >>> round(map_at_k(model, test, k=2), 4)
     0.8333
     """
-    name = cutoff_name("map", k)
-    return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
+    return evaluate_metric(estimator, X, cutoff_name("map", k), **kwargs)
 
 
 def hit_rate_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
@@ -356,5 +371,4 @@ def hit_rate_at_k(estimator: Any, X: Any, k: int = 10, **kwargs: Any) -> float:
     >>> hit_rate_at_k(model, test, k=2)
     1.0
     """
-    name = cutoff_name("hit_rate", k)
-    return evaluate(estimator, X, metrics=(name,), **kwargs)[name]
+    return evaluate_metric(estimator, X, cutoff_name("hit_rate", k), **kwargs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skbpr.evaluation.metrics import evaluate
+from skbpr.evaluation.metrics import evaluate_metric
 from skbpr.evaluation.names import cutoff_name, parse_metric
 
 __all__ = [
@@ -53,7 +53,7 @@ class RankingScorer:
         self.kwargs = dict(kwargs)
 
     def __call__(self, estimator: Any, X: Any, y: Any = None) -> float:
-        return evaluate(estimator, X, metrics=(self.metric,), **self.kwargs)[self.metric]
+        return evaluate_metric(estimator, X, self.metric, **self.kwargs)
 
     def __repr__(self) -> str:
         args = [repr(self.metric)]

@@ -216,9 +216,7 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """
     allowed = tuple(choices)
     try:
-        ok = any(
-            value == c and (type(value) is type(c) or isinstance(c, str) and isinstance(value, str)) for c in allowed
-        )
+        ok = any(value == c and (type(value) is type(c) or _both_str(value, c)) for c in allowed)
     except Exception:  # an array or another value without a plain ==
         ok = False
     if not ok:

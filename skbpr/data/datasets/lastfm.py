@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
+from skbpr.data.assembly import IdAxis, build_interactions
 from skbpr.data.datasets.cache import get_data_home
+from skbpr.data.datasets.features import multi_hot
 from skbpr.utils.validation import check_bool, check_number
 
 FOLDER = "hetrec2011-lastfm-2k"
@@ -56,14 +57,6 @@ def _read_table(path: Path, names: list[str], numeric: int) -> pd.DataFrame:
             raise ValueError(f"{path}: column {column!r} must hold integers, got {bad!r}")
         frame[column] = values.astype(np.int64)
     return frame
-
-
-def _multi_hot(rows: np.ndarray, labels: np.ndarray, n_rows: int, prefix: str) -> tuple[sp.csr_matrix, np.ndarray]:
-    codes, names = pd.factorize(labels, sort=True)
-    matrix = sp.csr_matrix((np.ones(len(codes), np.float32), (rows, codes)), shape=(n_rows, len(names)))
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
-    return matrix, np.array([f"{prefix}={name}" for name in names], dtype=object)
 
 
 def load_lastfm(
@@ -124,8 +117,6 @@ def load_lastfm(
     (['friend=2', 'friend=3'], ['Duran Duran', 'Morcheeba'])
     >>> shutil.rmtree(home)
     """
-    from skbpr.data.interactions import Interactions
-
     check_bool(user_features, "user_features")
     check_bool(item_features, "item_features")
     check_number(min_tag_items, "min_tag_items", integer=True, low=1)
@@ -155,7 +146,7 @@ def load_lastfm(
         known = np.isin(friends["user_id"].to_numpy(), user_ids)
         pairs = friends.loc[known]
         rows = np.searchsorted(user_ids, pairs["user_id"].to_numpy())
-        ufeat, unames = _multi_hot(rows, pairs["friend_id"].to_numpy(), len(user_ids), "friend")
+        ufeat, unames = multi_hot(rows, pairs["friend_id"].to_numpy(), len(user_ids), "friend")
     ifeat = inames = None
     tagged_path, tags_path = folder / "user_taggedartists.dat", folder / "tags.dat"
     if item_features and tagged_path.is_file() and tags_path.is_file():
@@ -169,20 +160,14 @@ def load_lastfm(
         names = names[names["tag"].map(counts).to_numpy() >= min_tag_items]
         if len(names):
             rows = np.searchsorted(item_ids, names["item_id"].to_numpy())
-            ifeat, inames = _multi_hot(rows, names["tag"].to_numpy(), len(item_ids), "tag")
+            ifeat, inames = multi_hot(rows, names["tag"].to_numpy(), len(item_ids), "tag")
 
-    data = Interactions(
+    data = build_interactions(
+        IdAxis(user_ids, ufeat, unames),
+        IdAxis(item_ids, ifeat, inames),
         users,
         items,
-        n_users=len(user_ids),
-        n_items=len(item_ids),
         pos_values=listens["weight"].to_numpy(dtype=np.float64),
-        user_features=ufeat,
-        item_features=ifeat,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_feature_names=unames,
-        item_feature_names=inames,
     )
     titles = pd.Series("", index=item_ids, dtype=object)
     if artists is not None:

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.assembly import IdAxis, build_interactions
 from skbpr.data.datasets.cache import (  # noqa: F401 - RELEASE_NAMES and get_data_home: imported from here before
     BASE_URL,
     RELEASE_NAMES,
@@ -50,6 +51,7 @@ from skbpr.data.datasets.cache import (  # noqa: F401 - RELEASE_NAMES and get_da
     obtain,
     parse_checksum,
 )
+from skbpr.data.datasets.features import multi_hot
 from skbpr.data.datasets.movielens_readers import READERS
 from skbpr.data.events import encode_ids
 
@@ -77,22 +79,10 @@ def _sorted_ids(*arrays: np.ndarray) -> np.ndarray:
     return np.sort(pd.unique(np.concatenate([np.asarray(a, dtype=np.int64) for a in arrays])))
 
 
-def _binary_matrix(
-    rows: np.ndarray, labels: pd.Series, n_rows: int, prefix: str, vocabulary: list[str] | None = None
-) -> tuple[sp.csr_matrix, np.ndarray]:
-    """One column per label of ``vocabulary`` (default: the sorted distinct
-    labels), 1 where (row, label) occurs."""
-    if vocabulary is None:
-        codes, names = pd.factorize(labels, sort=True)
-    else:
-        codes, names = pd.Categorical(labels, categories=vocabulary).codes, vocabulary
-    keep = codes >= 0
-    matrix = sp.csr_matrix(
-        (np.ones(int(keep.sum()), np.float32), (rows[keep], codes[keep])),
-        shape=(n_rows, len(names)),
-    )
-    matrix.data[:] = 1.0  # repeated pairs count once
-    return matrix, np.array([f"{prefix}={name}" for name in names], dtype=object)
+def _side_by_side(blocks: list[tuple[sp.csr_matrix, np.ndarray]]) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Feature blocks ``(matrix, names)`` as one matrix, their columns in the order of the blocks."""
+    matrices, names = zip(*blocks, strict=True)
+    return sp.hstack(matrices, format="csr", dtype=np.float32), np.concatenate(names)
 
 
 def _genre_features(items: pd.DataFrame, item_ids: np.ndarray):
@@ -102,7 +92,7 @@ def _genre_features(items: pd.DataFrame, item_ids: np.ndarray):
     genres = genres[genres["genre"].notna()]
     rows = encode_ids(genres["item_id"].to_numpy(), item_ids)
     vocabulary = items.attrs.get("genre_vocabulary")
-    return _binary_matrix(rows, genres["genre"].astype(str), len(item_ids), "genre", vocabulary)
+    return multi_hot(rows, genres["genre"].astype(str), len(item_ids), "genre", vocabulary)
 
 
 def _tag_features(tags: pd.DataFrame | None, item_ids: np.ndarray, min_tag_items: int):
@@ -114,7 +104,7 @@ def _tag_features(tags: pd.DataFrame | None, item_ids: np.ndarray, min_tag_items
     counts = pairs["tag"].value_counts()
     pairs = pairs[pairs["tag"].map(counts).to_numpy() >= min_tag_items]
     rows = encode_ids(pairs["item_id"].to_numpy(), item_ids)
-    return _binary_matrix(rows, pairs["tag"], len(item_ids), "tag")
+    return multi_hot(rows, pairs["tag"], len(item_ids), "tag")
 
 
 def _release_years(items: pd.DataFrame) -> pd.Series:
@@ -135,8 +125,8 @@ def _year_features(items: pd.DataFrame, item_ids: np.ndarray, decade: bool):
     values = years[known].astype(np.int64)
     if decade:
         labels = (values // 10 * 10).astype(str) + "s"
-        return _binary_matrix(rows, labels, len(item_ids), "decade")
-    return _binary_matrix(rows, values.astype(str), len(item_ids), "year")
+        return multi_hot(rows, labels, len(item_ids), "decade")
+    return multi_hot(rows, values.astype(str), len(item_ids), "year")
 
 
 def _title_words(items: pd.DataFrame, item_ids: np.ndarray, min_word_items: int):
@@ -148,7 +138,7 @@ def _title_words(items: pd.DataFrame, item_ids: np.ndarray, min_word_items: int)
     counts = pairs["word"].value_counts()
     pairs = pairs[pairs["word"].map(counts).to_numpy() >= min_word_items]
     rows = encode_ids(pairs["item_id"].to_numpy(), item_ids)
-    return _binary_matrix(rows, pairs["word"].astype(str), len(item_ids), "title")
+    return multi_hot(rows, pairs["word"].astype(str), len(item_ids), "title")
 
 
 def _zip_regions(zip_codes: pd.Series) -> pd.Series:
@@ -166,14 +156,9 @@ def _user_features(users: pd.DataFrame, user_ids: np.ndarray, parts: tuple[str, 
         "occupation": users["occupation"],
         "zip": _zip_regions(users["zip_code"]) if "zip_code" in users.columns else None,
     }
-    blocks, names = [], []
-    for part in parts:
-        if columns[part] is None:
-            continue
-        matrix, block_names = _binary_matrix(rows, columns[part].astype(str), len(user_ids), part)
-        blocks.append(matrix)
-        names.append(block_names)
-    return sp.hstack(blocks, format="csr", dtype=np.float32), np.concatenate(names)
+    return _side_by_side(
+        [multi_hot(rows, columns[part].astype(str), len(user_ids), part) for part in parts if columns[part] is not None]
+    )
 
 
 def _parse_parts(value: str | bool | None, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -199,8 +184,6 @@ def _build(
     min_tag_items: int,
     min_word_items: int = 5,
 ) -> Interactions:
-    from skbpr.data.interactions import Interactions
-
     ratings, items, users = tables["ratings"], tables["items"], tables["users"]
     raw_users = ratings["user_id"].to_numpy()
     raw_items = ratings["item_id"].to_numpy()
@@ -232,29 +215,17 @@ def _build(
             "decade": lambda: _year_features(items, item_ids, decade=True),
             "title": lambda: _title_words(items, item_ids, min_word_items),
         }
-        blocks, names = [], []
-        for part in item_features:
-            matrix, block_names = builders[part]()
-            blocks.append(matrix)
-            names.append(block_names)
-        ifeat = sp.hstack(blocks, format="csr", dtype=np.float32)
-        inames = np.concatenate(names)
+        ifeat, inames = _side_by_side([builders[part]() for part in item_features])
         if ifeat.shape[1] == 0:  # e.g. tags asked of a release without tags
             ifeat = inames = None
 
-    data = Interactions(
+    data = build_interactions(
+        IdAxis(user_ids, ufeat, unames),
+        IdAxis(item_ids, ifeat, inames),
         u[positive],
         i[positive],
-        n_users=len(user_ids),
-        n_items=len(item_ids),
         timestamps=ratings["timestamp"].to_numpy()[positive],
         negatives=negatives,
-        user_features=ufeat,
-        item_features=ifeat,
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user_feature_names=unames,
-        item_feature_names=inames,
     )
     titles = items.drop_duplicates("item_id").set_index("item_id")["title"]
     data.item_titles = titles.reindex(item_ids).fillna("").to_numpy(dtype=object)

@@ -191,41 +191,14 @@ def _to_csr(counts: np.ndarray, cols: list[np.ndarray], n_items: int) -> sp.csr_
     return mat
 
 
-def _generate(
-    n_users: int = 1000,
-    n_items: int = 500,
-    n_interactions: int = 20000,
-    *,
-    n_components: int = 8,
-    n_user_features: int = 10,
-    n_item_features: int = 10,
-    n_informative_features: int = 4,
-    popularity_skew: float = 1.0,
-    exposure_signal: float = 1.0,
-    negative_rate: float = 0.5,
-    noise: float = 0.5,
-    random_state: object = None,
-) -> dict:
-    """Validate and generate the matrices behind :func:`make_interactions`."""
-    n_users = check_number(n_users, "n_users", integer=True, low=1)
-    n_items = check_number(n_items, "n_items", integer=True, low=1)
-    n_interactions = check_number(n_interactions, "n_interactions", integer=True, low=1)
-    if n_interactions > 0.2 * n_users * n_items:
-        raise ValueError(
-            "n_interactions must be at most 20% of n_users * n_items "
-            f"({int(0.2 * n_users * n_items)}), got {n_interactions}"
-        )
-    n_components = check_number(n_components, "n_components", integer=True, low=1)
-    n_user_features = check_number(n_user_features, "n_user_features", integer=True, low=0)
-    n_item_features = check_number(n_item_features, "n_item_features", integer=True, low=0)
-    n_informative_features = check_number(n_informative_features, "n_informative_features", integer=True, low=0)
-    popularity_skew = check_number(popularity_skew, "popularity_skew", low=0)
-    exposure_signal = check_number(exposure_signal, "exposure_signal", low=0)
-    negative_rate = check_number(negative_rate, "negative_rate", low=0, high=1)
-    noise = check_number(noise, "noise", low=0)
-    seeds = _seed_sequence(random_state).spawn(4)
-    rng = np.random.default_rng(seeds[0])
-
+def _plant(
+    n_users: int,
+    n_items: int,
+    n_components: int,
+    popularity_skew: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Latent factors (rows), the item popularity CDF, the standardised log-popularity and the user activity."""
     scale = n_components**-0.25
     user_factors = (scale * rng.standard_normal((n_users, n_components))).astype(np.float32)
     item_factors = (scale * rng.standard_normal((n_items, n_components))).astype(np.float32)
@@ -238,57 +211,42 @@ def _generate(
     item_bias = np.zeros(n_items) if std == 0 else (log_w - log_w.mean()) / std
     activity = rng.lognormal(0.0, 1.0, size=n_users)
     activity /= activity.mean()
-    model = _Model(
-        user_factors=np.ascontiguousarray(user_factors.T),
-        item_factors=np.ascontiguousarray(item_factors.T),
-        item_bias=(_POPULARITY_WEIGHT * item_bias).astype(np.float32),
-        item_cdf=cdf,
-        item_guide=guide_table(cdf),
-        activity=activity,
-        exposure_signal=exposure_signal,
-        negative_rate=negative_rate,
-        noise=noise,
-    )
+    return user_factors, item_factors, cdf, item_bias, activity
 
-    feat_rng = np.random.default_rng(seeds[1])
-    n_inf_u = min(n_informative_features, n_user_features)
-    n_inf_i = min(n_informative_features, n_item_features)
-    user_features = _binary_features(user_factors, n_user_features, n_inf_u, feat_rng)
-    item_features = _binary_features(item_factors, n_item_features, n_inf_i, feat_rng)
 
-    rate = _calibrate(model, n_interactions, seeds[2])
-    count_rng = np.random.default_rng(seeds[3])
+def _sample(model: _Model, rate: float, seed: np.random.SeedSequence) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Positives and negatives of every user, ``rate`` candidate draws per unit of activity.
+
+    Runs over chunks of users holding about ``_CHUNK_CANDIDATES`` candidates each.
+    """
+    n_users, n_items = model.activity.shape[0], model.item_cdf.shape[0]
     all_users = np.arange(n_users)
-    counts = _draw_counts(model, all_users, rate, count_rng)
+    counts = _draw_counts(model, all_users, rate, np.random.default_rng(seed))
     # Chunk boundaries by cumulative candidate count.
     cum = np.cumsum(counts)
     n_chunks = max(1, int(np.ceil(cum[-1] / _CHUNK_CANDIDATES)))
     bounds = np.unique(
         np.concatenate(([0], np.searchsorted(cum, np.arange(1, n_chunks) * _CHUNK_CANDIDATES), [n_users]))
     )
-    chunk_seeds = seeds[3].spawn(len(bounds) - 1)
+    chunk_seeds = seed.spawn(len(bounds) - 1)
     pos_counts = np.zeros(n_users, dtype=np.int64)
     neg_counts = np.zeros(n_users, dtype=np.int64)
     pos_cols: list[np.ndarray] = []
     neg_cols: list[np.ndarray] = []
-    for start, stop, seed in zip(bounds[:-1], bounds[1:], chunk_seeds, strict=True):
+    for start, stop, chunk_seed in zip(bounds[:-1], bounds[1:], chunk_seeds, strict=True):
         pos_u, pos_i, neg_u, neg_i = _chunk(
-            model, all_users[start:stop], counts[start:stop], np.random.default_rng(seed)
+            model, all_users[start:stop], counts[start:stop], np.random.default_rng(chunk_seed)
         )
         pos_counts[start:stop] = np.bincount(pos_u - start, minlength=stop - start)
         neg_counts[start:stop] = np.bincount(neg_u - start, minlength=stop - start)
         pos_cols.append(pos_i)
         neg_cols.append(neg_i)
-    positives = _to_csr(pos_counts, pos_cols, n_items)
-    negatives = _to_csr(neg_counts, neg_cols, n_items)
-    return {
-        "positives": positives,
-        "negatives": negatives,
-        "user_features": user_features if n_user_features else None,
-        "item_features": item_features if n_item_features else None,
-        "user_feature_names": np.array([f"user_feature_{j}" for j in range(n_user_features)]),
-        "item_feature_names": np.array([f"item_feature_{j}" for j in range(n_item_features)]),
-    }
+    return _to_csr(pos_counts, pos_cols, n_items), _to_csr(neg_counts, neg_cols, n_items)
+
+
+def _feature_names(side: str, n_features: int) -> np.ndarray | None:
+    """``<side>_feature_<j>`` for each column; ``None`` without columns."""
+    return np.array([f"{side}_feature_{j}" for j in range(n_features)]) if n_features else None
 
 
 def make_interactions(
@@ -358,26 +316,50 @@ def make_interactions(
     """
     from skbpr.data.interactions import Interactions
 
-    arrays = _generate(
-        n_users,
-        n_items,
-        n_interactions,
-        n_components=n_components,
-        n_user_features=n_user_features,
-        n_item_features=n_item_features,
-        n_informative_features=n_informative_features,
-        popularity_skew=popularity_skew,
+    n_users = check_number(n_users, "n_users", integer=True, low=1)
+    n_items = check_number(n_items, "n_items", integer=True, low=1)
+    n_interactions = check_number(n_interactions, "n_interactions", integer=True, low=1)
+    if n_interactions > 0.2 * n_users * n_items:
+        raise ValueError(
+            "n_interactions must be at most 20% of n_users * n_items "
+            f"({int(0.2 * n_users * n_items)}), got {n_interactions}"
+        )
+    n_components = check_number(n_components, "n_components", integer=True, low=1)
+    n_user_features = check_number(n_user_features, "n_user_features", integer=True, low=0)
+    n_item_features = check_number(n_item_features, "n_item_features", integer=True, low=0)
+    n_informative_features = check_number(n_informative_features, "n_informative_features", integer=True, low=0)
+    popularity_skew = check_number(popularity_skew, "popularity_skew", low=0)
+    exposure_signal = check_number(exposure_signal, "exposure_signal", low=0)
+    negative_rate = check_number(negative_rate, "negative_rate", low=0, high=1)
+    noise = check_number(noise, "noise", low=0)
+    seeds = _seed_sequence(random_state).spawn(4)
+
+    planted = _plant(n_users, n_items, n_components, popularity_skew, np.random.default_rng(seeds[0]))
+    user_factors, item_factors, cdf, item_bias, activity = planted
+    model = _Model(
+        user_factors=np.ascontiguousarray(user_factors.T),
+        item_factors=np.ascontiguousarray(item_factors.T),
+        item_bias=(_POPULARITY_WEIGHT * item_bias).astype(np.float32),
+        item_cdf=cdf,
+        item_guide=guide_table(cdf),
+        activity=activity,
         exposure_signal=exposure_signal,
         negative_rate=negative_rate,
         noise=noise,
-        random_state=random_state,
     )
-    has_user, has_item = arrays["user_features"] is not None, arrays["item_features"] is not None
+    feat_rng = np.random.default_rng(seeds[1])
+    user_features = _binary_features(
+        user_factors, n_user_features, min(n_informative_features, n_user_features), feat_rng
+    )
+    item_features = _binary_features(
+        item_factors, n_item_features, min(n_informative_features, n_item_features), feat_rng
+    )
+    positives, negatives = _sample(model, _calibrate(model, n_interactions, seeds[2]), seeds[3])
     return Interactions.from_matrices(
-        arrays["positives"],
-        arrays["negatives"],
-        user_features=arrays["user_features"],
-        item_features=arrays["item_features"],
-        user_feature_names=arrays["user_feature_names"] if has_user else None,
-        item_feature_names=arrays["item_feature_names"] if has_item else None,
+        positives,
+        negatives,
+        user_features=user_features if n_user_features else None,
+        item_features=item_features if n_item_features else None,
+        user_feature_names=_feature_names("user", n_user_features),
+        item_feature_names=_feature_names("item", n_item_features),
     )
