@@ -123,7 +123,8 @@ def mlflow_callback(config: Config, *, log_model: bool | None = None, tracking_u
 
 def run_recorder(config: Config, uri: str, **kwargs: Any) -> Any:
     """A :class:`~skbpr.tracking.RunRecorder` in ``uri`` with the configured experiment and fallback store."""
-    from skbpr.tracking.recorder import RunRecorder, absolute_uri, default_fallback_uri
+    from skbpr.tracking.recorder import RunRecorder
+    from skbpr.tracking.stores import absolute_uri, default_fallback_uri
 
     m = config["mlflow"]
     fallback = absolute_uri(m["fallback_uri"]) if m["fallback_uri"] else default_fallback_uri()

@@ -147,7 +147,7 @@ class _SweepRun:
     def __init__(self, config: Config) -> None:
         import mlflow
 
-        from skbpr.tracking.recorder import absolute_uri, default_fallback_uri
+        from skbpr.tracking.stores import absolute_uri, default_fallback_uri
 
         m = config["mlflow"]
         self.run_id: str | None = None
@@ -169,7 +169,7 @@ class _SweepRun:
     def _open(self, uri: str, m: dict[str, Any]) -> None:
         import mlflow
 
-        from skbpr.tracking.recorder import probe
+        from skbpr.tracking.stores import probe
 
         probe(uri)  # an unreachable server fails here at once, not after MLflow's retries
         mlflow.set_tracking_uri(uri)

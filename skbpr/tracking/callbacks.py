@@ -206,7 +206,8 @@ class MLflowCallback(Callback):
         import torch
 
         import skbpr
-        from skbpr.tracking.recorder import RunRecorder, absolute_uri, default_fallback_uri, summarise
+        from skbpr.tracking.recorder import RunRecorder
+        from skbpr.tracking.stores import absolute_uri, default_fallback_uri, summarise
 
         active = mlflow.active_run()
         parent = join = None
@@ -303,7 +304,7 @@ def _active_run() -> tuple[str, str] | None:
     try:
         import mlflow
 
-        from skbpr.tracking.recorder import absolute_uri
+        from skbpr.tracking.stores import absolute_uri
 
         run = mlflow.active_run()
         return None if run is None else (run.info.run_id, absolute_uri(mlflow.get_tracking_uri()))

@@ -29,36 +29,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from skbpr.tracking.stores import (
-    FALLBACK_NAME,
-    HTTP_SETTINGS,
-    LOCK_RETRIES,
-    PROBE_TIMEOUT,
-    absolute_uri,
-    default_fallback_uri,
-    is_http,
-    metric_key,
-    probe,
-    retry_locked,
-    short_http,
-    summarise,
-)
+from skbpr.tracking.stores import metric_key, probe, retry_locked, short_http
 
-__all__ = [
-    "FALLBACK_NAME",
-    "HTTP_SETTINGS",
-    "LOCK_RETRIES",
-    "PROBE_TIMEOUT",
-    "RunRecorder",
-    "absolute_uri",
-    "default_fallback_uri",
-    "is_http",
-    "metric_key",
-    "probe",
-    "retry_locked",
-    "short_http",
-    "summarise",
-]
+__all__ = ["RunRecorder"]
 
 _URI_LOCK = threading.RLock()
 
