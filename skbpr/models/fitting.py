@@ -1,7 +1,7 @@
 """Fit set-up of :class:`~skbpr.models.hybrid.HybridBPR`: from the data to a training problem.
 
-Checks that need the data (the float32 range, the metric's cutoff, the
-evaluation set), warm starts and grown id spaces, the feature maps, and the
+Checks that need the data (the metric's cutoff, the evaluation set), warm
+starts and grown id spaces, the feature maps, and the
 :class:`~skbpr.training.TrainingProblem` handed to an engine.
 """
 
@@ -24,9 +24,6 @@ from skbpr.training.engine import Engine, choose_backend
 from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import users_without_candidates
 from skbpr.training.weighting import confidences
-from skbpr.utils.validation import invalid
-
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def search_context(data: Any) -> dict[str, Any]:
@@ -88,46 +85,6 @@ class FittingMixin:
         used = not (isinstance(self.weighting, str) and self.weighting == "none")
         hint = "" if used else "weighting='log' uses the positives' values as confidences"
         warn_if_weighted(data, type(self).__name__, positives_used=used, hint=hint)
-
-    def _check_float32_range(self) -> None:
-        """Reject magnitudes that overflow float32, the training dtype, for the initial model.
-
-        Initial weights lie within 6 standard deviations (all but a 2e-9
-        share), so an initial score, a sum of ``n_components`` products, is
-        bounded by ``n_components * (6 * init_std)**2``; trained scores are
-        taken to be of order 1 at least. ``init_std`` must keep that bound
-        finite, and ``sigma`` (times a score difference), ``alpha`` (times a
-        row's squared norm) and ``margin`` must keep the loss finite.
-        """
-        k = int(self.n_components)
-        resolved = self._resolved()
-        init_std, alpha = resolved["init_std"], resolved["alpha"]
-        coord = 6.0 * float(init_std)
-        score = k * coord * coord  # products of floats: inf, never OverflowError
-        std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
-        if not float(init_std) <= std_max:
-            what = (
-                f"<= {std_max:.3g} with n_components={k}: larger initial weights make "
-                "the scores overflow float32 (the training dtype)"
-            )
-            raise invalid("init_std", what, init_std)
-        scale = max(score, 1.0)
-        sigma_max = _F32_MAX / (2 * scale)
-        if not float(self.sigma) <= sigma_max:
-            what = (
-                f"<= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
-                f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k})"
-            )
-            raise invalid("sigma", what, self.sigma)
-        if not float(alpha) <= sigma_max:
-            what = (
-                f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
-                f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={init_std!r}, n_components={k})"
-            )
-            raise invalid("alpha", what, alpha)
-        if not float(self.margin) <= _F32_MAX / 4:
-            raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", self.margin)
 
     def _resolved(self) -> dict[str, Any]:
         """The parameters of ``AUTO_PARAMS`` with ``"auto"`` replaced by the loss's default."""

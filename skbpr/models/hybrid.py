@@ -307,8 +307,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         self.warm_start = warm_start
 
     def _validate_params(self) -> None:
-        check_model_params(self)
-        self._check_float32_range()
+        check_model_params(self)  # and the float32 range of the initial model
         check_training_params(self)
 
     def fit(
