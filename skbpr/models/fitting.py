@@ -60,7 +60,7 @@ class FittingMixin:
                 random_state=check_random_state(self.random_state).randint(2**31),
             )
         with torch_threads(self.n_threads):
-            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search)
+            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search, scale=None)
         self.n_features_in_ = self.n_items_
 
     def _partial_fit_entry(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> None:
@@ -68,7 +68,9 @@ class FittingMixin:
         data = self._as_interactions(X, Rneg, user_features, item_features)
         self._validate_params()
         device = resolve_device(self.device)
-        changes = self._incompatibilities(data) if hasattr(self, "model_") else []
+        fitted = hasattr(self, "model_")
+        changes = self._incompatibilities(data) if fitted else []
+        scale = self._continued_confidence_scale(changes) if fitted else None
         if changes:
             raise ValueError(
                 f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
@@ -78,8 +80,34 @@ class FittingMixin:
         if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
             self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
-            self._fit(data, None, device, 1, reset=False, search=search_context(data))
+            self._fit(data, None, device, 1, reset=False, search=search_context(data), scale=scale)
         self.n_features_in_ = self.n_items_
+
+    def _continued_confidence_scale(self, changes: list[str]) -> float | None:
+        """The normaliser ``partial_fit`` keeps: ``confidence_scale_``, measured by the fit it continues.
+
+        Appends to ``changes`` when ``weighting`` is not the one that measured
+        it (its mean is of another transform's values). ``None``, with a
+        ``UserWarning``, for a model fitted before skbpr recorded the scale:
+        the batch is then normalised on its own mean, as those versions did.
+        """
+        scale = getattr(self, "confidence_scale_", None)
+        if scale is None:
+            warnings.warn(
+                f"this {type(self).__name__} was fitted without recording confidence_scale_ (by an older skbpr): "
+                "partial_fit normalises this batch's confidences on its own mean and records that mean for "
+                "later batches; call fit to measure it on the full data",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        old, new = self._confidence_weighting, self.weighting
+        if not (old is new or (isinstance(old, str) and isinstance(new, str) and old == new)):
+            changes.append(
+                f"weighting went from {old!r} to {new!r} (confidence_scale_={scale!r} is the mean of the former's "
+                "t(w), meaningless for the latter)"
+            )
+        return scale
 
     def _warn_if_weighted(self, data: Any) -> None:
         used = not (isinstance(self.weighting, str) and self.weighting == "none")
@@ -236,8 +264,17 @@ class FittingMixin:
         )
 
     def _fit(
-        self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool, search: dict[str, Any]
+        self,
+        data: Any,
+        eval_data: Any,
+        device: torch.device,
+        epochs: int,
+        *,
+        reset: bool,
+        search: dict[str, Any],
+        scale: float | None,
     ) -> None:
+        """Train ``epochs`` epochs; ``scale``: the confidences' normaliser, ``None`` to measure it on ``data``."""
         backend = choose_backend(self.backend, device, self.loss, deterministic=self.deterministic)
         positives = data.positives
         negatives = data.negatives
@@ -269,7 +306,8 @@ class FittingMixin:
                 stacklevel=3,
             )
             users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
-        trained = confidences(coo.data[keep], self.weighting)  # raises for a bad callable, before any change
+        # raises for a bad callable (or weights that overflow the scale), before any change
+        trained, scale = confidences(coo.data[keep], self.weighting, scale, return_scale=True)
         confidence = np.zeros(coo.nnz, dtype=np.float32)
         confidence[keep] = trained
         weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
@@ -330,6 +368,7 @@ class FittingMixin:
         self.confidences_ = sp.csr_matrix(
             (confidence, positives.indices.copy(), positives.indptr.copy()), shape=positives.shape
         )
+        self.confidence_scale_, self._confidence_weighting = scale, self.weighting
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
