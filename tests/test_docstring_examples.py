@@ -33,6 +33,7 @@ MODULES = [
     "skbpr.models.popularity",
     "skbpr.models.serving",
     "skbpr.tracking.callbacks",
+    "skbpr.tracking.candidates",
     "skbpr.tracking.plots",
     "skbpr.tracking.stores",
     "skbpr.training.callbacks",
