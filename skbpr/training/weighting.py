@@ -5,9 +5,10 @@ duplicates) becomes its confidence ``c = t(w) / mean(t(w))``: the transform
 ``t`` tames the range of raw counts (Last.fm play counts span 1 to 352,698),
 and dividing by the mean over the training positives keeps the average
 multiplier at 1, so a learning rate means the same with and without weights.
-The mean is a model's unit: its first fit measures it (``confidence_scale_``)
-and ``partial_fit`` divides later batches by it, rather than by their own
-mean, so that a batch of equal weights keeps the confidence those weights had.
+The mean is a model's unit: ``fit`` (or the ``partial_fit`` that starts a
+model) measures it, ``confidence_scale_``, and later ``partial_fit`` batches
+are divided by it rather than by their own mean, so that a batch of equal
+weights keeps the confidence those weights had.
 The confidence multiplies the positive's term of the batch-mean loss (its
 value and its gradient, :mod:`skbpr.losses`), never the L2 terms.
 """
