@@ -34,6 +34,7 @@ MODULES = [
     "skbpr.models.popularity",
     "skbpr.models.serving",
     "skbpr.tracking.callbacks",
+    "skbpr.tracking.candidates",
     "skbpr.tracking.plots",
     "skbpr.tracking.shared_store",
     "skbpr.tracking.stores",

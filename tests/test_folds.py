@@ -12,6 +12,7 @@ from skbpr import HybridBPR
 from skbpr.callbacks import Callback, MLflowCallback
 from skbpr.datasets import make_interactions
 from skbpr.model_selection import PerUserKFold, train_test_split
+from skbpr.tracking.candidates import params_digest
 
 
 class Recorder(Callback):
@@ -63,12 +64,19 @@ def test_mlflow_callback_tags_from_clone_lineage_and_fold():
     callback = MLflowCallback()
     base = clone(HybridBPR(callbacks=[callback])).callbacks[0]  # a search's base
     fits = [clone(HybridBPR(callbacks=[base])).callbacks[0] for _ in range(5)]
+    search = fits[0]._origin  # the base's id: every fit of the search carries it, and no other callback
+    assert search == base._clone_id == fits[4]._origin and len(search) == 16
     assert fits[3]._search_tags({"fold": (1, 2), "whole": False}) == {
         "skbpr.cv_split": "1",
         "skbpr.cv_n_splits": "2",
         "skbpr.cv_candidate": "1",
+        "skbpr.cv_search": search,
     }
-    assert fits[4]._search_tags({"fold": None, "whole": True}) == {"skbpr.cv_refit": "true"}
+    assert fits[4]._search_tags({"fold": None, "whole": True}) == {"skbpr.cv_refit": "true", "skbpr.cv_search": search}
+    # with the estimator, the digest of its parameters too
+    est = HybridBPR(learning_rate=0.05, callbacks=[fits[3]])
+    tags = fits[3]._search_tags({"fold": (1, 2), "whole": False}, est)
+    assert tags["skbpr.cv_params_digest"] == params_digest(est.get_params(deep=False))
     direct = clone(HybridBPR(callbacks=[callback])).callbacks[0]  # cross_validate clones the user's estimator
     assert direct._search_tags({"fold": (0, 3), "whole": False}) == {"skbpr.cv_split": "0", "skbpr.cv_n_splits": "3"}
     assert callback._search_tags({"fold": None, "whole": True}) == {}

@@ -15,11 +15,13 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from skbpr import HybridBPR, __version__
 from skbpr.callbacks import MLflowCallback
 from skbpr.datasets import make_interactions
 from skbpr.model_selection import PerUserKFold, train_test_split
+from skbpr.tracking.candidates import candidate_digest
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -383,6 +385,122 @@ def test_random_and_optuna_searches_record_one_child_per_fit(data, tmp_path):
     )
     assert len(children) == 4
     assert all(r.info.status == "FINISHED" for r in children)
+
+
+def _children(client, parent):
+    return client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+
+
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_grid_search_fold_runs_carry_the_digest_of_their_candidate(data, tmp_path, n_jobs):
+    from sklearn.model_selection import GridSearchCV
+
+    uri = f"sqlite:///{tmp_path / 'digest.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("digest")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    grid = {"learning_rate": [0.05, 0.1], "weighting": ["log", "none"]}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*cv_candidate", category=UserWarning)
+        with mlflow.start_run(run_name="search") as parent:
+            search = GridSearchCV(est, grid, cv=PerUserKFold(2, random_state=0), n_jobs=n_jobs, error_score="raise")
+            search.fit(data)
+    children = _children(MlflowClient(uri), parent)
+    folds = [r for r in children if "skbpr.cv_split" in r.data.tags]
+    refit = [r for r in children if r.data.tags.get("skbpr.cv_refit") == "true"]
+    assert (len(folds), len(refit)) == (8, 1)
+    expected = [candidate_digest(search.estimator, p) for p in search.cv_results_["params"]]
+    assert len(set(expected)) == 4  # one digest per candidate
+    for run in folds:
+        candidate = int(run.data.tags["skbpr.cv_candidate"])
+        assert run.data.tags["skbpr.cv_params_digest"] == expected[candidate]
+        assert run.data.params["learning_rate"] == str(search.cv_results_["params"][candidate]["learning_rate"])
+        assert "skbpr.cv_candidate_unverified" not in run.data.tags
+    assert sorted((r.data.tags["skbpr.cv_candidate"], r.data.tags["skbpr.cv_split"]) for r in folds) == [
+        (str(c), str(s)) for c in range(4) for s in range(2)
+    ]
+    assert refit[0].data.tags["skbpr.cv_params_digest"] == candidate_digest(search.estimator, search.best_params_)
+    assert len({r.data.tags["skbpr.cv_search"] for r in [*folds, *refit]}) == 1  # one search
+
+
+def _fit_in_order(data, base, grid, order, folds):
+    """What a search does, cloning its base in ``order`` of (candidate, split) rather than cv_results_'s."""
+    for candidate, split in order:
+        train, _ = folds[split]
+        clone(base).set_params(**grid[candidate]).fit(data[train])
+
+
+def test_a_search_that_clones_out_of_order_warns_and_marks_the_runs(data, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'order.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("order")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    grid = [{"learning_rate": 0.05}, {"learning_rate": 0.1}]
+    folds = list(PerUserKFold(2, random_state=0).split(data))
+    base = clone(est)  # the search's base, as GridSearchCV makes it
+    # clones 0 and 1 are numbered candidate 0, clones 2 and 3 candidate 1: the second clone holds candidate 1
+    with mlflow.start_run(run_name="shuffled") as parent:
+        with pytest.warns(UserWarning, match=r"both tagged skbpr.cv_candidate=\d .*unverified=true") as record:
+            _fit_in_order(data, base, grid, [(0, 0), (1, 1), (1, 0), (0, 1)], folds)
+    messages = [str(w.message) for w in record if "cv_candidate" in str(w.message)]
+    assert len(messages) == 2  # candidate 0 at the second fit, candidate 1 at the fourth
+    assert re.search(r"cv_candidate=0 .*learning_rate='0.1' here, '0.05' there", messages[0])
+    assert re.search(r"cv_candidate=1 .*learning_rate='0.05' here, '0.1' there", messages[1])
+    runs = {r.info.run_id: r for r in _children(MlflowClient(uri), parent)}
+    assert len(runs) == 4 and all(r.data.tags.get("skbpr.cv_candidate_unverified") == "true" for r in runs.values())
+    assert all(sum(run_id in message for run_id in runs) == 2 for message in messages)  # each names two runs
+    for run in runs.values():  # the digest names each run's true candidate whatever its number says
+        true = grid.index({"learning_rate": float(run.data.params["learning_rate"])})
+        assert run.data.tags["skbpr.cv_params_digest"] == candidate_digest(est, grid[true])
+
+
+def test_the_same_split_twice_under_one_candidate_number_warns(data, tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'twice.db'}")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    folds = list(PerUserKFold(2, random_state=0).split(data))
+    with mlflow.start_run():
+        with pytest.warns(UserWarning, match=r"both tagged skbpr.cv_candidate=0 .*but the same split 0"):
+            _fit_in_order(data, clone(est), [{}], [(0, 0), (0, 0)], folds)
+
+
+def test_clone_order_a_fit_time_check_cannot_see_is_still_named_by_the_digest(data, tmp_path):
+    # candidates cloned in reverse, splits in order: each number's runs agree with each other, so nothing
+    # at fit time can tell the numbers are swapped; the digest still names the true candidate
+    uri = f"sqlite:///{tmp_path / 'reversed.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("reversed")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    grid = [{"learning_rate": 0.05}, {"learning_rate": 0.1}]
+    with mlflow.start_run() as parent:
+        _fit_in_order(data, clone(est), grid, [(1, 0), (1, 1), (0, 0), (0, 1)], list(PerUserKFold(2).split(data)))
+    for run in _children(MlflowClient(uri), parent):
+        numbered = int(run.data.tags["skbpr.cv_candidate"])
+        assert run.data.tags["skbpr.cv_params_digest"] == candidate_digest(est, grid[1 - numbered])
+        assert "skbpr.cv_candidate_unverified" not in run.data.tags
+
+
+def test_two_searches_under_one_parent_are_not_siblings(data, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    uri = f"sqlite:///{tmp_path / 'two.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("two")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*cv_candidate", category=UserWarning)
+        with mlflow.start_run() as parent:
+            for grid in ({"learning_rate": [0.05]}, {"learning_rate": [0.1]}):
+                GridSearchCV(est, grid, cv=PerUserKFold(2, random_state=0), refit=False).fit(data)
+    runs = _children(MlflowClient(uri), parent)
+    assert len(runs) == 4 and len({r.data.tags["skbpr.cv_search"] for r in runs}) == 2
+    assert not any("skbpr.cv_candidate_unverified" in r.data.tags for r in runs)
+
+
+def test_candidate_digest_refuses_keys_that_are_not_parameters():
+    with pytest.raises(ValueError, match=r"keys \['hybridbpr__alpha'\] that are not parameters of HybridBPR"):
+        candidate_digest(HybridBPR(), {"hybridbpr__alpha": 0.1})
 
 
 def test_unreachable_server_falls_back_with_one_warning(data, tmp_path):

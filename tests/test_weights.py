@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.base import clone
 from torch.nn.functional import softplus
 
 from skbpr import HybridBPR, Interactions
@@ -423,3 +425,144 @@ def test_the_kernel_refuses_bad_weights_naming_them(bad, message):
         weights[2] = {"negative": -1.0, "nan": float("nan"), "inf": float("inf")}[bad]
     with pytest.raises(ValueError, match=message):
         _engine("native", R, users, items, weights)
+
+
+# ------------------------------------------------------------------ partial_fit keeps the fit's normaliser
+def _two_valued(low: float, high: float, seed: int = 0) -> sp.csr_matrix:
+    """The positives of ``_weighted_matrix``, half of them (every other one) weighing ``low``, the others ``high``."""
+    R = _weighted_matrix(seed)
+    R.data = np.where(np.arange(R.nnz) % 2 == 0, low, high).astype(np.float32)
+    return R
+
+
+def _constant(R: sp.csr_matrix, value: float) -> sp.csr_matrix:
+    out = R.copy()
+    out.data[:] = value
+    return out
+
+
+def test_partial_fit_keeps_the_confidence_scale_of_the_fit():
+    R = _two_valued(1.0, 100.0)
+    model = HybridBPR(weighting="log", **FAST).fit(R)
+    first_mean = np.log1p(R.data.astype(np.float64)).mean()  # (log 2 + log 101) / 2, by hand
+    assert first_mean == pytest.approx((np.log(2) + np.log(101)) / 2, rel=1e-12)
+    assert model.confidence_scale_ == pytest.approx(first_mean, rel=1e-12)
+    model.partial_fit(_constant(R, 100.0))
+    expected = np.float32(np.log(101) / first_mean)  # about 1.74: those positives' confidence in the fit
+    assert expected > 1.7
+    np.testing.assert_allclose(model.confidences_.data, np.full(R.nnz, expected), rtol=1e-7)
+    assert model.confidence_scale_ == pytest.approx(first_mean, rel=1e-12)  # kept, not re-measured
+    assert len(model.history_) == FAST["epochs"] + 1
+    # a fit on the same batch measures its own mean again: every confidence 1
+    np.testing.assert_array_equal(HybridBPR(weighting="log", **FAST).fit(_constant(R, 100.0)).confidences_.data, 1)
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("native", marks=needs_kernel)])
+def test_partial_fit_trains_with_the_kept_confidences(backend):
+    # linear weights 25 and 75 in the fit: mean 50. A batch of weights 100 has confidence 2, one of weights 50
+    # confidence 1; without L2, SGD takes exactly twice the step at confidence 2, i.e. the step of twice the
+    # learning rate at confidence 1. Renormalising per batch would train both batches alike.
+    params = dict(FAST, weighting="linear", optimizer="sgd", alpha=0.0, learning_rate=0.05, backend=backend)
+    R = _two_valued(25.0, 75.0)
+    fitted = HybridBPR(**params).fit(R)
+    assert fitted.confidence_scale_ == pytest.approx(50.0, rel=1e-12)
+    heavy, light = pickle.loads(pickle.dumps(fitted)), pickle.loads(pickle.dumps(fitted))
+    heavy.partial_fit(_constant(R, 100.0))
+    light.set_params(learning_rate=0.1).partial_fit(_constant(R, 50.0))
+    np.testing.assert_array_equal(heavy.confidences_.data, 2.0)
+    np.testing.assert_array_equal(light.confidences_.data, 1.0)
+    assert np.array_equal(heavy.user_embeddings_, light.user_embeddings_)
+    assert np.array_equal(heavy.item_embeddings_, light.item_embeddings_)
+    assert not np.array_equal(heavy.item_embeddings_, fitted.item_embeddings_)  # and the epoch moved them
+    same_lr = pickle.loads(pickle.dumps(fitted)).partial_fit(_constant(R, 50.0))
+    assert not np.allclose(same_lr.item_embeddings_, heavy.item_embeddings_, atol=1e-6)
+
+
+def test_partial_fit_on_an_unfitted_model_measures_the_scale_on_its_batch():
+    R = _two_valued(1.0, 100.0)
+    first = HybridBPR(weighting="log", **FAST).partial_fit(R)
+    np.testing.assert_array_equal(first.confidences_.data, confidences(R.data, "log"))
+    assert first.confidences_.data.mean() == pytest.approx(1.0, rel=1e-6)
+    assert first.confidence_scale_ == pytest.approx(np.log1p(R.data.astype(np.float64)).mean(), rel=1e-12)
+    np.testing.assert_array_equal(first.confidences_.data, HybridBPR(weighting="log", **FAST).fit(R).confidences_.data)
+    # and the next batch keeps it
+    first.partial_fit(_constant(R, 100.0))
+    np.testing.assert_allclose(first.confidences_.data, np.log(101) / first.confidence_scale_, rtol=1e-7)
+
+
+@pytest.mark.parametrize("weighting", ["log", "linear", np.sqrt])
+def test_binary_data_under_partial_fit_trains_bit_for_bit_as_without_weighting(weighting):
+    R = _constant(_weighted_matrix(), 1.0)
+    plain = HybridBPR(weighting="none", **FAST).fit(R).partial_fit(R)
+    weighted = HybridBPR(weighting=weighting, **FAST).fit(R).partial_fit(R)
+    np.testing.assert_array_equal(weighted.confidences_.data, 1.0)
+    assert np.array_equal(plain.item_embeddings_, weighted.item_embeddings_)
+    assert np.array_equal(plain.user_embeddings_, weighted.user_embeddings_)
+    assert plain.history_ == weighted.history_
+    assert plain.confidence_scale_ == 1.0
+    transform = {"log": np.log1p, "linear": lambda w: w}.get(weighting, weighting)
+    assert weighted.confidence_scale_ == transform(1.0)  # t(1): the unit binary data sets
+    # constant values other than 1 in the fit, the same values in the batch: still every confidence exactly 1
+    seven = HybridBPR(weighting=weighting, **FAST).fit(_constant(R, 7.0)).partial_fit(_constant(R, 7.0))
+    np.testing.assert_array_equal(seven.confidences_.data, 1.0)
+    assert np.array_equal(seven.item_embeddings_, plain.item_embeddings_)
+
+
+def test_partial_fit_with_weighting_none_ignores_the_values():
+    R = _two_valued(1.0, 100.0)
+    with pytest.warns(UserWarning, match="treated as binary"):
+        model = HybridBPR(weighting="none", **FAST).fit(R)
+    with pytest.warns(UserWarning, match="treated as binary"):
+        model.partial_fit(_constant(R, 100.0) * 3)
+    np.testing.assert_array_equal(model.confidences_.data, 1.0)
+    assert model.confidence_scale_ == 1.0
+
+
+@pytest.mark.parametrize("new", ["linear", "none", np.sqrt])
+def test_partial_fit_with_another_weighting_raises_and_leaves_the_model(new):
+    R = _two_valued(1.0, 100.0)
+    model = HybridBPR(weighting="log", **FAST).fit(R)
+    before, scale, history = model.item_embeddings_, model.confidence_scale_, list(model.history_)
+    model.set_params(weighting=new)
+    with pytest.raises(ValueError, match=r"partial_fit cannot continue the fitted model: weighting went from 'log' to"):
+        model.partial_fit(R)
+    np.testing.assert_array_equal(model.item_embeddings_, before)
+    assert model.confidence_scale_ == scale and model.history_ == history
+    model.set_params(weighting="log").partial_fit(R)  # back to the fit's weighting: it continues
+    assert len(model.history_) == len(history) + 1
+
+
+def test_partial_fit_refuses_weights_whose_confidence_overflows_float32():
+    R = _two_valued(1.0, 2.0)
+    model = HybridBPR(weighting=lambda w: w**8, **FAST).fit(R)
+    before = model.item_embeddings_
+    with pytest.raises(ValueError, match=r"weights \[1000000\.0.*divided by the confidence scale .* overflow float32"):
+        model.partial_fit(_constant(R, 1e6))  # 1e48 / ~130: beyond float32
+    np.testing.assert_array_equal(model.item_embeddings_, before)
+    with pytest.raises(ValueError, match=r"scale must be a finite number > 0 or None, got 0"):
+        confidences([1.0], "log", 0)
+
+
+def test_the_confidence_scale_survives_pickling_and_clone_drops_it():
+    R = _two_valued(1.0, 100.0)
+    model = HybridBPR(weighting="log", **FAST).fit(R)
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored.confidence_scale_ == model.confidence_scale_
+    restored.partial_fit(_constant(R, 100.0))
+    model.partial_fit(_constant(R, 100.0))
+    np.testing.assert_array_equal(restored.confidences_.data, model.confidences_.data)
+    assert np.array_equal(restored.item_embeddings_, model.item_embeddings_)
+    fresh = clone(model)
+    assert not hasattr(fresh, "confidence_scale_")
+    assert fresh.partial_fit(_constant(R, 100.0)).confidence_scale_ == pytest.approx(np.log(101), rel=1e-12)
+
+
+def test_partial_fit_on_a_model_without_a_recorded_scale_warns_and_records_one():
+    # a model pickled before skbpr recorded the scale: the batch normalises on its own mean, loudly
+    R = _two_valued(1.0, 100.0)
+    model = HybridBPR(weighting="log", **FAST).fit(R)
+    del model.confidence_scale_
+    with pytest.warns(UserWarning, match=r"fitted without recording confidence_scale_.*its own mean"):
+        model.partial_fit(_constant(R, 100.0))
+    np.testing.assert_array_equal(model.confidences_.data, 1.0)
+    assert model.confidence_scale_ == pytest.approx(np.log(101), rel=1e-12)

@@ -1,7 +1,7 @@
 """Fit set-up of :class:`~skbpr.models.hybrid.HybridBPR`: from the data to a training problem.
 
-Checks that need the data (the float32 range, the metric's cutoff, the
-evaluation set), warm starts and grown id spaces, the feature maps, and the
+Checks that need the data (the metric's cutoff, the evaluation set), warm
+starts and grown id spaces, the feature maps, and the
 :class:`~skbpr.training.TrainingProblem` handed to an engine.
 """
 
@@ -27,9 +27,6 @@ from skbpr.training.engine import Engine, choose_backend
 from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import users_without_candidates
 from skbpr.training.weighting import confidences
-from skbpr.utils.validation import invalid
-
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def search_context(data: Any) -> dict[str, Any]:
@@ -64,7 +61,7 @@ class FittingMixin:
                 random_state=check_random_state(self.random_state).randint(2**31),
             )
         with torch_threads(self.n_threads):
-            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search)
+            self._fit(data, eval_data, device, self.epochs, reset=not self.warm_start, search=search, scale=None)
         self.n_features_in_ = self.n_items_
 
     def _partial_fit_entry(self, X: Any, Rneg: Any, user_features: Any, item_features: Any) -> None:
@@ -72,7 +69,9 @@ class FittingMixin:
         data = self._as_interactions(X, Rneg, user_features, item_features)
         self._validate_params()
         device = resolve_device(self.device)
-        changes = self._incompatibilities(data) if hasattr(self, "model_") else []
+        fitted = hasattr(self, "model_")
+        changes = self._incompatibilities(data) if fitted else []
+        scale = self._continued_confidence_scale(changes) if fitted else None
         if changes:
             raise ValueError(
                 f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
@@ -82,53 +81,39 @@ class FittingMixin:
         if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
             self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
-            self._fit(data, None, device, 1, reset=False, search=search_context(data))
+            self._fit(data, None, device, 1, reset=False, search=search_context(data), scale=scale)
         self.n_features_in_ = self.n_items_
+
+    def _continued_confidence_scale(self, changes: list[str]) -> float | None:
+        """The normaliser ``partial_fit`` keeps: ``confidence_scale_``, measured by the fit it continues.
+
+        Appends to ``changes`` when ``weighting`` is not the one that measured
+        it (its mean is of another transform's values). ``None``, with a
+        ``UserWarning``, for a model fitted before skbpr recorded the scale:
+        the batch is then normalised on its own mean, as those versions did.
+        """
+        scale = getattr(self, "confidence_scale_", None)
+        if scale is None:
+            warnings.warn(
+                f"this {type(self).__name__} was fitted without recording confidence_scale_ (by an older skbpr): "
+                "partial_fit normalises this batch's confidences on its own mean and records that mean for "
+                "later batches; call fit to measure it on the full data",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        old, new = self._confidence_weighting, self.weighting
+        if not (old is new or (isinstance(old, str) and isinstance(new, str) and old == new)):
+            changes.append(
+                f"weighting went from {old!r} to {new!r} (confidence_scale_={scale!r} is the mean of the former's "
+                "t(w), meaningless for the latter)"
+            )
+        return scale
 
     def _warn_if_weighted(self, data: Any) -> None:
         used = not (isinstance(self.weighting, str) and self.weighting == "none")
         hint = "" if used else "weighting='log' uses the positives' values as confidences"
         warn_if_weighted(data, type(self).__name__, positives_used=used, hint=hint)
-
-    def _check_float32_range(self) -> None:
-        """Reject magnitudes that overflow float32, the training dtype, for the initial model.
-
-        Initial weights lie within 6 standard deviations (all but a 2e-9
-        share), so an initial score, a sum of ``n_components`` products, is
-        bounded by ``n_components * (6 * init_std)**2``; trained scores are
-        taken to be of order 1 at least. ``init_std`` must keep that bound
-        finite, and ``sigma`` (times a score difference), ``alpha`` (times a
-        row's squared norm) and ``margin`` must keep the loss finite.
-        """
-        k = int(self.n_components)
-        resolved = self._resolved()
-        init_std, alpha = resolved["init_std"], resolved["alpha"]
-        coord = 6.0 * float(init_std)
-        score = k * coord * coord  # products of floats: inf, never OverflowError
-        std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
-        if not float(init_std) <= std_max:
-            what = (
-                f"<= {std_max:.3g} with n_components={k}: larger initial weights make "
-                "the scores overflow float32 (the training dtype)"
-            )
-            raise invalid("init_std", what, init_std)
-        scale = max(score, 1.0)
-        sigma_max = _F32_MAX / (2 * scale)
-        if not float(self.sigma) <= sigma_max:
-            what = (
-                f"<= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
-                f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k})"
-            )
-            raise invalid("sigma", what, self.sigma)
-        if not float(alpha) <= sigma_max:
-            what = (
-                f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
-                f"(the training dtype) for rows of squared norm {scale:.3g} "
-                f"(init_std={init_std!r}, n_components={k})"
-            )
-            raise invalid("alpha", what, alpha)
-        if not float(self.margin) <= _F32_MAX / 4:
-            raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", self.margin)
 
     def _resolved(self) -> dict[str, Any]:
         """The parameters of ``AUTO_PARAMS`` with ``"auto"`` replaced by the loss's default."""
@@ -274,8 +259,17 @@ class FittingMixin:
         )
 
     def _fit(
-        self, data: Any, eval_data: Any, device: torch.device, epochs: int, *, reset: bool, search: dict[str, Any]
+        self,
+        data: Any,
+        eval_data: Any,
+        device: torch.device,
+        epochs: int,
+        *,
+        reset: bool,
+        search: dict[str, Any],
+        scale: float | None,
     ) -> None:
+        """Train ``epochs`` epochs; ``scale``: the confidences' normaliser, ``None`` to measure it on ``data``."""
         backend = choose_backend(self.backend, device, self.loss, deterministic=self.deterministic)
         positives = data.positives
         negatives = data.negatives
@@ -307,7 +301,8 @@ class FittingMixin:
                 stacklevel=3,
             )
             users, items = users[torch.as_tensor(keep, device=device)], items[torch.as_tensor(keep, device=device)]
-        trained = confidences(coo.data[keep], self.weighting)  # raises for a bad callable, before any change
+        # raises for a bad callable (or weights that overflow the scale), before any change
+        trained, scale = confidences(coo.data[keep], self.weighting, scale, return_scale=True)
         confidence = np.zeros(coo.nnz, dtype=np.float32)
         confidence[keep] = trained
         weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
@@ -368,6 +363,7 @@ class FittingMixin:
         self.confidences_ = sp.csr_matrix(
             (confidence, positives.indices.copy(), positives.indptr.copy()), shape=positives.shape
         )
+        self.confidence_scale_, self._confidence_weighting = scale, self.weighting
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do

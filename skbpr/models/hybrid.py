@@ -61,8 +61,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         duplicates: the weights an :class:`~skbpr.Interactions` holds, or
         the entries of ``X``) count in training. Each positive gets the
         confidence ``c = t(w) / mean(t(w))`` (mean over the training
-        positives, so that the average positive counts 1 and the learning
-        rate keeps its meaning), which multiplies that positive's term of the
+        positives of ``fit``, so that the average positive counts 1 and the
+        learning rate keeps its meaning; ``partial_fit`` keeps that mean,
+        ``confidence_scale_``), which multiplies that positive's term of the
         loss, with every loss (for ``warp``, its rank-weighted term); the L2
         penalty is not weighted. ``none``: every positive counts 1, values
         are ignored (with a ``UserWarning`` when they are not all 1);
@@ -212,9 +213,16 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         The sampling mode ``auto`` resolved to.
     confidences_ : scipy.sparse.csr_matrix
         The confidence each training positive had in the last ``fit`` (or
-        ``partial_fit``), with the pattern of ``train_positives_``: 1
-        everywhere with ``weighting="none"`` or binary data, 0 for the
-        positives of users that could not be trained (every item a positive).
+        ``partial_fit``: ``t(w) / confidence_scale_``, not renormalised per
+        batch), with the pattern of ``train_positives_``: 1 everywhere with
+        ``weighting="none"`` or binary data, 0 for the positives of users
+        that could not be trained (every item a positive).
+    confidence_scale_ : float
+        The normaliser of the confidences: the mean of ``t(w)`` over the
+        positives ``fit`` trained (or the first ``partial_fit`` of an
+        unfitted model); 1.0 with ``weighting="none"``. Later
+        ``partial_fit`` batches divide by it, so that equal weights keep the
+        confidence they had in ``fit``.
     learning_rate_, alpha_, init_std_, initial_accumulator_ : float
         The values the last fit used: the parameter, or the loss's default
         (:func:`skbpr.training.defaults.loss_defaults`) where it is
@@ -308,8 +316,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         self.warm_start = warm_start
 
     def _validate_params(self) -> None:
-        check_model_params(self)
-        self._check_float32_range()
+        check_model_params(self)  # and the float32 range of the initial model
         check_training_params(self)
 
     def fit(
@@ -371,7 +378,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
             As in :meth:`fit`. Data with more users or items than the fitted
             model (a grown id space, same feature columns) grows the model:
             the new users and items get fresh rows, the others keep their
-            weights and optimiser state, and ``history_`` continues.
+            weights and optimiser state, and ``history_`` continues. The
+            positives' confidences are ``t(w) / confidence_scale_``, the
+            normaliser of the fit this continues, not of this batch.
 
         Returns
         -------
@@ -381,8 +390,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ------
         ValueError
             When the data cannot continue the fitted model: fewer users or
-            items, other feature columns, ``n_components`` or feature modes.
-            The model is left untouched.
+            items, other feature columns, ``n_components``, feature modes or
+            ``weighting``. The model is left untouched.
         """
         self._partial_fit_entry(X, Rneg, user_features, item_features)
         return self

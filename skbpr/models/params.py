@@ -1,14 +1,16 @@
-"""Checks of HybridBPR's constructor parameters, raised before any work."""
+"""Checks of HybridBPR's constructor parameters, raised before any work (the float32 range among them)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
+import numpy as np
+
 from skbpr.evaluation.names import parse_metric
 from skbpr.training import OPTIMIZERS
 from skbpr.training.callbacks import CallbackList
-from skbpr.training.defaults import AUTO
+from skbpr.training.defaults import AUTO, AUTO_PARAMS, resolve
 from skbpr.training.engine import BACKENDS
 from skbpr.training.losses import LOSSES
 from skbpr.training.model import FEATURE_MODES
@@ -16,7 +18,7 @@ from skbpr.training.sampling import SAMPLERS
 from skbpr.training.weighting import check_weighting
 from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
 
-__all__ = ["AUTO_ALSO", "NEGATIVE_MODES", "check_model_params", "check_training_params"]
+__all__ = ["AUTO_ALSO", "NEGATIVE_MODES", "check_float32_range", "check_model_params", "check_training_params"]
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 AUTO_ALSO = 'or "auto" (the loss\'s default)'  # what the per-loss parameters accept besides numbers
@@ -28,10 +30,11 @@ def _is_auto(value: Any) -> bool:
 
 
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
+_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_model_params(estimator: Any) -> None:
-    """Check the model and optimiser parameters (``n_components`` to ``init_std``)."""
+    """Check the model and optimiser parameters (``n_components`` to ``init_std``), then :func:`check_float32_range`."""
     check_number(estimator.n_components, "n_components", integer=True, low=0, low_open=True)
     if not callable(estimator.loss):
         check_choice(estimator.loss, "loss", LOSSES)
@@ -53,6 +56,48 @@ def check_model_params(estimator: Any) -> None:
         check_number(estimator.alpha, "alpha", low=0, also=AUTO_ALSO)
     if not _is_auto(estimator.init_std):
         check_number(estimator.init_std, "init_std", low=0, also=AUTO_ALSO)
+    check_float32_range(estimator)
+
+
+def check_float32_range(estimator: Any) -> None:
+    """Reject magnitudes that overflow float32, the training dtype, for the initial model.
+
+    Initial weights lie within 6 standard deviations (all but a 2e-9
+    share), so an initial score, a sum of ``n_components`` products, is
+    bounded by ``n_components * (6 * init_std)**2``; trained scores are
+    taken to be of order 1 at least. ``init_std`` must keep that bound
+    finite, and ``sigma`` (times a score difference), ``alpha`` (times a
+    row's squared norm) and ``margin`` must keep the loss finite.
+    """
+    k = int(estimator.n_components)
+    resolved = resolve(estimator.loss, **{name: getattr(estimator, name) for name in AUTO_PARAMS})
+    init_std, alpha = resolved["init_std"], resolved["alpha"]
+    coord = 6.0 * float(init_std)
+    score = k * coord * coord  # products of floats: inf, never OverflowError
+    std_max = float(np.sqrt(_F32_MAX / 2 / (36.0 * k)))
+    if not float(init_std) <= std_max:
+        what = (
+            f"<= {std_max:.3g} with n_components={k}: larger initial weights make "
+            "the scores overflow float32 (the training dtype)"
+        )
+        raise invalid("init_std", what, init_std)
+    scale = max(score, 1.0)
+    sigma_max = _F32_MAX / (2 * scale)
+    if not float(estimator.sigma) <= sigma_max:
+        what = (
+            f"<= {sigma_max:.3g}: sigma * (pos - neg) overflows float32 (the training dtype) "
+            f"for scores of magnitude {scale:.3g} (init_std={init_std!r}, n_components={k})"
+        )
+        raise invalid("sigma", what, estimator.sigma)
+    if not float(alpha) <= sigma_max:
+        what = (
+            f"<= {sigma_max:.3g}: alpha * ||w||^2, the L2 penalty, overflows float32 "
+            f"(the training dtype) for rows of squared norm {scale:.3g} "
+            f"(init_std={init_std!r}, n_components={k})"
+        )
+        raise invalid("alpha", what, alpha)
+    if not float(estimator.margin) <= _F32_MAX / 4:
+        raise invalid("margin", f"<= {_F32_MAX / 4:.3g} (float32, the training dtype)", estimator.margin)
 
 
 def check_training_params(estimator: Any) -> None:

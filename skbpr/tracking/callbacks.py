@@ -8,8 +8,11 @@ The callback protocol itself (:class:`~skbpr.training.callbacks.Callback`,
 from __future__ import annotations
 
 import copy
+import uuid
+import warnings
 from typing import Any
 
+from skbpr.tracking.candidates import CANDIDATE_TAG, DIGEST_TAG, SEARCH_TAG, check_candidate, params_digest
 from skbpr.training.callbacks import Callback
 
 __all__ = ["MLflowCallback"]
@@ -97,7 +100,15 @@ class MLflowCallback(Callback):
     fold says which split it is, :mod:`skbpr.data.folds`), a search's fold
     runs ``skbpr.cv_candidate`` (the row of ``cv_results_``, from the order
     of the copies that ``sklearn.base.clone`` makes, :meth:`__sklearn_clone__`),
-    and its final refit ``skbpr.cv_refit``. Splitters of other libraries
+    and its final refit ``skbpr.cv_refit``; a search's runs also
+    ``skbpr.cv_search`` (an id of the search) and all of these
+    ``skbpr.cv_params_digest``, a digest of the fit's parameters
+    (:func:`skbpr.tracking.candidates.params_digest`; ``candidate_digest``
+    gives a ``cv_results_`` row's). As a fold run opens, the runs already
+    recorded for its search and candidate must have its digest and other
+    splits; otherwise the clone order was not that of ``cv_results_``: a
+    ``UserWarning`` names the runs and the runs are tagged
+    ``skbpr.cv_candidate_unverified=true``. Splitters of other libraries
     leave runs untagged.
     A fit that raises leaves its run unfinished.
 
@@ -144,6 +155,8 @@ class MLflowCallback(Callback):
         self._fold_fit = False
         self._lineage = (0, 0)  # (clones between the user's callback and this one, index among its siblings)
         self._n_clones = 0
+        self._clone_id: str | None = None  # a search's base copy: the search's id, which its copies carry
+        self._origin: str | None = None  # the _clone_id of the callback this one was cloned from
 
     # ------------------------------------------------- search context
     def __sklearn_clone__(self) -> MLflowCallback:
@@ -153,28 +166,39 @@ class MLflowCallback(Callback):
         (candidate, split) in the order of ``cv_results_`` (candidates, and
         splits within each), then once for the final refit; the number tells
         a fold fit's candidate, the depth two tells a search's fits from a
-        ``cross_validate`` fold (depth one).
+        ``cross_validate`` fold (depth one). Each copy gets an id of its own,
+        and carries the id of the one it was cloned from: a search's fits
+        carry their base's, which names the search. The order is checked as
+        fold runs open (:mod:`skbpr.tracking.candidates`), not assumed.
         """
         twin = copy.deepcopy(self)
         count = getattr(self, "_n_clones", 0)
         twin._lineage = (getattr(self, "_lineage", (0, 0))[0] + 1, count)
         twin._n_clones = 0
+        twin._clone_id, twin._origin = uuid.uuid4().hex[:16], getattr(self, "_clone_id", None)
         self._n_clones = count + 1
         return twin
 
-    def _search_tags(self, search: dict[str, Any]) -> dict[str, str]:
-        """Tags locating the fit in a cross-validation, from the data's fold and this copy's lineage."""
+    def _search_tags(self, search: dict[str, Any], estimator: Any = None) -> dict[str, str]:
+        """Tags locating the fit in a cross-validation, from the data's fold and this copy's lineage.
+
+        With ``estimator``, tagged runs also get ``skbpr.cv_params_digest``.
+        """
         depth, index = getattr(self, "_lineage", (0, 0))
         fold = search.get("fold")
+        tags = {}
         if fold is not None:
             split, n_splits = fold
             tags = {"skbpr.cv_split": str(split), "skbpr.cv_n_splits": str(n_splits)}
             if depth == 2:  # a search's clone of its base
-                tags["skbpr.cv_candidate"] = str(index // n_splits)
-            return tags
-        if depth == 2 and search.get("whole"):  # the base's clone fitted on all the data it split
-            return {"skbpr.cv_refit": "true"}
-        return {}
+                tags[CANDIDATE_TAG] = str(index // n_splits)
+        elif depth == 2 and search.get("whole"):  # the base's clone fitted on all the data it split
+            tags = {"skbpr.cv_refit": "true"}
+        if depth == 2 and tags and getattr(self, "_origin", None):
+            tags[SEARCH_TAG] = self._origin
+        if tags and estimator is not None:
+            tags[DIGEST_TAG] = params_digest(estimator.get_params(deep=False))
+        return tags
 
     # -------------------------------------------------- parent propagation
     def __getstate__(self) -> dict[str, Any]:
@@ -245,7 +269,7 @@ class MLflowCallback(Callback):
         )
         search = logs.get("search") or {}
         self._fold_fit = search.get("fold") is not None
-        tags = {"skbpr.estimator": type(estimator).__name__, **self._search_tags(search)}
+        tags = {"skbpr.estimator": type(estimator).__name__, **self._search_tags(search, estimator)}
         self._recorder = RunRecorder(
             uri,
             absolute_uri(self.fallback_uri) if self.fallback_uri else default_fallback_uri(),
@@ -258,6 +282,16 @@ class MLflowCallback(Callback):
         self.model_uri_ = None
         self._recorder.start(params, {})
         self._sync()
+        if CANDIDATE_TAG in tags and SEARCH_TAG in tags and self._recorder.uri is not None:
+            try:
+                check_candidate(self._recorder, tags)
+            except Exception as exc:  # noqa: BLE001 - tracking never stops training, but says what it missed
+                warnings.warn(
+                    f"MLflowCallback could not check the candidate number of run {self._recorder.run_id} against "
+                    f"its siblings ({exc!r}); its {CANDIDATE_TAG} is unchecked, its {DIGEST_TAG} names its parameters",
+                    UserWarning,
+                    stacklevel=2,
+                )
 
     def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> None:
         if self._recorder is None:

@@ -281,6 +281,23 @@ class RunRecorder:
             action = f"log the file {os.fspath(path)}"
             self._guard(action, lambda: self._call(self._client.log_artifact, self.run_id, os.fspath(path)), again=True)
 
+    def find_runs(self, filter_string: str) -> list[Any]:
+        """The runs of this run's experiment that match an MLflow ``filter_string`` (``[]`` before one is open).
+
+        Unlike the writes, a failing query is not replayed elsewhere: it
+        raises, and the run stays where it is.
+        """
+        if self._client is None:
+            return []
+        experiment_id = self._call(self._client.get_run, self.run_id).info.experiment_id
+        found = self._call(self._client.search_runs, [experiment_id], filter_string=filter_string, max_results=1000)
+        return list(found)
+
+    def tag_other_run(self, run_id: str, key: str, value: str) -> None:
+        """Set a tag on another run of this store (a sibling found by :meth:`find_runs`); raises on failure."""
+        if self._client is not None:
+            self._call(self._client.set_tag, run_id, key, value)
+
     def end(self, status: str = "FINISHED") -> None:
         if self._client is not None and self.owns_run:
             self._guard("end the run", lambda: self._call(self._client.set_terminated, self.run_id, status), again=True)
