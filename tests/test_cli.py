@@ -569,6 +569,19 @@ def test_tracking_default_store_fit_and_sweep(tmp_path, capsys, monkeypatch):
         refits = [r for r in children if r.data.tags.get("skbpr.cv_refit") == "true"]
         assert len(candidates) == 2 and len(fits) == 4 and len(refits) == 1
         assert {r.data.params["loss"] for r in candidates} == {"bpr", "warp"}
+        # each candidate run and its fold runs share the digest of the candidate's parameters: the numbers were
+        # checked against cv_results_ after the search, and none was doubted or changed
+        digests = {r.data.tags["skbpr.cv_candidate"]: r.data.tags["skbpr.cv_params_digest"] for r in candidates}
+        assert len(set(digests.values())) == 2
+        for fit in fits:
+            assert fit.data.tags["skbpr.cv_params_digest"] == digests[fit.data.tags["skbpr.cv_candidate"]]
+            assert fit.data.params["loss"] == next(
+                c.data.params["loss"]
+                for c in candidates
+                if c.data.tags["skbpr.cv_candidate"] == fit.data.tags["skbpr.cv_candidate"]
+            )
+            assert fit.data.tags.get("skbpr.cv_candidate_unverified") in (None, "false")
+            assert "skbpr.cv_candidate_renumbered" not in fit.data.tags
         parent = client.get_run(parent_id)
         assert parent.data.params["best.training.loss"] in {"bpr", "warp"}
         assert "test_ndcg_at_10" in parent.data.metrics

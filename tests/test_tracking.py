@@ -21,7 +21,7 @@ from skbpr import HybridBPR, __version__
 from skbpr.callbacks import MLflowCallback
 from skbpr.datasets import make_interactions
 from skbpr.model_selection import PerUserKFold, train_test_split
-from skbpr.tracking.candidates import candidate_digest
+from skbpr.tracking.candidates import candidate_digest, reconcile_search_runs
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -479,6 +479,64 @@ def test_clone_order_a_fit_time_check_cannot_see_is_still_named_by_the_digest(da
         numbered = int(run.data.tags["skbpr.cv_candidate"])
         assert run.data.tags["skbpr.cv_params_digest"] == candidate_digest(est, grid[1 - numbered])
         assert "skbpr.cv_candidate_unverified" not in run.data.tags
+
+
+def _reconcile(uri, parent, estimator, candidates, **kwargs):
+    """Run the after-search check through a recorder joined to ``parent``, as ``skbpr sweep`` does."""
+    from skbpr.tracking.recorder import RunRecorder
+
+    recorder = RunRecorder(
+        uri, f"sqlite:///{parent.info.run_id}-fallback.db", experiment_name="unused", join_run_id=parent.info.run_id
+    )
+    recorder.start({}, {})
+    return reconcile_search_runs(recorder, parent.info.run_id, estimator, candidates, **kwargs)
+
+
+def test_runs_numbered_in_the_wrong_order_are_renumbered_from_cv_results(data, tmp_path):
+    # the order the fit-time check cannot see (candidates reversed): checked after the search, by digest
+    uri = f"sqlite:///{tmp_path / 'renumber.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("renumber")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    grid = [{"learning_rate": 0.05}, {"learning_rate": 0.1}]
+    with mlflow.start_run() as parent:
+        _fit_in_order(data, clone(est), grid, [(1, 0), (1, 1), (0, 0), (0, 1)], list(PerUserKFold(2).split(data)))
+    with pytest.warns(
+        UserWarning, match=r"4 fold run\(s\) were numbered as another candidate .*cv_candidate_renumbered"
+    ):
+        assert _reconcile(uri, parent, est, grid) == 4
+    for run in _children(MlflowClient(uri), parent):
+        tags = run.data.tags
+        assert grid[int(tags["skbpr.cv_candidate"])] == {"learning_rate": float(run.data.params["learning_rate"])}
+        assert tags["skbpr.cv_candidate_renumbered"] == str(1 - int(tags["skbpr.cv_candidate"]))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=UserWarning)
+        assert _reconcile(uri, parent, est, grid) == 0  # once right, nothing more to renumber
+
+
+def test_a_clean_search_reconciles_without_a_change_and_clears_doubts(data, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    uri = f"sqlite:///{tmp_path / 'clean.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("clean")
+    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
+    with mlflow.start_run() as parent:
+        search = GridSearchCV(est, {"learning_rate": [0.05, 0.1]}, cv=PerUserKFold(2, random_state=0)).fit(data)
+        other = GridSearchCV(est, {"alpha": [0.0]}, cv=PerUserKFold(2, random_state=0), refit=False).fit(data)
+    client = MlflowClient(uri)
+    search_id = search.best_estimator_.callbacks[0].search_id
+    assert search_id is not None and other.estimator.callbacks[0].search_id is None  # the user's callback: no search
+    folds = [r for r in _children(client, parent) if "skbpr.cv_split" in r.data.tags]
+    assert sorted(r.data.tags["skbpr.cv_search"] == search_id for r in folds) == [False, False, True, True, True, True]
+    doubted = next(r for r in folds if r.data.tags["skbpr.cv_search"] == search_id)
+    client.set_tag(doubted.info.run_id, "skbpr.cv_candidate_unverified", "true")  # as a fit-time clash leaves it
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=UserWarning)  # the other search's runs are not this one's
+        assert _reconcile(uri, parent, est, search.cv_results_["params"], search_id=search_id) == 0
+    assert client.get_run(doubted.info.run_id).data.tags["skbpr.cv_candidate_unverified"] == "false"
+    with pytest.warns(UserWarning, match=r"2 fold run\(s\) have parameters of no single candidate"):
+        _reconcile(uri, parent, est, search.cv_results_["params"])  # without the id: the other search's 2 runs
 
 
 def test_two_searches_under_one_parent_are_not_siblings(data, tmp_path):

@@ -128,12 +128,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         files.append(path)
         say(f"sweep plot saved to {path}")
     model = search.best_estimator_
+    search_ids = [getattr(cb, "search_id", None) for cb in model.get_params()["callbacks"] or []]
     model.set_params(callbacks=None)
     model.__dict__.pop("callbacks_", None)
     if args.save:
         save_model(args.save, model, config, data)
     if parent is not None and parent.run_id:
-        _record_sweep(parent, config, search, test_metrics, files)
+        _record_sweep(parent, config, search, test_metrics, files, next(filter(None, search_ids), None))
     return 0
 
 
@@ -196,8 +197,16 @@ def _start_sweep_run(config: Config) -> _SweepRun:
     return _SweepRun(config)
 
 
-def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: dict, files: list[Path]) -> None:
-    """One child run per candidate (searched params, mean and std scores); best and test scores on the parent."""
+def _record_sweep(
+    parent: _SweepRun, config: Config, search: Any, test_metrics: dict, files: list[Path], search_id: str | None
+) -> None:
+    """One child run per candidate (searched params, mean and std scores); best and test scores on the parent.
+
+    Every fold run's candidate number is checked against ``cv_results_`` by
+    its parameters' digest (:func:`skbpr.tracking.candidates.reconcile_search_runs`).
+    """
+    from skbpr.tracking.candidates import CANDIDATE_TAG, DIGEST_TAG, candidate_digest, reconcile_search_runs
+
     results = search.cv_results_
     for i, candidate in enumerate(results["params"]):
         child = run_recorder(
@@ -207,7 +216,8 @@ def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: 
             parent_run_id=parent.run_id,
             tags={"skbpr.kind": "sweep-candidate"},
         )
-        child.start({k: str(v) for k, v in candidate.items()}, {"skbpr.cv_candidate": str(i)})
+        tags = {CANDIDATE_TAG: str(i), DIGEST_TAG: candidate_digest(search.estimator, candidate)}
+        child.start({k: str(v) for k, v in candidate.items()}, tags)
         stats = {
             f"{s}_test_{name}": float(results[f"{s}_test_{name}"][i])
             for name in config.scoring
@@ -219,6 +229,10 @@ def _record_sweep(parent: _SweepRun, config: Config, search: Any, test_metrics: 
     summary[f"best_mean_test_{config.scoring[0]}"] = float(search.best_score_)
     recorder = run_recorder(config, parent.uri, join_run_id=parent.run_id)
     recorder.start({f"best.{Config.param_key(k)}": str(v) for k, v in search.best_params_.items()}, {})
+    try:  # the fold runs' candidate numbers, checked against cv_results_ by their parameters
+        reconcile_search_runs(recorder, parent.run_id, search.estimator, list(results["params"]), search_id=search_id)
+    except Exception as exc:  # noqa: BLE001 - the store's query failed: the runs keep their digests to join by
+        warn(f"could not check the fold runs' candidate numbers against cv_results_: {exc}")
     recorder.log(metrics=summary)
     recorder.log_dict(config.to_dict(), "config.yaml")
     for path in files:

@@ -179,6 +179,16 @@ class MLflowCallback(Callback):
         self._n_clones = count + 1
         return twin
 
+    @property
+    def search_id(self) -> str | None:
+        """The ``skbpr.cv_search`` tag of the search this copy was made for (``None`` outside a search).
+
+        The copies of a search's fold fits and of its refit carry it, so
+        ``search.best_estimator_``'s callback names the search whose runs
+        :func:`skbpr.tracking.candidates.reconcile_search_runs` checks.
+        """
+        return getattr(self, "_origin", None) if getattr(self, "_lineage", (0, 0))[0] == 2 else None
+
     def _search_tags(self, search: dict[str, Any], estimator: Any = None) -> dict[str, str]:
         """Tags locating the fit in a cross-validation, from the data's fold and this copy's lineage.
 

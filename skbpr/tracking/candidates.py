@@ -30,11 +30,13 @@ from skbpr.tracking.stores import summarise
 __all__ = [
     "CANDIDATE_TAG",
     "DIGEST_TAG",
+    "RENUMBERED_TAG",
     "SEARCH_TAG",
     "UNVERIFIED_TAG",
     "candidate_digest",
     "check_candidate",
     "params_digest",
+    "reconcile_search_runs",
 ]
 
 CANDIDATE_TAG = "skbpr.cv_candidate"
@@ -42,6 +44,7 @@ DIGEST_TAG = "skbpr.cv_params_digest"
 SEARCH_TAG = "skbpr.cv_search"
 SPLIT_TAG = "skbpr.cv_split"
 UNVERIFIED_TAG = "skbpr.cv_candidate_unverified"
+RENUMBERED_TAG = "skbpr.cv_candidate_renumbered"
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # in reprs: differs between the processes of one search
 
@@ -166,3 +169,84 @@ def check_candidate(recorder: Any, tags: Mapping[str, str]) -> list[str]:
     for run in clashes:
         recorder.tag_other_run(run.info.run_id, UNVERIFIED_TAG, "true")
     return [r.info.run_id for r in clashes]
+
+
+def reconcile_search_runs(
+    recorder: Any,
+    parent_run_id: str,
+    estimator: Any,
+    candidates: list[Mapping[str, Any]],
+    *,
+    search_id: str | None = None,
+) -> int:
+    """Check every fold run of a finished search against ``cv_results_``, and renumber those numbered wrongly.
+
+    A fold run's ``skbpr.cv_params_digest`` names its candidate whatever
+    order the search cloned in; this joins it to the row of
+    ``cv_results_["params"]`` with that digest. A run whose
+    ``skbpr.cv_candidate`` is another row gets the right number, keeps the
+    wrong one as ``skbpr.cv_candidate_renumbered``, and a ``UserWarning``
+    says how many were renumbered. A run whose digest matches no row, or
+    several, is tagged ``skbpr.cv_candidate_unverified=true``; one whose
+    number checks out is tagged ``skbpr.cv_candidate_unverified=false``
+    where the check at fit time had doubted it.
+
+    Parameters
+    ----------
+    recorder : RunRecorder
+        An open recorder in the store of the search's runs.
+    parent_run_id : str
+        The run the search's fold runs are nested under.
+    estimator : estimator
+        The search's estimator (``search.estimator``).
+    candidates : list of mapping
+        ``search.cv_results_["params"]``.
+    search_id : str or None, default=None
+        The search's ``skbpr.cv_search`` tag (the ``search_id`` of
+        ``search.best_estimator_``'s callback): only its fold runs are
+        checked. ``None``: every fold run under ``parent_run_id``, for a
+        parent that holds one search.
+
+    Returns
+    -------
+    int
+        How many fold runs were renumbered.
+    """
+    rows: dict[str, list[int]] = {}
+    for i, params in enumerate(candidates):
+        rows.setdefault(candidate_digest(estimator, params), []).append(i)
+    runs = recorder.find_runs(f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    renumbered, unjoined = 0, 0
+    for run in runs:
+        tags = run.data.tags
+        if CANDIDATE_TAG not in tags or DIGEST_TAG not in tags or SPLIT_TAG not in tags:
+            continue  # not a fold run of the search (the candidate summaries, the refit)
+        if search_id is not None and tags.get(SEARCH_TAG) != search_id:
+            continue  # another search under the same parent
+        match = rows.get(tags[DIGEST_TAG], [])
+        run_id = run.info.run_id
+        if len(match) != 1:
+            unjoined += 1
+            recorder.tag_other_run(run_id, UNVERIFIED_TAG, "true")
+        elif str(match[0]) != tags[CANDIDATE_TAG]:
+            renumbered += 1
+            recorder.tag_other_run(run_id, RENUMBERED_TAG, tags[CANDIDATE_TAG])
+            recorder.tag_other_run(run_id, CANDIDATE_TAG, str(match[0]))
+            recorder.tag_other_run(run_id, UNVERIFIED_TAG, "false")
+        elif tags.get(UNVERIFIED_TAG) == "true":
+            recorder.tag_other_run(run_id, UNVERIFIED_TAG, "false")
+    problems = []
+    if renumbered:
+        problems.append(
+            f"{renumbered} fold run(s) were numbered as another candidate than the one their parameters are in "
+            f"cv_results_ (the search cloned its estimator in another order): they now carry the right "
+            f"{CANDIDATE_TAG} and the wrong one as {RENUMBERED_TAG}"
+        )
+    if unjoined:
+        problems.append(
+            f"{unjoined} fold run(s) have parameters of no single candidate of cv_results_ and are tagged "
+            f"{UNVERIFIED_TAG}=true"
+        )
+    if problems:
+        warnings.warn(f"search under MLflow run {parent_run_id}: " + "; ".join(problems), UserWarning, stacklevel=2)
+    return renumbered
