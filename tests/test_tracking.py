@@ -465,22 +465,6 @@ def test_the_same_split_twice_under_one_candidate_number_warns(data, tmp_path):
             _fit_in_order(data, clone(est), [{}], [(0, 0), (0, 0)], folds)
 
 
-def test_clone_order_a_fit_time_check_cannot_see_is_still_named_by_the_digest(data, tmp_path):
-    # candidates cloned in reverse, splits in order: each number's runs agree with each other, so nothing
-    # at fit time can tell the numbers are swapped; the digest still names the true candidate
-    uri = f"sqlite:///{tmp_path / 'reversed.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("reversed")
-    est = HybridBPR(**{**FAST, "epochs": 1}, callbacks=[MLflowCallback(log_model=False)])
-    grid = [{"learning_rate": 0.05}, {"learning_rate": 0.1}]
-    with mlflow.start_run() as parent:
-        _fit_in_order(data, clone(est), grid, [(1, 0), (1, 1), (0, 0), (0, 1)], list(PerUserKFold(2).split(data)))
-    for run in _children(MlflowClient(uri), parent):
-        numbered = int(run.data.tags["skbpr.cv_candidate"])
-        assert run.data.tags["skbpr.cv_params_digest"] == candidate_digest(est, grid[1 - numbered])
-        assert "skbpr.cv_candidate_unverified" not in run.data.tags
-
-
 def _reconcile(uri, parent, estimator, candidates, **kwargs):
     """Run the after-search check through a recorder joined to ``parent``, as ``skbpr sweep`` does."""
     from skbpr.tracking.recorder import RunRecorder
@@ -493,7 +477,9 @@ def _reconcile(uri, parent, estimator, candidates, **kwargs):
 
 
 def test_runs_numbered_in_the_wrong_order_are_renumbered_from_cv_results(data, tmp_path):
-    # the order the fit-time check cannot see (candidates reversed): checked after the search, by digest
+    # candidates cloned in reverse, splits in order: each number's runs agree with each other, so nothing at fit
+    # time can tell the numbers are swapped; the digest still names the true candidate, and the check after the
+    # search renumbers the runs from it
     uri = f"sqlite:///{tmp_path / 'renumber.db'}"
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("renumber")
@@ -501,6 +487,10 @@ def test_runs_numbered_in_the_wrong_order_are_renumbered_from_cv_results(data, t
     grid = [{"learning_rate": 0.05}, {"learning_rate": 0.1}]
     with mlflow.start_run() as parent:
         _fit_in_order(data, clone(est), grid, [(1, 0), (1, 1), (0, 0), (0, 1)], list(PerUserKFold(2).split(data)))
+    for run in _children(MlflowClient(uri), parent):
+        numbered = int(run.data.tags["skbpr.cv_candidate"])
+        assert run.data.tags["skbpr.cv_params_digest"] == candidate_digest(est, grid[1 - numbered])
+        assert "skbpr.cv_candidate_unverified" not in run.data.tags
     with pytest.warns(
         UserWarning, match=r"4 fold run\(s\) were numbered as another candidate .*cv_candidate_renumbered"
     ):
