@@ -38,6 +38,7 @@ import torch
 from skbpr import HybridBPR, __version__
 from skbpr.metrics import evaluate, evaluate_scores
 from skbpr.model_selection import train_test_split
+from skbpr.training.defaults import loss_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
         "threads": args.threads,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
         "skbpr": __version__,
-        "warp_defaults": HybridBPR(loss="warp")._training_params(),
+        "warp_defaults": loss_defaults("warp"),
         "rows": rows,
         "summary": summary,
         "markdown": table,
