@@ -342,10 +342,11 @@ def test_plain_fit_logs_a_model_by_default_and_not_with_false(data, tmp_path):
     assert sum(_models_by_run(client, experiment.experiment_id).values()) == 1
 
 
+@pytest.mark.parametrize("name", ["log_model", "nested"])
 @pytest.mark.parametrize("bad", ["yes", 1, None, "Auto"])
-def test_bad_log_model_is_refused(bad):
-    with pytest.raises(ValueError, match=rf"log_model must be 'auto', True or False, got {re.escape(repr(bad))}"):
-        MLflowCallback(log_model=bad)
+def test_bad_log_model_and_nested_are_refused(name, bad):
+    with pytest.raises(ValueError, match=rf"{name} must be one of \('auto', True, False\), got {re.escape(repr(bad))}"):
+        MLflowCallback(**{name: bad})
 
 
 def test_random_and_optuna_searches_record_one_child_per_fit(data, tmp_path):

@@ -14,6 +14,7 @@ from typing import Any
 
 from skbpr.tracking.candidates import CANDIDATE_TAG, DIGEST_TAG, SEARCH_TAG, check_candidate, params_digest
 from skbpr.training.callbacks import Callback
+from skbpr.utils.validation import check_choice
 
 __all__ = ["MLflowCallback"]
 
@@ -139,10 +140,8 @@ class MLflowCallback(Callback):
         nested: bool | str = "auto",
         fallback_uri: str | None = None,
     ) -> None:
-        if nested not in ("auto", True, False):
-            raise ValueError(f"nested must be 'auto', True or False, got {nested!r}")
-        if not (isinstance(log_model, bool) or (isinstance(log_model, str) and log_model == "auto")):
-            raise ValueError(f"log_model must be 'auto', True or False, got {log_model!r}")
+        check_choice(nested, "nested", ("auto", True, False))
+        check_choice(log_model, "log_model", ("auto", True, False))
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.run_name = run_name
