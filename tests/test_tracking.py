@@ -505,6 +505,25 @@ def test_runs_numbered_in_the_wrong_order_are_renumbered_from_cv_results(data, t
         assert _reconcile(uri, parent, est, grid) == 0  # once right, nothing more to renumber
 
 
+def test_find_runs_reads_every_page_of_the_store(tmp_path):
+    # a search with more runs than one page holds is checked whole, not its first page
+    from skbpr.tracking.recorder import RunRecorder
+
+    uri = f"sqlite:///{tmp_path / 'pages.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("pages")
+    parent = client.create_run(experiment)
+    for i in range(5):
+        client.create_run(experiment, tags={"mlflow.parentRunId": parent.info.run_id, "i": str(i)})
+    recorder = RunRecorder(uri, f"sqlite:///{tmp_path / 'fallback.db'}", experiment_name="pages",
+                           join_run_id=parent.info.run_id)  # fmt: skip
+    recorder.start({}, {})
+    query = f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    found = recorder.find_runs(query, page_size=2)
+    assert sorted(r.data.tags["i"] for r in found) == ["0", "1", "2", "3", "4"]
+    assert len({r.info.run_id for r in found}) == 5
+
+
 def test_a_clean_search_reconciles_without_a_change_and_clears_doubts(data, tmp_path):
     from sklearn.model_selection import GridSearchCV
 

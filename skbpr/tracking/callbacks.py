@@ -203,8 +203,8 @@ class MLflowCallback(Callback):
                 tags[CANDIDATE_TAG] = str(index // n_splits)
         elif depth == 2 and search.get("whole"):  # the base's clone fitted on all the data it split
             tags = {"skbpr.cv_refit": "true"}
-        if depth == 2 and tags and getattr(self, "_origin", None):
-            tags[SEARCH_TAG] = self._origin
+        if tags and self.search_id:
+            tags[SEARCH_TAG] = self.search_id
         if tags and estimator is not None:
             tags[DIGEST_TAG] = params_digest(estimator.get_params(deep=False))
         return tags

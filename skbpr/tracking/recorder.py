@@ -281,17 +281,31 @@ class RunRecorder:
             action = f"log the file {os.fspath(path)}"
             self._guard(action, lambda: self._call(self._client.log_artifact, self.run_id, os.fspath(path)), again=True)
 
-    def find_runs(self, filter_string: str) -> list[Any]:
-        """The runs of this run's experiment that match an MLflow ``filter_string`` (``[]`` before one is open).
+    def find_runs(self, filter_string: str, *, page_size: int = 1000) -> list[Any]:
+        """Every run of this run's experiment that matches an MLflow ``filter_string`` (``[]`` before one is open).
 
+        The store answers in pages of at most ``page_size`` runs; all pages
+        are read, so a large search is checked whole, not its first page.
         Unlike the writes, a failing query is not replayed elsewhere: it
         raises, and the run stays where it is.
         """
         if self._client is None:
             return []
         experiment_id = self._call(self._client.get_run, self.run_id).info.experiment_id
-        found = self._call(self._client.search_runs, [experiment_id], filter_string=filter_string, max_results=1000)
-        return list(found)
+        found: list[Any] = []
+        token = None
+        while True:
+            page = self._call(
+                self._client.search_runs,
+                [experiment_id],
+                filter_string=filter_string,
+                max_results=page_size,
+                page_token=token,
+            )
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
 
     def tag_other_run(self, run_id: str, key: str, value: str) -> None:
         """Set a tag on another run of this store (a sibling found by :meth:`find_runs`); raises on failure."""
