@@ -41,6 +41,7 @@ MODULES = [
     "skbpr.training.callbacks",
     "skbpr.training.defaults",
     "skbpr.training.weighting",
+    "skbpr.utils.files",
     "skbpr.utils.signature",
     "skbpr.utils.validation",
 ]

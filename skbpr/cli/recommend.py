@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from skbpr.cli.errors import CommandLineError
 from skbpr.cli.files import check_output_file, load_model
 from skbpr.cli.output import print_table, say
+from skbpr.utils.files import atomic_destination
 
 CHUNK_USERS = 65_536  # users per recommend call when writing every user's recommendations
 OUTPUT_FORMATS = {".csv": "csv", ".json": "json", ".parquet": "parquet"}
@@ -68,13 +68,13 @@ def _write_table(rows: list[dict[str, Any]], columns: list[str], path: Path, fmt
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=columns)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    elif fmt == "json":
-        frame.to_json(path, orient="records", indent=2, force_ascii=False)
-    else:
-        frame.to_parquet(path, index=False)
+    with atomic_destination(path) as partial:
+        if fmt == "csv":
+            frame.to_csv(partial, index=False)
+        elif fmt == "json":
+            frame.to_json(partial, orient="records", indent=2, force_ascii=False)
+        else:
+            frame.to_parquet(partial, index=False)
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
@@ -135,36 +135,29 @@ def recommend_all_users(args: argparse.Namespace, bundle: dict[str, Any], path: 
     recommender = BatchRecommender(
         model, bundle.get("user_ids"), bundle.get("item_ids"), k=args.k, exclude_seen=not args.include_seen
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
     start, rows = time.perf_counter(), 0
-    writer = None
-    frames = []
-    try:
-        for first in range(0, model.n_users_, CHUNK_USERS):
-            frame = recommender.recommend_indices(np.arange(first, min(first + CHUNK_USERS, model.n_users_)))
-            rows += len(frame)
-            if fmt == "parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+    with atomic_destination(path) as partial:
+        writer, frames = None, []
+        try:
+            for first in range(0, model.n_users_, CHUNK_USERS):
+                frame = recommender.recommend_indices(np.arange(first, min(first + CHUNK_USERS, model.n_users_)))
+                rows += len(frame)
+                if fmt == "parquet":
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
 
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table)
-            elif fmt == "csv":
-                frame.to_csv(partial, mode="a" if first else "w", header=not first, index=False)
-            else:
-                frames.append(frame)
-        if writer is not None:
-            writer.close()
-            writer = None
+                    table = pa.Table.from_pandas(frame, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(partial, table.schema)
+                    writer.write_table(table)
+                elif fmt == "csv":
+                    frame.to_csv(partial, mode="a" if first else "w", header=not first, index=False)
+                else:
+                    frames.append(frame)
+        finally:
+            if writer is not None:
+                writer.close()  # the file is complete only once closed, before it is renamed
         if fmt == "json":
             pd.concat(frames, ignore_index=True).to_json(partial, orient="records", indent=2, force_ascii=False)
-        os.replace(partial, path)
-    finally:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     say(
         f"{rows} recommendations for all {model.n_users_} users written to {args.output} ({fmt}, "

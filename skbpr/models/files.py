@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from skbpr.utils.files import atomic_destination
+
 __all__ = ["MODEL_FORMAT", "read_model_file", "write_model_file"]
 
 MODEL_FORMAT = "skbpr-model/1"
@@ -56,14 +58,8 @@ def write_model_file(
         "item_ids": item_ids,
         "item_titles": item_titles,
     }
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-    try:
+    with atomic_destination(path) as partial:
         joblib.dump(bundle, partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:

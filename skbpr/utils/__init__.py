@@ -1,1 +1,1 @@
-"""Helpers every layer uses: argument validation."""
+"""Helpers every layer uses: argument validation, signatures read from source, atomic file writes."""
