@@ -249,3 +249,11 @@ def test_two_workers_on_postgresql(tmp_path, postgres_url):
         assert connection.execute(sqlalchemy.text("show listen_addresses")).scalar() == "127.0.0.1"
     engine.dispose()
     _two_workers_finish_their_trials(tmp_path, postgres_url)
+
+
+def test_the_objective_needs_a_searched_key_like_the_commands():
+    from skbpr.cli.config import ConfigError, validate_config
+    from skbpr.cli.tune import ConfigObjective
+
+    with pytest.raises(ConfigError, match=r"sweep: expected at least one searched key .*got none"):
+        ConfigObjective(validate_config({"training": {"epochs": 2}}))

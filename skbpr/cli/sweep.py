@@ -15,6 +15,18 @@ from skbpr.cli.fitting import describe_data, load_data, metric_names, mlflow_cal
 from skbpr.cli.output import print_table, say, tracking_available, warn
 
 
+def require_searched_keys(config: Config) -> None:
+    """The ``sweep`` section must search at least one key (``sweep`` and ``tune`` need a choice to make).
+
+    Raises
+    ------
+    ConfigError
+        When no key of the section has a list of values.
+    """
+    if not config.grid:
+        raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+
+
 def sweep_scheduler(args: argparse.Namespace, config: Any) -> str | None:
     """``--scheduler``, else ``sweep.scheduler``, checked before any work (None: run locally)."""
     from skbpr.distributed.search import check_scheduler
@@ -60,8 +72,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     check_outputs(args, "sweep.png")
     config = load_config(args.config)
-    if not config.grid:
-        raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+    require_searched_keys(config)
     scheduler = sweep_scheduler(args, config)  # Dask; checked before any work
     n_jobs = args.n_jobs if args.n_jobs is not None else (-1 if scheduler else 1)
     data = load_data(config)

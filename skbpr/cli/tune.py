@@ -16,10 +16,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from skbpr.cli.config import ConfigError, load_config
+from skbpr.cli.config import load_config
 from skbpr.cli.errors import CommandLineError
 from skbpr.cli.fitting import load_data, split_data
 from skbpr.cli.output import print_table, quiet_mlflow, say, tracking_available, warn
+from skbpr.cli.sweep import require_searched_keys
 
 __all__ = ["DEFAULT_STUDY", "ConfigObjective", "add_tune_parser", "cmd_tune"]
 
@@ -120,8 +121,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     _check_tune_args(args)
     config = load_config(args.config)
-    if not config.grid:
-        raise ConfigError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+    require_searched_keys(config)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.worker:
         return _run_worker(args, config)
@@ -234,8 +234,7 @@ class ConfigObjective:
     """
 
     def __init__(self, config: Any, tracking_uri: str | None = None) -> None:
-        if not config.grid:
-            raise ValueError("sweep: expected at least one searched key such as 'training.loss: [bpr, warp]', got none")
+        require_searched_keys(config)
         self.config = config
         self.tracking_uri = tracking_uri
         self._train: Any = None
