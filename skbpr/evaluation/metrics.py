@@ -201,12 +201,11 @@ def evaluate(
     {'precision@1': 0.6667, 'recall@2': 1.0, 'auc': 0.6667}
     >>> evaluate(model, test, metrics=["hit_rate@2", "coverage@1"])  # the top-1 lists are [3], [1], [0]
     {'hit_rate@2': 1.0, 'coverage@1': 0.75}
-    >>> evaluate(model, test, metrics=["precision@1", "arp@1"], per_user=True)
-          precision@1     arp@1
-    user
-    0             0.0  0.000000
-    1             1.0  0.666667
-    2             1.0  0.666667
+    >>> evaluate(model, test, metrics=["precision@1", "arp@1"], per_user=True).round(4).reset_index()
+       user  precision@1   arp@1
+    0     0          0.0  0.3333
+    1     1          1.0  0.6667
+    2     2          1.0  0.6667
     """
     if not isinstance(per_user, bool | np.bool_):
         raise TypeError(f"per_user must be a bool, got {per_user!r}")
