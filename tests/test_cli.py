@@ -975,3 +975,5 @@ def test_evaluate_metrics_and_compare(tiny, tmp_path, capsys):
     assert "--metrics" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(first), "--metrics", "coverage@1000"]) == 2
     assert "catalogue" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(first), "--compare", str(second), str(first)]) == 2
+    assert "--compare: each model file can be compared once" in capsys.readouterr().err

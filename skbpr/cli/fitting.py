@@ -261,7 +261,13 @@ def _comparison_rows(table: Any) -> list[dict[str, Any]]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from skbpr.cli.errors import CommandLineError
+
     compare = list(getattr(args, "compare", None) or [])
+    paths = [str(Path(p).expanduser().resolve()) for p in [args.model, *compare]]
+    twice = sorted({p for p in [args.model, *compare] if paths.count(str(Path(p).expanduser().resolve())) > 1})
+    if twice:
+        raise CommandLineError(f"--compare: each model file can be compared once, got {twice} twice")
     bundle = load_model(args.model)
     model = bundle["estimator"]
     if args.config is not None:

@@ -12,7 +12,7 @@ import math
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +21,9 @@ from sklearn.pipeline import Pipeline
 
 from skbpr.evaluation.names import DEFAULT_METRICS, cutoff_name, parse_metrics
 from skbpr.evaluation.ranking import ListResults, as_bool_csr, check_list_metrics, evaluate_lists
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "arp_at_k",
@@ -142,7 +145,7 @@ def evaluate(
     random_state: Any = None,
     item_vectors: Any = None,
     per_user: bool = False,
-) -> dict[str, float] | Any:
+) -> dict[str, float] | pd.DataFrame:
     """Ranking metrics of a fitted recommender on held-out interactions.
 
     Parameters
@@ -237,7 +240,7 @@ def _user_ids(X: Any) -> np.ndarray | None:
     return None if ids is None else np.asarray(ids)
 
 
-def per_user_frame(results: ListResults, user_ids: np.ndarray | None) -> Any:
+def per_user_frame(results: ListResults, user_ids: np.ndarray | None) -> pd.DataFrame:
     """The per-user values of ``results`` as a DataFrame indexed by ``user`` (raw ids when given)."""
     import pandas as pd
 
