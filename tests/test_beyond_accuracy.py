@@ -156,6 +156,37 @@ def test_metrics_of_the_same_pass_as_accuracy_and_chunk_independent():
     assert one == pytest.approx(many, rel=1e-12)
 
 
+def test_item_counts_of_resampled_users_match_a_loop():
+    from skbpr.evaluation.beyond import catalogue_value, item_counts
+
+    rng = np.random.default_rng(0)
+    lists = rng.integers(0, 9, size=(12, 3))
+    lists[2, 2] = lists[5, 1:] = -1  # short lists
+    resamples = rng.integers(0, 12, size=(4, 12))
+    want = np.zeros((4, 9))
+    for r, users in enumerate(resamples):
+        for u in users:
+            for item in lists[u]:
+                if item >= 0:
+                    want[r, item] += 1
+    got = item_counts(lists, 9, resamples)
+    assert got == pytest.approx(want)
+    assert item_counts(lists, 9) == pytest.approx(np.bincount(lists[lists >= 0], minlength=9))
+    assert catalogue_value("coverage", got) == pytest.approx((want > 0).mean(axis=1))
+
+
+def test_per_user_reads_a_generator_of_metric_names_once():
+    scores, test, train, _ = problem(1)
+    torch_scores = torch.from_numpy(scores)
+    users, values = evaluate_scores_per_user(
+        lambda u: torch_scores[u],
+        sp.csr_matrix(test),
+        exclude=sp.csr_matrix(train),
+        metrics=(m for m in ["arp@3", "mrr"]),
+    )
+    assert list(values) == ["arp@3", "mrr"] and len(values["mrr"]) == len(users)
+
+
 def test_estimator_functions_use_training_popularity_and_model_vectors():
     data = make_interactions(60, 25, 280, random_state=0)
     train, test = train_test_split(data, random_state=0)

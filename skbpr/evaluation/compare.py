@@ -12,11 +12,11 @@ from scipy import stats
 
 from skbpr.evaluation.beyond import catalogue_value, item_counts
 from skbpr.evaluation.metrics import evaluate_lists_of, prepare_evaluation
-from skbpr.evaluation.names import DEFAULT_METRICS, parse_metrics
+from skbpr.evaluation.names import DEFAULT_METRICS, MetricName, parse_metrics
 from skbpr.evaluation.ranking import ListResults
 from skbpr.utils.validation import check_choice, check_number, invalid
 
-__all__ = ["COMPARISON_COLUMNS", "compare_models", "correct_p_values"]
+__all__ = ["COMPARISON_COLUMNS", "compare_models", "correct_p_values", "paired_p_value"]
 
 #: The columns of :func:`compare_models`' table, in order.
 COMPARISON_COLUMNS: tuple[str, ...] = (
@@ -248,7 +248,7 @@ def compare_models(
 def _row(
     name: str,
     metric: str,
-    parsed: Any,
+    parsed: MetricName,
     results: dict[str, ListResults],
     baseline: str,
     test: str,

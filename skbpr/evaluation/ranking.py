@@ -174,6 +174,8 @@ def evaluate_scores_per_user(
     >>> values["mrr"], values["auc"]
     (array([1. , 0.5]), array([1. , 0.5]))
     """
+    if not isinstance(metrics, str) and isinstance(metrics, Iterable):
+        metrics = list(metrics)  # read twice: checked here, then computed
     parsed = parse_metrics(metrics)
     for name, m in parsed:
         if not m.per_user:
