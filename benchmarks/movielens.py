@@ -6,7 +6,12 @@ every listened artist is a positive. Each user's positives are split 80/20
 at random (a user with fewer than two keeps all in train); every item is
 scored for every test user, the user's training positives removed;
 precision@10, recall@10, NDCG@10 and full-catalogue AUC are averaged over
-test users. Fit time is wall seconds of training only and throughput is
+test users, with the catalogue coverage, novelty and average popularity
+(ARP) of the same top-10 lists (popularity from the training positives).
+On each seed, every HybridBPR configuration's per-user NDCG@10 is tested
+against the peer with the best NDCG@10 on that seed (Wilcoxon signed-rank,
+Holm-corrected over the HybridBPR rows); the tables show the largest of
+these p-values over the seeds. Fit time is wall seconds of training only and throughput is
 training positives processed per second (each with its negatives). Every
 system runs in this one process with the same thread count. Tables show the
 mean ± standard deviation (numpy's, ddof=0) over the seeds; the JSON also
@@ -38,12 +43,13 @@ import numpy as np
 import torch
 
 from skbpr import HybridBPR, PopularityRecommender, __version__
-from skbpr.metrics import evaluate, evaluate_scores
+from skbpr.evaluation.compare import paired_p_value
+from skbpr.metrics import correct_p_values, evaluate, evaluate_scores, evaluate_scores_per_user
 from skbpr.model_selection import train_test_split
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
-METRICS = ["precision@10", "recall@10", "ndcg@10", "auc"]
+METRICS = ["precision@10", "recall@10", "ndcg@10", "auc", "coverage@10", "novelty@10", "arp@10"]
 
 # name -> HybridBPR parameters (besides n_components and random_state) and the data variant.
 # "bpr", "logistic", "hinge" and "warp" are each loss with HybridBPR's defaults for it.
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
     for seed in args.seeds:
         data = load(dataset, args.data_home, seed)
         train, test = train_test_split(data, test_size=0.2, random_state=seed)
+        per_user: dict[str, np.ndarray] = {}  # system -> per-user NDCG@10 on this seed
         for name in args.configs:
             if name in SKBPR_CONFIGS:
                 with warnings.catch_warnings():
@@ -182,12 +189,14 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
                     model, seconds, epochs = fit_skbpr(dict(SKBPR_CONFIGS[name]), train, seed, args)
                 scores = evaluate(model, test, metrics=METRICS)
                 system = f"skbpr {name}"
+                per_user[system] = evaluate(model, test, metrics=["ndcg@10"], per_user=True)["ndcg@10"].to_numpy()
             elif name == "popularity":
                 start = time.perf_counter()
                 model = PopularityRecommender().fit(train)
                 seconds, epochs = time.perf_counter() - start, 0
                 scores = evaluate(model, test, metrics=METRICS)
                 system = name
+                per_user[system] = evaluate(model, test, metrics=["ndcg@10"], per_user=True)["ndcg@10"].to_numpy()
             else:
                 fitted = fit_peer(name, train, seed, args)
                 if fitted is None:
@@ -196,6 +205,9 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
                 score_fn, seconds, epochs = fitted
                 scores = evaluate_scores(score_fn, test.positives, exclude=train.positives, metrics=METRICS)
                 system = name
+                per_user[system] = evaluate_scores_per_user(
+                    score_fn, test.positives, exclude=train.positives, metrics=["ndcg@10"]
+                )[1]["ndcg@10"]
             row = {
                 "system": system,
                 "dataset": dataset,
@@ -212,7 +224,20 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
                 file=sys.stderr,
                 flush=True,
             )
+        significance([r for r in rows if r["seed"] == seed], per_user)
     return rows
+
+
+def significance(rows: list[dict], per_user: dict[str, np.ndarray]) -> None:
+    """Add to the HybridBPR rows of one seed the best peer and the Holm-corrected Wilcoxon p-value against it."""
+    peers = [r for r in rows if not r["system"].startswith("skbpr ")]
+    ours = [r for r in rows if r["system"].startswith("skbpr ")]
+    if not peers or not ours:
+        return
+    best = max(peers, key=lambda r: r["ndcg@10"])["system"]
+    p_values = [paired_p_value(per_user[r["system"]], per_user[best], "wilcoxon") for r in ours]
+    for row, p in zip(ours, correct_p_values(p_values, "holm"), strict=True):
+        row["best_peer"], row["p_vs_best_peer"] = best, float(p)
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -222,23 +247,28 @@ def summarise(rows: list[dict]) -> list[dict]:
         group = [r for r in rows if r["system"] == system]
         entry = {"system": system, "n_seeds": len(group)}
         for key in [*METRICS, "fit_s", "samples_per_s"]:
-            values = np.array([r[key] for r in group if r[key] is not None], dtype=float)
+            values = np.array([r[key] for r in group if r.get(key) is not None], dtype=float)
             entry[key] = float(values.mean()) if values.size else None
             entry[f"{key}_std"] = float(values.std()) if values.size else None
             entry[f"{key}_min"] = float(values.min()) if values.size else None
             entry[f"{key}_max"] = float(values.max()) if values.size else None
+        p_values = [r["p_vs_best_peer"] for r in group if r.get("p_vs_best_peer") is not None]
+        if p_values:  # the weakest evidence over the seeds
+            entry["p_vs_best_peer"] = max(p_values)
+            entry["best_peer"] = sorted({r["best_peer"] for r in group if r.get("best_peer")})
         out.append(entry)
     return out
 
 
 def markdown(summary: list[dict]) -> str:
     """The summary as a markdown table (mean ± std over seeds)."""
-    head = "| system | P@10 | R@10 | NDCG@10 | AUC | fit s | samples/s |"
-    lines = [head, "|" + "---|" * 7]
+    head = "| system | P@10 | R@10 | NDCG@10 | AUC | Cov@10 | Nov@10 | ARP@10 | fit s | samples/s | p vs best peer |"
+    lines = [head, "|" + "---|" * 11]
     for e in summary:
         cells = [f"{e[m]:.3f} ± {e[m + '_std']:.3f}" for m in METRICS]
         sps = "" if e["samples_per_s"] is None else f"{e['samples_per_s'] / 1e6:.2f} M"
-        lines.append(f"| {e['system']} | " + " | ".join(cells) + f" | {e['fit_s']:.2f} | {sps} |")
+        p = "" if "p_vs_best_peer" not in e else f"{e['p_vs_best_peer']:.2g} ({', '.join(e['best_peer'])})"
+        lines.append(f"| {e['system']} | " + " | ".join(cells) + f" | {e['fit_s']:.2f} | {sps} | {p} |")
     return "\n".join(lines)
 
 

@@ -38,13 +38,17 @@ def scripts():
 def test_movielens_benchmark_runs_on_the_synthetic_set(scripts, tmp_path, capsys):
     out = tmp_path / "synthetic.json"
     result = scripts["movielens"].main(
-        ["--dataset", "synthetic", "--configs", "bpr", "--seeds", "0", "--epochs", "1", "--factors", "4",
-         "--threads", "1", "--out", str(out)]
+        ["--dataset", "synthetic", "--configs", "bpr", "popularity", "--seeds", "0", "--epochs", "1", "--factors",
+         "4", "--threads", "1", "--out", str(out)]
     )  # fmt: skip
     assert json.loads(out.read_text())["rows"] == result["rows"]
-    (row,) = result["rows"]
+    row, peer = result["rows"]
     assert row["system"] == "skbpr bpr" and row["seed"] == 0 and 0 < row["ndcg@10"] <= 1
-    assert "| skbpr bpr |" in capsys.readouterr().out
+    assert 0 < row["coverage@10"] <= 1 and row["novelty@10"] > 0 and 0 < row["arp@10"] < 1
+    assert row["best_peer"] == "popularity" and 0 <= row["p_vs_best_peer"] <= 1 and "p_vs_best_peer" not in peer
+    out = capsys.readouterr().out
+    assert "| Cov@10 | Nov@10 | ARP@10 |" in out and "| skbpr bpr |" in out
+    assert f"| {row['p_vs_best_peer']:.2g} (popularity) |" in out
 
 
 def test_warp_benchmark_joins_runs_and_records_the_defaults_it_measured(scripts, tmp_path):

@@ -918,3 +918,62 @@ def test_config_error_names_the_key_of_the_estimator_parameter_that_failed():
         validate_config({"training": {"n_threads": 100_000}})
     with pytest.raises(ConfigError, match=r"^model\.n_components: n_components must be an integer > 0, got 0"):
         validate_config({"model": {"n_components": 0}})
+
+
+# --------------------------------------------------------------------------
+# evaluate: chosen metrics and comparisons
+# --------------------------------------------------------------------------
+def test_evaluate_metrics_and_compare(tiny, tmp_path, capsys):
+    first, second = tmp_path / "first.joblib", tmp_path / "second.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(first)]) == 0
+    other_seed = _write(tmp_path, _merge(TINY, training={"random_state": 5}), "seed5.yaml")
+    assert main(["fit", "--config", other_seed, "--save", str(second)]) == 0
+    capsys.readouterr()
+
+    assert main(["evaluate", "--model", str(first), "--metrics", "ndcg@10", "coverage@10", "novelty@10"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("model "))
+    assert header.split() == ["model", "ndcg@10", "coverage@10", "novelty@10"]
+    model = load_model(str(first))["estimator"]
+    from skbpr.cli.config import load_config
+    from skbpr.cli.fitting import load_data, split_data
+    from skbpr.metrics import compare_models, evaluate
+
+    config = load_config(tiny)
+    _, test = split_data(config, load_data(config))
+    expected = evaluate(model, test, metrics=["ndcg@10", "coverage@10", "novelty@10"])
+    assert _table(out, "HybridBPR") == pytest.approx([round(v, 4) for v in expected.values()], abs=1e-4)
+
+    args = ["evaluate", "--model", str(first), "--compare", str(second), "--metrics", "ndcg@10", "coverage@10"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    header = next(line for line in lines if line.startswith("model "))
+    assert header.split() == [
+        "model",
+        "metric",
+        "mean",
+        "ci_low",
+        "ci_high",
+        "n_users",
+        "diff",
+        "p_value",
+        "p_corrected",
+    ]
+    rows = [line.split() for line in lines[lines.index(header) + 1 :]]
+    assert [r[:2] for r in rows] == [
+        ["first", "ndcg@10"], ["first", "coverage@10"], ["second", "ndcg@10"], ["second", "coverage@10"],
+    ]  # fmt: skip
+    table = compare_models(
+        {"first": model, "second": load_model(str(second))["estimator"]}, test, metrics=["ndcg@10", "coverage@10"]
+    )
+    assert float(rows[2][2]) == pytest.approx(table["mean"][2], abs=1e-4)
+    assert float(rows[2][7]) == pytest.approx(table["p_value"][2], rel=1e-2)
+    assert "baseline: first" in out
+
+    assert main(["evaluate", "--model", str(first), "--metrics", "ndgc@10"]) == 2
+    assert "--metrics" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(first), "--metrics", "coverage@1000"]) == 2
+    assert "catalogue" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(first), "--compare", str(second), str(first)]) == 2
+    assert "--compare: each model file can be compared once" in capsys.readouterr().err

@@ -266,3 +266,38 @@ def test_plots_from_mlflow(tmp_path):
     assert table.loc[0, "mean_test_ndcg@10"] == pytest.approx(0.20)
     with pytest.raises(ValueError, match="no MLflow experiment"):
         plot_sweep("nope", tracking_uri=uri)
+
+
+def test_plot_tradeoff_draws_one_point_per_model_with_the_intervals():
+    from skbpr import PopularityRecommender
+    from skbpr.metrics import compare_models
+    from skbpr.plotting import plot_tradeoff
+
+    data = make_interactions(80, 30, 480, random_state=0)
+    train, test = train_test_split(data, random_state=0)
+    models = {
+        "popularity": PopularityRecommender().fit(train),
+        "bpr": HybridBPR(8, epochs=3, random_state=0, n_threads=1, device="cpu").fit(train),
+    }
+    table = compare_models(models, test, metrics=["ndcg@10", "novelty@10"], n_bootstrap=200, random_state=0)
+    fig = plot_tradeoff(table, "novelty@10", "ndcg@10")
+    (ax,) = fig.axes
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("novelty@10", "ndcg@10")
+    assert [t.get_text() for t in ax.texts] == ["popularity", "bpr"]
+    by = table.set_index(["model", "metric"])
+    for container, model in zip(ax.containers, models, strict=True):
+        data_line, _, (xbars, ybars) = container.lines
+        x, y = data_line.get_data()
+        assert (x[0], y[0]) == pytest.approx(
+            (by.loc[(model, "novelty@10"), "mean"], by.loc[(model, "ndcg@10"), "mean"])
+        )
+        (x_segment,) = xbars.get_segments()
+        assert x_segment[:, 0] == pytest.approx(by.loc[(model, "novelty@10"), ["ci_low", "ci_high"]].to_numpy(float))
+        (y_segment,) = ybars.get_segments()
+        assert y_segment[:, 1] == pytest.approx(by.loc[(model, "ndcg@10"), ["ci_low", "ci_high"]].to_numpy(float))
+    with pytest.raises(
+        ValueError, match=r"x must be one of the compared metrics \['ndcg@10', 'novelty@10'\], got 'coverage@10'"
+    ):
+        plot_tradeoff(table, "coverage@10", "ndcg@10")
+    with pytest.raises(ValueError, match="lacks \\['ci_low', 'ci_high'\\]"):
+        plot_tradeoff(table.drop(columns=["ci_low", "ci_high"]), "novelty@10", "ndcg@10")

@@ -691,3 +691,26 @@ def test_copies_carry_the_active_run_as_parent(tmp_path):
     assert callback.parent_run_id is None  # the original is left alone
     with pytest.raises(ValueError, match="nested"):
         MLflowCallback(nested="always")
+
+
+def test_callback_records_the_beyond_accuracy_metrics_it_asks_for(data, tmp_path):
+    from skbpr.metrics import evaluate
+
+    uri = f"sqlite:///{tmp_path / 'beyond.db'}"
+    callback = MLflowCallback(tracking_uri=uri, log_model=False, metrics=["coverage@10", "novelty@10", "ild@5"])
+    est = _fit(data, callback)
+    assert "metrics=['coverage@10', 'novelty@10', 'ild@5']" in repr(callback)
+    client = MlflowClient(uri)
+    run_id = _fitted().run_id_
+    for key in ("val_coverage_at_10", "val_novelty_at_10", "val_ild_at_5"):
+        assert len(client.get_metric_history(run_id, key)) == FAST["epochs"], key
+    _, test = train_test_split(data, test_size=0.2, random_state=0)
+    final = evaluate(est, test, metrics=["coverage@10", "novelty@10", "ild@5"])
+    metrics = client.get_run(run_id).data.metrics
+    assert metrics["final_val_coverage_at_10"] == pytest.approx(final["coverage@10"])
+    assert metrics["final_val_novelty_at_10"] == pytest.approx(final["novelty@10"])
+    assert metrics["final_val_ild_at_5"] == pytest.approx(final["ild@5"])
+    with pytest.raises(ValueError, match="unknown metric 'covrage@10'"):
+        MLflowCallback(metrics=["covrage@10"])
+    with pytest.raises(ValueError, match="eval_metric='coverage@10' describes the lists"):
+        _fit(data, MLflowCallback(tracking_uri=uri), eval_metric="coverage@10")

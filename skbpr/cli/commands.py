@@ -5,7 +5,7 @@ Commands::
     skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
     skbpr sweep --config cfg.yaml [--n-jobs N] [--scheduler tcp://HOST:PORT] [--save best.joblib] [--plot-dir DIR]
     skbpr tune --config cfg.yaml --storage URL [--n-workers N] [--n-trials N] [--create-only | --worker]
-    skbpr evaluate --model model.joblib [--config cfg.yaml]
+    skbpr evaluate --model model.joblib [--config cfg.yaml] [--metrics M ...] [--compare other.joblib ...]
     skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
     skbpr recommend --model model.joblib --all-users --output recs.parquet
     skbpr config > run.yaml      # every key with its default
@@ -102,6 +102,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a saved model on the configuration's test split")
     p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
     p.add_argument("--config", help="YAML configuration (default: the one saved with the model)")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        help="metrics to report, e.g. ndcg@10 recall@10 coverage@10 novelty@10 (default: precision, recall and "
+        "NDCG at training.top_k, and AUC)",
+    )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="PATH",
+        help="other model files (trusted) fitted on the same split: print means, 95%% bootstrap intervals and "
+        "paired tests against --model, Holm-corrected",
+    )
+    p.add_argument(
+        "--test",
+        choices=("wilcoxon", "ttest"),
+        default="wilcoxon",
+        help="paired test of --compare (default wilcoxon)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("recommend", help="top-k items for some users from a saved model")

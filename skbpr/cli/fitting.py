@@ -86,12 +86,15 @@ def metric_names(config: Config) -> list[str]:
 
 def _evaluation_rows(model: Any, train: Any, test: Any, metrics: list[str]) -> list[dict[str, Any]]:
     from skbpr.evaluation.metrics import evaluate
+    from skbpr.evaluation.names import parse_metric
     from skbpr.models.popularity import PopularityRecommender
 
     baseline = PopularityRecommender().fit(train)
+    # popularity has no item vectors, so no intra-list diversity: its cell stays empty
+    plain = [name for name in metrics if parse_metric(name).base != "ild"]
     return [
         {"model": "HybridBPR", **evaluate(model, test, metrics=metrics)},
-        {"model": "popularity", **evaluate(baseline, test, metrics=metrics)},
+        {"model": "popularity", **evaluate(baseline, test, metrics=plain)},
     ]
 
 
@@ -224,9 +227,47 @@ def _describe_epochs(model: Any, params: dict[str, Any], watched: str) -> None:
     say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from skbpr.evaluation.metrics import evaluate
+def _evaluate_metrics(args: argparse.Namespace, config: Config, n_items: int) -> list[str]:
+    """The ``--metrics`` names (default :func:`metric_names`), checked against the catalogue."""
+    from skbpr.cli.errors import CommandLineError
+    from skbpr.evaluation.names import parse_metrics
 
+    if getattr(args, "metrics", None) is None:
+        return metric_names(config)
+    try:
+        parsed = parse_metrics(args.metrics)
+    except (TypeError, ValueError) as exc:
+        raise CommandLineError(f"--metrics: {exc}") from None
+    for name, m in parsed:
+        if m.k is not None and m.k > n_items:
+            raise CommandLineError(f"--metrics {name!r}: k={m.k} is larger than the catalogue of {n_items} items")
+    return list(dict.fromkeys(args.metrics))
+
+
+def _model_names(paths: list[str]) -> list[str]:
+    """Names of the compared models: the file names without their suffix, the paths where two clash."""
+    stems = [Path(p).stem for p in paths]
+    return stems if len(set(stems)) == len(stems) else list(paths)
+
+
+def _comparison_rows(table: Any) -> list[dict[str, Any]]:
+    rows = []
+    for row in table.to_dict("records"):
+        for key in ("diff", "p_value", "p_corrected"):
+            value = row[key]
+            row[key] = "" if value != value else (f"{value:+.4f}" if key == "diff" else f"{value:.3g}")
+        rows.append(row)
+    return rows
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from skbpr.cli.errors import CommandLineError
+
+    compare = list(getattr(args, "compare", None) or [])
+    paths = [str(Path(p).expanduser().resolve()) for p in [args.model, *compare]]
+    twice = sorted({p for p in [args.model, *compare] if paths.count(str(Path(p).expanduser().resolve())) > 1})
+    if twice:
+        raise CommandLineError(f"--compare: each model file can be compared once, got {twice} twice")
     bundle = load_model(args.model)
     model = bundle["estimator"]
     if args.config is not None:
@@ -235,16 +276,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         config = validate_config(bundle["config"])
     else:
         config = load_config(None)
+    metrics = _evaluate_metrics(args, config, model.n_items_)
+    others = [load_model(path)["estimator"] for path in compare]
     data = load_data(config)
-    if (data.n_users, data.n_items) != (model.n_users_, model.n_items_):
-        raise ConfigError(
-            f"data: expected {model.n_users_} users x {model.n_items_} items as the model was fitted on, "
-            f"got {data.n_users} x {data.n_items}"
-        )
+    for path, estimator in zip([args.model, *compare], [model, *others], strict=True):
+        if (data.n_users, data.n_items) != (estimator.n_users_, estimator.n_items_):
+            raise ConfigError(
+                f"data: expected {estimator.n_users_} users x {estimator.n_items_} items as the model {path} was "
+                f"fitted on, got {data.n_users} x {data.n_items}"
+            )
     train, test = split_data(config, data)
     describe_data(config, data, train, test)
-    metrics = metric_names(config)
-    rows = [{"model": "HybridBPR", **evaluate(model, test, metrics=metrics)}]
-    rows += _evaluation_rows(model, train, test, metrics)[1:]
-    print_table(rows, ["model", *metrics])
+    if compare:
+        from skbpr.evaluation.compare import COMPARISON_COLUMNS, compare_models
+
+        names = _model_names([args.model, *compare])
+        table = compare_models(dict(zip(names, [model, *others], strict=True)), test, metrics=metrics, test=args.test)
+        say(f"baseline: {names[0]}; {args.test} paired tests over users, Holm-corrected; 95% bootstrap intervals")
+        print_table(_comparison_rows(table), list(COMPARISON_COLUMNS), left=("metric",))
+        return 0
+    print_table(_evaluation_rows(model, train, test, metrics), ["model", *metrics])
     return 0

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from skbpr.evaluation.beyond import ListContext, list_values, top_k_lists
 from skbpr.evaluation.names import MetricName
 
 __all__ = ["evaluate_chunk", "sample_negatives"]
@@ -89,8 +90,14 @@ def evaluate_chunk(
     n_sampled: int | None,
     rng: np.random.Generator | None,
     device: torch.device,
-) -> dict[str, torch.Tensor]:
-    """Per-user values of the ``wanted`` metrics for the users ``rows``, as tensors keyed by name."""
+    lists: ListContext | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor]]:
+    """Per-user values of the ``wanted`` metrics for the users ``rows``, as tensors keyed by name,
+    and the top-k lists that ``coverage@k`` and ``gini@k`` need, keyed by k (item indices, -1 in empty slots).
+
+    The beyond-accuracy metrics (:mod:`skbpr.evaluation.beyond`) read the top of the same
+    sort as the rank-based metrics; they need ``lists`` and ``n_sampled=None``.
+    """
     n_rows, n_items = len(rows), test.shape[1]
     dtype = torch.float32 if device.type == "mps" else torch.float64
     users = torch.from_numpy(rows.astype(np.int64)).to(device)
@@ -140,7 +147,18 @@ def evaluate_chunk(
     n_pos = pos.sum(dim=1)
     slot = torch.arange(len(b), device=device) - (torch.cumsum(n_pos, 0) - n_pos)[b]
     out: dict[str, torch.Tensor] = {}
+    top: dict[int, torch.Tensor] = {}
 
+    beyond = [m for m in wanted if m.beyond_accuracy]
+    if beyond:
+        assert lists is not None and n_sampled is None
+        k_max = max(m.k for m in beyond)
+        items, valid = top_k_lists(sorted_keys, order, excluded, k_max)
+        out.update(list_values(items, valid, beyond, lists, dtype))
+        for k in {m.k for m in beyond if not m.per_user}:
+            top[k] = torch.where(valid[:, :k], items[:, :k], -1)
+    wanted_values = [m for m in wanted if m.per_user]
+    wanted = [m for m in wanted if not m.beyond_accuracy]
     bases = {m.base for m in wanted}
     if bases & {"auc", "implicit_auc"}:
         start_p, end_p = _tie_groups(sorted_keys, b, j, slot)
@@ -183,4 +201,4 @@ def evaluate_chunk(
             ap = torch.zeros(n_rows, dtype=dtype, device=device)
             ap.index_add_(0, b, in_top * prec_at_hit)
             out[f"map@{k}"] = ap / ideal_hits
-    return {m.name: out[m.name] for m in wanted}
+    return {m.name: out[m.name] for m in wanted_values}, top

@@ -8,15 +8,32 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_METRICS", "MetricName", "cutoff_name", "parse_metric", "parse_metrics"]
+__all__ = [
+    "BEYOND_ACCURACY",
+    "CATALOGUE_METRICS",
+    "DEFAULT_METRICS",
+    "MetricName",
+    "cutoff_name",
+    "parse_metric",
+    "parse_metrics",
+]
 
 DEFAULT_METRICS: tuple[str, ...] = ("ndcg@10", "precision@10", "recall@10", "auc")
 
-_CUTOFF_METRICS = ("ndcg", "precision", "recall", "map", "hit_rate")
+#: Metrics of the recommended lists rather than of the hits: ``coverage@k`` and ``gini@k`` describe
+#: all the lists together (one value, no per-user value); ``arp@k``, ``novelty@k`` and ``ild@k`` are means
+#: over users of a per-user value.
+BEYOND_ACCURACY: tuple[str, ...] = ("coverage", "gini", "arp", "novelty", "ild")
+CATALOGUE_METRICS: tuple[str, ...] = ("coverage", "gini")
+
+_CUTOFF_METRICS = ("ndcg", "precision", "recall", "map", "hit_rate", *BEYOND_ACCURACY)
 _PLAIN_METRICS = ("auc", "mrr", "implicit_auc")
 _ALIASES = {"hitrate": "hit_rate", "neg_auc": "implicit_auc"}
 _METRIC_RE = re.compile(r"(?P<base>[a-z_]+?)(?:@|_at_)(?P<k>[+-]?\d+)")
-_VALID_FORMS = "'auc', 'mrr', 'implicit_auc', 'ndcg@k', 'precision@k', 'recall@k', 'map@k', 'hit_rate@k'"
+_VALID_FORMS = (
+    "'auc', 'mrr', 'implicit_auc', 'ndcg@k', 'precision@k', 'recall@k', 'map@k', 'hit_rate@k', "
+    "'coverage@k', 'gini@k', 'arp@k', 'novelty@k', 'ild@k'"
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,16 @@ class MetricName:
     def name(self) -> str:
         """The canonical name, ``base@k`` or ``base``."""
         return self.base if self.k is None else f"{self.base}@{self.k}"
+
+    @property
+    def beyond_accuracy(self) -> bool:
+        """Whether the metric describes the recommended lists (coverage, gini, arp, novelty, ild)."""
+        return self.base in BEYOND_ACCURACY
+
+    @property
+    def per_user(self) -> bool:
+        """Whether the metric has a value per user (all but ``coverage@k`` and ``gini@k``)."""
+        return self.base not in CATALOGUE_METRICS
 
 
 def parse_metric(metric: Any) -> MetricName:

@@ -20,7 +20,7 @@ __all__ = [
     "recall_scorer",
 ]
 
-_EVALUATE_KWARGS = frozenset({"exclude_train", "chunk_size", "n_sampled_negatives", "random_state"})
+_EVALUATE_KWARGS = frozenset({"exclude_train", "chunk_size", "n_sampled_negatives", "random_state", "item_vectors"})
 
 
 class RankingScorer:

@@ -68,6 +68,7 @@ class EpochLoopMixin:
 
     def _evaluate(self, eval_data: Any) -> dict[str, float]:
         metrics = {self.eval_metric, "ndcg@10", "auc"}
+        metrics.update(name for callback in self.callbacks_ for name in getattr(callback, "metrics", None) or ())
         return evaluate(self, eval_data, metrics=sorted(metrics))
 
     def _weights(self, engine: Engine | None = None) -> tuple[torch.Tensor, ...]:

@@ -120,8 +120,14 @@ class FittingMixin:
         return resolve(self.loss, **{name: getattr(self, name) for name in AUTO_PARAMS})
 
     def _check_eval_metric(self, n_items: int) -> None:
-        """The cutoff of ``eval_metric`` cannot exceed the number of items."""
+        """``eval_metric`` is an accuracy metric (higher is better) whose cutoff does not exceed the number of items."""
         metric = parse_metric(self.eval_metric)
+        if metric.beyond_accuracy:
+            raise ValueError(
+                f"eval_metric={self.eval_metric!r} describes the lists, not their hits, and early stopping keeps "
+                "the highest value; watch an accuracy metric (ndcg@10, recall@10...) and ask MLflowCallback("
+                f"metrics=[{self.eval_metric!r}]) to record this one"
+            )
         if metric.k is not None and metric.k > n_items:
             raise ValueError(
                 f"eval_metric={self.eval_metric!r} cuts the ranking at k={metric.k} but the data has "

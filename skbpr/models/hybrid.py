@@ -134,7 +134,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         chosen with ``benchmarks/warp.py`` and reaches LightFM's WARP on
         MovieLens 100K and Last.fm (``docs/benchmarks.md``).
     eval_metric : str, default="ndcg@10"
-        Metric watched for early stopping (any name of :mod:`skbpr.metrics`).
+        Metric watched for early stopping (an accuracy metric of
+        :mod:`skbpr.metrics`: greater is better). Callbacks ask for more
+        metrics on evaluation epochs through their ``metrics`` attribute.
     eval_every : int, default=1
         Evaluate on the validation data every this many epochs.
     patience : int or None, default=None

@@ -64,6 +64,14 @@ class MLflowCallback(Callback):
         ``/health`` with a 2 s timeout, a writability check of a local
         store), so a dead server or an unwritable fallback costs seconds, not
         MLflow's minutes of retries.
+    metrics : sequence of str or None, default=None
+        More metrics to evaluate on the validation data of each evaluation
+        epoch and record, besides the estimator's ``eval_metric``,
+        ``ndcg@10`` and ``auc``: beyond-accuracy ones such as
+        ``["coverage@10", "novelty@10", "arp@10"]`` or other accuracy
+        metrics. They are computed in the same ranking pass and recorded as
+        ``val_coverage_at_10`` and so on (and ``final_val_...``). A fit
+        without validation data evaluates nothing.
 
     Attributes
     ----------
@@ -139,8 +147,14 @@ class MLflowCallback(Callback):
         log_model: bool | str = "auto",
         nested: bool | str = "auto",
         fallback_uri: str | None = None,
+        metrics: Any = None,
     ) -> None:
         check_choice(nested, "nested", ("auto", True, False))
+        if metrics is not None:
+            from skbpr.evaluation.names import parse_metrics
+
+            metrics = tuple(name for name, _ in parse_metrics(metrics))
+        self.metrics: tuple[str, ...] = () if metrics is None else metrics
         check_choice(log_model, "log_model", ("auto", True, False))
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
@@ -230,7 +244,7 @@ class MLflowCallback(Callback):
         return (
             f"MLflowCallback(tracking_uri={self.tracking_uri!r}, experiment_name={self.experiment_name!r}, "
             f"run_name={self.run_name!r}, log_model={self.log_model!r}, nested={self.nested!r}, "
-            f"fallback_uri={self.fallback_uri!r})"
+            f"fallback_uri={self.fallback_uri!r}" + (f", metrics={list(self.metrics)!r})" if self.metrics else ")")
         )
 
     # --------------------------------------------------------------- hooks

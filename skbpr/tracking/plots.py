@@ -1,4 +1,4 @@
-"""Learning curves and hyperparameter sweeps as matplotlib figures.
+"""Learning curves, hyperparameter sweeps and model comparisons as matplotlib figures.
 
 Each function takes what a fit or a search leaves behind (``history_``,
 ``cv_results_``) or reads the same numbers back from MLflow (a run id, an
@@ -19,7 +19,14 @@ import pandas as pd
 from skbpr.tracking.run_reading import history_from_mlflow, runs_to_results
 from skbpr.tracking.stores import metric_key
 
-__all__ = ["best_runs_table", "learning_curve_frame", "mlflow_metric_name", "plot_learning_curve", "plot_sweep"]
+__all__ = [
+    "best_runs_table",
+    "learning_curve_frame",
+    "mlflow_metric_name",
+    "plot_learning_curve",
+    "plot_sweep",
+    "plot_tradeoff",
+]
 
 
 # The name users know for the one metric-key rule of the recorder.
@@ -339,4 +346,98 @@ def plot_sweep(
         ax.set_title(name)
         ax.grid(alpha=0.3)
     fig.suptitle(title or f"Sweep: {metric}")
+    return fig
+
+
+# --------------------------------------------------------------------------
+# model comparisons
+# --------------------------------------------------------------------------
+_COMPARISON_NEEDS = ("model", "metric", "mean", "ci_low", "ci_high")
+
+
+def _error_bar(row: pd.Series) -> list[list[float]]:
+    """Lengths below and above the mean (0 where the interval leaves the mean out, or is NaN)."""
+    below, above = row["mean"] - row["ci_low"], row["ci_high"] - row["mean"]
+    return [[max(float(np.nan_to_num(below)), 0.0)], [max(float(np.nan_to_num(above)), 0.0)]]
+
+
+def plot_tradeoff(
+    comparison: pd.DataFrame,
+    x: str = "coverage@10",
+    y: str = "ndcg@10",
+    *,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Accuracy against a beyond-accuracy metric, one point per model, the confidence intervals as error bars.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        The table of :func:`skbpr.metrics.compare_models` (columns
+        ``model``, ``metric``, ``mean``, ``ci_low``, ``ci_high``), with rows
+        for both metrics.
+    x, y : str
+        Metric names as in the table's ``metric`` column, for instance
+        ``"coverage@10"`` or ``"novelty@10"`` against ``"ndcg@10"``.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure's single axes.
+    title : str, optional
+        Axes title; default ``"<y> against <x>"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding ``ax``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skbpr.plotting import plot_tradeoff
+    >>> table = pd.DataFrame({
+    ...     "model": ["pop", "pop", "bpr", "bpr"],
+    ...     "metric": ["ndcg@10", "coverage@10"] * 2,
+    ...     "mean": [0.20, 0.05, 0.25, 0.40],
+    ...     "ci_low": [0.18, 0.04, 0.23, 0.37],
+    ...     "ci_high": [0.22, 0.06, 0.27, 0.43],
+    ... })
+    >>> fig = plot_tradeoff(table, "coverage@10", "ndcg@10")
+    >>> ax = fig.axes[0]
+    >>> ax.get_xlabel(), ax.get_ylabel(), [t.get_text() for t in ax.texts]
+    ('coverage@10', 'ndcg@10', ['pop', 'bpr'])
+    """
+    if not isinstance(comparison, pd.DataFrame):
+        raise TypeError(f"comparison must be the DataFrame of compare_models, got {type(comparison).__name__}")
+    missing = [c for c in _COMPARISON_NEEDS if c not in comparison.columns]
+    if missing:
+        raise ValueError(
+            f"comparison must have the columns {list(_COMPARISON_NEEDS)} of compare_models; it lacks {missing}"
+        )
+    available = list(dict.fromkeys(comparison["metric"]))
+    for name, metric in (("x", x), ("y", y)):
+        if metric not in available:
+            raise ValueError(f"{name} must be one of the compared metrics {available}, got {metric!r}")
+    table = comparison.set_index(["model", "metric"])
+    models = list(dict.fromkeys(comparison["model"]))
+    if ax is None:
+        fig, (ax,) = _figure(1, width=5.2, height=4.2)
+    else:
+        fig = ax.figure
+    for model in models:
+        px, py = table.loc[(model, x)], table.loc[(model, y)]
+        ax.errorbar(
+            px["mean"],
+            py["mean"],
+            xerr=_error_bar(px),
+            yerr=_error_bar(py),
+            marker="o",
+            capsize=4,
+            linestyle="none",
+            label=model,
+        )
+        ax.annotate(model, (px["mean"], py["mean"]), textcoords="offset points", xytext=(6, 6))
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(title or f"{y} against {x}")
+    ax.grid(alpha=0.3)
     return fig

@@ -32,6 +32,10 @@ class Callback:
     [1, 2, 3]
     """
 
+    #: Metric names the callback asks the fit to evaluate on the validation data of each evaluation
+    #: epoch, besides ``eval_metric``, ``ndcg@10`` and ``auc``; they reach the hooks as ``val_<name>``.
+    metrics: tuple[str, ...] = ()
+
     def on_fit_begin(self, estimator: Any, logs: dict[str, Any]) -> None:
         """Called once before the first epoch; ``logs`` describes the data.
 
