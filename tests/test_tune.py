@@ -257,3 +257,67 @@ def test_the_objective_needs_a_searched_key_like_the_commands():
 
     with pytest.raises(ConfigError, match=r"sweep: expected at least one searched key .*got none"):
         ConfigObjective(validate_config({"training": {"epochs": 2}}))
+
+
+def _missing_driver_url() -> str:
+    import importlib.util
+
+    for module, url in (("MySQLdb", "mysql://u@127.0.0.1/db"), ("pymssql", "mssql+pymssql://u@127.0.0.1/db")):
+        if importlib.util.find_spec(module) is None:
+            return url
+    pytest.skip("every candidate database driver is installed")
+
+
+def test_storage_with_a_missing_folder_or_driver_exits_2_naming_storage_before_any_work(tmp_path, capsys):
+    config = _config(tmp_path)
+    missing = tmp_path / "nonexistent" / "dir"
+    url = _missing_driver_url()
+    cases = [
+        (f"sqlite:///{missing / 'x.db'}", f"create {str(missing)!r} first"),
+        (f"journal:{missing / 'x.log'}", f"create {str(missing)!r} first"),
+        (url, "driver is installed"),
+    ]
+    for storage, fix in cases:
+        for role in ([], ["--create-only"], ["--worker"]):
+            assert main(["tune", "--config", config, "--storage", storage, *role]) == 2, storage
+            err = capsys.readouterr().err
+            assert err.startswith(f"skbpr: error: --storage {storage!r}: storage must be a"), err
+            assert fix in err and "Traceback" not in err, err
+    assert "pip install 'mysqlclient'" in err or "pip install 'pymssql'" in err
+    assert not (tmp_path / "nonexistent").exists()
+    with pytest.raises(ValueError, match=r"storage must be a database URL whose driver is installed"):
+        make_storage(url)
+
+
+def test_a_worker_with_another_configuration_exits_2_naming_the_keys(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    config = _config(tmp_path)
+    assert main(["tune", "--config", config, "--storage", storage, "--study", "s", "--create-only"]) == 0
+    capsys.readouterr()
+    other = _config(tmp_path, "other.yaml", data={"random_state": 1}, sweep={"training.loss": ["bpr"]})
+    for role in (["--worker"], ["--create-only"], []):
+        assert main(["tune", "--config", other, "--storage", storage, "--study", "s", *role]) == 2
+        err = capsys.readouterr().err
+        assert f"--config {other!r} / --study 's': study 's' was created for another configuration" in err
+        assert "data.random_state is 0 in the study, 1 here" in err
+        assert 'sweep.training.loss is ["bpr", "warp", "logistic"] in the study, ["bpr"] here' in err
+        assert "model.n_components" not in err
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.trials == []  # nothing of the other configuration ran
+    # the same configuration passes; tracking settings are not part of it
+    same = _config(tmp_path, "same.yaml", mlflow={"enabled": False, "experiment_name": "elsewhere"})
+    assert main(["tune", "--config", same, "--storage", storage, "--study", "s", "--worker", "--n-trials", "1"]) == 0
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 1
+
+
+def test_create_study_and_run_worker_check_the_configuration(tmp_path):
+    from skbpr.distributed.tune import StudyConfigError
+
+    url = f"journal:{tmp_path / 'j.log'}"
+    create_study(url, "c", config={"space": {"x": [0, 3]}})
+    with pytest.raises(StudyConfigError, match=r"space\.x is \[0, 3\] in the study, \[0, 4\] here"):
+        run_worker(url, "c", lambda trial: trial.suggest_int("x", 0, 4), 1, config={"space": {"x": [0, 4]}})
+    with pytest.raises(StudyConfigError, match=r"space\.y is \(absent\) in the study, 1 here"):
+        create_study(url, "c", config={"space": {"x": [0, 3], "y": 1}})
+    assert optuna.load_study(study_name="c", storage=make_storage(url)).trials == []
+    assert len(run_worker(url, "c", lambda t: t.suggest_int("x", 0, 3), 1, config={"space": {"x": [0, 3]}}).trials) == 1

@@ -126,7 +126,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.worker:
         return _run_worker(args, config)
     storage = _storage(args, create_tables=True)
-    study = _create(storage, args)
+    study = _create(storage, args, config)
     say(f"study {args.study!r} ready in {args.storage} ({len(study.trials)} trials so far)")
     _tracking_uri(config)  # the MLflow store's schema exists before any worker opens it
     if args.create_only:
@@ -142,10 +142,34 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _create(storage: Any, args: argparse.Namespace) -> Any:
+def study_config(config: Any) -> dict[str, Any]:
+    """What decides a trial's value, recorded in the study: every section but ``mlflow`` and the scheduler.
+
+    Workers started with another configuration (another data split, search
+    space, fixed parameter, fold count or metric) are refused by
+    :func:`skbpr.distributed.tune.check_study_config`.
+    """
+    out = config.to_dict()
+    out.pop("mlflow", None)
+    out["sweep"].pop("scheduler", None)
+    return out
+
+
+def _check_config(args: argparse.Namespace, call: Any) -> Any:
+    from skbpr.distributed.tune import StudyConfigError
+
+    try:
+        return call()
+    except StudyConfigError as exc:
+        raise CommandLineError(f"--config {args.config!r} / --study {args.study!r}: {exc}") from None
+
+
+def _create(storage: Any, args: argparse.Namespace, config: Any) -> Any:
     from skbpr.distributed.tune import create_study
 
-    return create_study(storage, args.study, direction="maximize")
+    return _check_config(
+        args, lambda: create_study(storage, args.study, direction="maximize", config=study_config(config))
+    )
 
 
 def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
@@ -168,7 +192,7 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
 
     try:  # the study, and so the storage's tables, must exist: workers never create them
         storage = _storage(args, create_tables=False)
-        optuna.load_study(study_name=args.study, storage=storage)
+        study = optuna.load_study(study_name=args.study, storage=storage)
     except CommandLineError:
         raise
     except Exception as exc:  # noqa: BLE001 - KeyError, or the database's "no such table"
@@ -176,6 +200,9 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
             f"--study {args.study!r}: no such study in {args.storage} ({type(exc).__name__}); create it first: "
             "skbpr tune --create-only"
         ) from None
+    from skbpr.distributed.tune import check_study_config
+
+    _check_config(args, lambda: check_study_config(study, study_config(config)))  # before any trial
     tracking = _tracking_uri(config)
     run_worker(
         storage, args.study, ConfigObjective(config, tracking), args.n_trials, seed=args.seed, timeout=args.timeout
