@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import stat
 import subprocess
@@ -178,6 +179,81 @@ def test_yaml_aliases_are_refused_naming_the_file(tmp_path, capsys):
         load_config(single)
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("training:\n  epochs: 2\nmodel:\n  n_components: 4\ntraining:\n  epochs: 3\n", "training", (1, 5)),
+        ("model: {n_components: 4}\nmodel: {n_components: 8}\n", "model", (1, 2)),
+        ("training:\n  epochs: 2\n  loss: warp\n  epochs: 3\n", "epochs", (2, 4)),
+        ("sweep:\n  training.loss: [bpr]\n  'training.loss': [warp]\n", "training.loss", (2, 3)),
+    ],
+)
+def test_duplicate_yaml_keys_exit_2_naming_the_key_and_both_lines(tmp_path, capsys, text, key, lines):
+    path = tmp_path / "twice.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["fit", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"skbpr: configuration error: {path}: not valid YAML: duplicate key {key!r}")
+    assert f"(lines {lines[0]} and {lines[1]})" in captured.err, captured.err
+
+
+@pytest.mark.parametrize("text", ["[" * 10_000, "{a: " * 10_000, "- " * 10_000 + "x", "training:\n" + "[" * 150])
+def test_deeply_nested_yaml_exits_2(tmp_path, capsys, text):
+    path = tmp_path / "deep.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"skbpr: configuration error: {path}: not valid YAML: nested more than 100 levels deep")
+    assert len(err) < 1000
+    with pytest.raises(ConfigError, match="nested more than 100 levels"):
+        load_config(path)
+    validate_config(yaml.safe_load("sweep: {training.loss: [bpr, warp]}"))  # three levels are fine
+
+
+def test_config_and_data_path_folders_are_named_as_folders(tmp_path, capsys):
+    assert main(["fit", "--config", str(tmp_path)]) == 2
+    assert f"configuration error: {str(tmp_path)!r} is a folder; expected a YAML configuration file" in (
+        capsys.readouterr().err
+    )
+    (tmp_path / "events").mkdir()
+    path = _write(tmp_path, {"data": {"source": "file", "path": "events"}, "mlflow": {"enabled": False}})
+    assert main(["fit", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "data.path: 'events' is a folder" in err and "expected the events file in it" in err, err
+    assert "not found" not in err
+
+
+def test_config_from_a_pipe_is_read(tmp_path):
+    import threading
+
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    text = yaml.safe_dump(_merge(TINY, model={"n_components": 5}))
+    writer = threading.Thread(target=fifo.write_text, args=(text,), daemon=True)
+    writer.start()
+    try:
+        config = load_config(fifo)
+    finally:
+        if writer.is_alive():  # nothing read the pipe: let the writer's open return
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=10)
+    assert config["model"]["n_components"] == 5 and config["data"]["n_users"] == 60
+
+
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="needs bash for <(...)")
+def test_config_given_as_process_substitution_runs(tmp_path):
+    """``skbpr fit --config <(printf ...)``: the shell passes /dev/fd/63, a pipe, which is read."""
+    text = yaml.safe_dump({k: v for k, v in TINY.items() if k != "sweep"}).replace("'", "")
+    script = f"{sys.executable} -m skbpr fit --config <(printf '%s' '{text}')"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        ["/bin/bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "data: synthetic, 60 users, 30 items" in proc.stdout and "HybridBPR(n_components=8" in proc.stdout
+
+
 def test_error_messages_bound_the_value_they_show(tmp_path, capsys):
     path = _write(tmp_path, _merge(TINY, model={"n_components": list(range(100_000))}))
     assert main(["fit", "--config", path]) == 2
@@ -277,6 +353,30 @@ def test_recommend_and_evaluate_errors(tiny, tmp_path, capsys):
     other = _write(tmp_path, _merge(TINY, data={"n_users": 70}), "other.yaml")
     assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
     assert "70" in capsys.readouterr().err
+
+
+def test_truncated_or_foreign_model_files_exit_2_naming_the_file(tiny, tmp_path, capsys):
+    from skbpr.models.files import ModelFileError, read_model_file
+
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    whole = model_path.read_bytes()
+    broken = tmp_path / "broken.joblib"
+    samples = {f"first {n} bytes": whole[:n] for n in range(0, len(whole), max(1, len(whole) // 40))}
+    samples |= {"random bytes": np.random.default_rng(0).bytes(2000), "JSON": b'{"a": 1}', "text": b"hello\n"}
+    samples |= {"gzip of text": __import__("gzip").compress(b"not a pickle"), "a pickled list": pickle.dumps([1, 2])}
+    for what, content in samples.items():
+        broken.write_bytes(content)
+        with pytest.raises(ModelFileError, match="is not a complete skbpr model file") as info:
+            read_model_file(broken)
+        assert isinstance(info.value, ValueError) and info.value.path == str(broken), what
+        assert str(info.value).startswith(f"{str(broken)!r} is not a complete skbpr model file ("), what
+    for command in (["evaluate", "--model", str(broken)], ["recommend", "--model", str(broken), "--users", "0"]):
+        broken.write_bytes(whole[: len(whole) // 2])
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"skbpr: error: {str(broken)!r} is not a complete skbpr model file"), err
 
 
 # --------------------------------------------------------------------------

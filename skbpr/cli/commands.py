@@ -37,6 +37,7 @@ from skbpr.cli.files import MODEL_FORMAT, load_model
 from skbpr.cli.fitting import cmd_evaluate, cmd_fit, load_data, split_data
 from skbpr.cli.recommend import cmd_recommend
 from skbpr.cli.sweep import cmd_sweep
+from skbpr.models.files import ModelFileError
 
 __all__ = [
     "MODEL_FORMAT",
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"skbpr: configuration error: {exc}", file=sys.stderr)
         return 2
-    except CommandLineError as exc:
+    except (CommandLineError, ModelFileError) as exc:
         print(f"skbpr: error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:

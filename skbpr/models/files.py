@@ -7,15 +7,33 @@ are pickles: loading one runs code, so load only files you trust.
 
 from __future__ import annotations
 
+import lzma
 import os
+import pickle
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 from skbpr.utils.files import atomic_destination
 
-__all__ = ["MODEL_FORMAT", "read_model_file", "write_model_file"]
+__all__ = ["MODEL_FORMAT", "ModelFileError", "read_model_file", "write_model_file"]
 
 MODEL_FORMAT = "skbpr-model/1"
+
+
+class ModelFileError(ValueError):
+    """A file that is not a complete skbpr model file (truncated, foreign or holding something else).
+
+    The message names the file; ``path`` holds it. The command line reports it
+    with exit status 2.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], detail: str) -> None:
+        self.path = os.fspath(path)
+        super().__init__(
+            f"{self.path!r} is not a complete skbpr model file ({detail}); write it again with skbpr fit --save"
+        )
 
 
 def write_model_file(
@@ -80,16 +98,40 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     ------
     FileNotFoundError
         When ``path`` is not a file.
-    ValueError
-        When the file holds no skbpr model.
+    ModelFileError
+        A ``ValueError`` naming the file when it is truncated, is not a
+        joblib or pickle file, or holds no skbpr model.
     """
     import joblib
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"model file not found: {os.fspath(path)!r}")
-    obj = joblib.load(path)
+    try:
+        obj = joblib.load(path)
+    except (PermissionError, MemoryError):
+        raise
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        KeyError,
+        IndexError,
+        struct.error,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        OSError,
+        zlib.error,
+        lzma.LZMAError,
+    ) as exc:
+        # a truncated or foreign file: pickle reads whatever its bytes happen to say
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ModelFileError(path, f"reading it failed with {detail[:200]}") from exc
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
+        missing = [key for key in ("estimator", "config", "user_ids", "item_ids") if key not in obj]
+        if missing:
+            raise ModelFileError(path, f"the bundle lacks {', '.join(missing)}")
         return obj
     if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
         return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None, "item_titles": None}
-    raise ValueError(f"{os.fspath(path)!r} holds no skbpr model (found {type(obj).__name__})")
+    raise ModelFileError(path, f"it holds a {type(obj).__name__}, not a fitted skbpr model")
