@@ -355,6 +355,54 @@ def test_recommend_and_evaluate_errors(tiny, tmp_path, capsys):
     assert "70" in capsys.readouterr().err
 
 
+def test_evaluate_refuses_a_config_with_another_training_split_unless_allowed(tiny, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    bundle = load_model(str(model_path))
+    assert bundle["training"]["data"]["random_state"] == 0 and len(bundle["training"]["train_positives_sha256"]) == 64
+    other = _write(tmp_path, _merge(TINY, data={"random_state": 1}), "other.yaml")
+    assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before any data is loaded
+    assert captured.err.startswith(f"skbpr: error: --config {other!r}: the model {str(model_path)!r} was trained on")
+    assert "data.random_state is 0 in the model file, 1 here" in captured.err
+    assert "--allow-other-data" in captured.err
+    assert main(["evaluate", "--model", str(model_path), "--config", other, "--allow-other-data"]) == 0
+    captured = capsys.readouterr()
+    assert "HybridBPR" in captured.out and "--allow-other-data: the model was trained on other data" in captured.err
+    # the same split, written in another file with other tracking settings, is accepted
+    same = _write(tmp_path, _merge(TINY, mlflow={"enabled": False, "experiment_name": "x"}), "same.yaml")
+    assert main(["evaluate", "--model", str(model_path), "--config", same]) == 0
+    assert _table(capsys.readouterr().out, "HybridBPR") == _table(_evaluate_output(model_path, capsys), "HybridBPR")
+
+
+def _evaluate_output(model_path: Path, capsys) -> str:
+    assert main(["evaluate", "--model", str(model_path)]) == 0
+    return capsys.readouterr().out
+
+
+def test_evaluate_refuses_an_events_file_whose_contents_changed(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    events = pd.DataFrame({"user_id": rng.integers(0, 40, 500), "item_id": rng.integers(0, 25, 500)}).drop_duplicates()
+    events.to_csv(tmp_path / "events.csv", index=False)
+    config = {k: v for k, v in TINY.items() if k not in ("sweep", "data")}
+    config["data"] = {"source": "file", "path": "events.csv"}
+    path = _write(tmp_path, config)
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", path, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    changed = events.copy()
+    changed["item_id"] = (changed["item_id"] + 1) % 25  # same users and items, other positives
+    changed.drop_duplicates().to_csv(tmp_path / "events.csv", index=False)
+    assert main(["evaluate", "--model", str(model_path), "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on other data or another split (training positives sha256" in err, err
+    assert main(["evaluate", "--model", str(model_path)]) == 2  # the saved configuration reads the same file
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(model_path), "--allow-other-data"]) == 0
+
+
 def test_truncated_or_foreign_model_files_exit_2_naming_the_file(tiny, tmp_path, capsys):
     from skbpr.models.files import ModelFileError, read_model_file
 

@@ -5,7 +5,7 @@ Commands::
     skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
     skbpr sweep --config cfg.yaml [--n-jobs N] [--scheduler tcp://HOST:PORT] [--save best.joblib] [--plot-dir DIR]
     skbpr tune --config cfg.yaml --storage URL [--n-workers N] [--n-trials N] [--create-only | --worker]
-    skbpr evaluate --model model.joblib [--config cfg.yaml]
+    skbpr evaluate --model model.joblib [--config cfg.yaml [--allow-other-data]]
     skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
     skbpr recommend --model model.joblib --all-users --output recs.parquet
     skbpr config > run.yaml      # every key with its default
@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a saved model on the configuration's test split")
     p.add_argument("--model", required=True, metavar="PATH", help="model file written by fit --save (trusted)")
     p.add_argument("--config", help="YAML configuration (default: the one saved with the model)")
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="score the model even when --config describes other data or another split than the model was "
+        "trained on (refused by default: its test split would hold positives the model trained on)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("recommend", help="top-k items for some users from a saved model")

@@ -17,7 +17,7 @@ from typing import Any
 
 from skbpr.utils.files import atomic_destination
 
-__all__ = ["MODEL_FORMAT", "ModelFileError", "read_model_file", "write_model_file"]
+__all__ = ["MODEL_FORMAT", "ModelFileError", "positives_digest", "read_model_file", "write_model_file"]
 
 MODEL_FORMAT = "skbpr-model/1"
 
@@ -36,6 +36,46 @@ class ModelFileError(ValueError):
         )
 
 
+def positives_digest(interactions: Any) -> str:
+    """SHA-256 of the (user, item) pairs of ``interactions``' positives and of its shape.
+
+    Two data sets with the same users, items and positives have the same
+    digest, whatever the order they were given in and whatever their weights;
+    a model file records the one of its training data (``training`` of
+    :func:`write_model_file`).
+
+    Parameters
+    ----------
+    interactions : skbpr.Interactions
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Examples
+    --------
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.models.files import positives_digest
+    >>> data = make_interactions(30, 20, 100, random_state=0)
+    >>> positives_digest(data) == positives_digest(make_interactions(30, 20, 100, random_state=0))
+    True
+    >>> positives_digest(data) == positives_digest(make_interactions(30, 20, 100, random_state=1))
+    False
+    """
+    import hashlib
+
+    import numpy as np
+
+    pairs = interactions.positives.tocsr()
+    pairs.sum_duplicates()
+    pairs.sort_indices()
+    digest = hashlib.sha256()
+    for part in (np.asarray(pairs.shape), pairs.indptr, pairs.indices):
+        digest.update(np.ascontiguousarray(part, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
 def write_model_file(
     path: str | os.PathLike[str],
     model: Any,
@@ -44,6 +84,7 @@ def write_model_file(
     user_ids: Any = None,
     item_ids: Any = None,
     item_titles: Any = None,
+    training: dict[str, Any] | None = None,
 ) -> None:
     """Write ``model`` with its configuration and raw ids to ``path``, atomically.
 
@@ -62,6 +103,11 @@ def write_model_file(
         The raw ids behind the model's user and item indices.
     item_titles : array-like or None, default=None
         Item titles for display (MovieLens), in item index order.
+    training : dict or None, default=None
+        The fingerprint of the training data, as plain data: ``skbpr fit
+        --save`` writes the configuration's ``data`` section and
+        :func:`positives_digest` of the training split, which ``skbpr
+        evaluate`` checks before scoring.
     """
     import joblib
 
@@ -75,6 +121,7 @@ def write_model_file(
         "user_ids": user_ids,
         "item_ids": item_ids,
         "item_titles": item_titles,
+        "training": training,
     }
     with atomic_destination(path) as partial:
         joblib.dump(bundle, partial)
@@ -91,8 +138,9 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``estimator``, ``config``, ``user_ids``, ``item_ids`` and
-        ``item_titles`` (``None`` where the file does not carry them).
+        ``estimator``, ``config``, ``user_ids``, ``item_ids``,
+        ``item_titles`` and ``training`` (``None`` where the file does not
+        carry them).
 
     Raises
     ------
@@ -131,7 +179,8 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         missing = [key for key in ("estimator", "config", "user_ids", "item_ids") if key not in obj]
         if missing:
             raise ModelFileError(path, f"the bundle lacks {', '.join(missing)}")
-        return obj
+        return {"item_titles": None, "training": None, **obj}
     if hasattr(obj, "recommend") and hasattr(obj, "train_positives_"):
-        return {"estimator": obj, "config": None, "user_ids": None, "item_ids": None, "item_titles": None}
+        keys = ("config", "user_ids", "item_ids", "item_titles", "training")
+        return {"estimator": obj, **dict.fromkeys(keys)}
     raise ModelFileError(path, f"it holds a {type(obj).__name__}, not a fitted skbpr model")
