@@ -1014,6 +1014,65 @@ def test_skbpr_config_prints_the_example(capsys, tmp_path):
     assert done.stdout == EXAMPLE.read_text(encoding="utf-8")
 
 
+def test_skbpr_config_embedded_prints_the_job_fit_runs_without_a_file(capsys):
+    """The embedded job's own settings are written in its configuration; left-out keys are the estimator's."""
+    from skbpr import HybridBPR
+    from skbpr.config import CLI_DEFAULTS
+
+    assert main(["config", "--embedded"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    embedded = load_config(None).estimator_params()
+    assert validate_config(printed).estimator_params() == embedded
+    assert (embedded["n_components"], embedded["epochs"]) == (32, 20)
+    # a file with only a tracking setting trains HybridBPR's own defaults, not the embedded job's
+    plain = validate_config({"mlflow": {"enabled": False}}).estimator_params()
+    estimator = HybridBPR().get_params()
+    for name, value in plain.items():
+        if name in CLI_DEFAULTS or name == "eval_every":
+            continue
+        assert value == estimator[name], name
+    assert (plain["n_components"], plain["epochs"]) == (estimator["n_components"], estimator["epochs"]) == (64, 50)
+    # every setting in which the embedded job departs from those defaults is written in its configuration
+    sections = ("model", "optimizer", "training")
+    written = {f"{s}.{k}" for s in sections for k in printed.get(s) or {}}
+    job, defaults = load_config(None), validate_config({})
+    departs = {f"{s}.{k}" for s in sections for k, v in job[s].items() if v != defaults[s][k]}
+    assert departs == written - {"training.loss", "training.random_state"}  # those two restate the defaults
+    # and skbpr config, the defaults, points at it
+    assert main(["config"]) == 0
+    assert "skbpr config --embedded" in capsys.readouterr().out
+
+
+def test_fit_without_a_file_says_it_runs_the_embedded_job(monkeypatch, capsys):
+    from skbpr.cli import fitting
+
+    class Stop(Exception):
+        pass
+
+    def stop(config):
+        raise Stop
+
+    monkeypatch.setattr(fitting, "load_data", stop)  # the line comes before any data is loaded
+    with pytest.raises(Stop):
+        main(["fit"])
+    assert capsys.readouterr().out == "configuration: the embedded default job (skbpr config --embedded prints it)\n"
+
+
+def test_tracking_page_configuration_excerpt_shows_the_defaults():
+    """The YAML excerpt of docs/tracking.md shows the defaults a left-out key takes (the sweep is an example)."""
+    from skbpr.config import SCHEMA
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "tracking.md").read_text(encoding="utf-8")
+    section = page.split("## The configuration file", 1)[1]
+    excerpt = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert set(excerpt) == set(SCHEMA)
+    for name, values in excerpt.items():
+        if name == "sweep":
+            continue
+        for key, value in values.items():
+            assert value == SCHEMA[name][key].default, f"{name}.{key}: the page shows {value!r}"
+
+
 def test_fit_help_lists_the_config_keys_and_points_at_the_example(capsys):
     from skbpr.config import SCHEMA
 

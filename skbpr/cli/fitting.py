@@ -150,6 +150,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     check_outputs(args, "learning_curve.png")
     config = load_config(args.config)
+    if args.config is None:
+        say("configuration: the embedded default job (skbpr config --embedded prints it)")
     data = load_data(config)
     train, test = split_data(config, data)
     describe_data(config, data, train, test)

@@ -58,6 +58,8 @@ def example_config() -> str:
         "# skbpr run configuration: every key with its default value.",
         "# Generated from skbpr.config.SCHEMA by `skbpr config`; every key is optional.",
         "# Use with: skbpr fit --config run.yaml (see docs/tracking.md)",
+        "# `skbpr fit` without --config runs the embedded default job instead, whose own",
+        "# configuration sets a smaller model: `skbpr config --embedded` prints it.",
     ]
     for section, fields in SCHEMA.items():
         lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep and skbpr tune only")
