@@ -90,11 +90,12 @@ def training_fingerprint(config: Config, train: Any) -> dict[str, Any]:
     return {"data": dict(config["data"]), "train_positives_sha256": positives_digest(train)}
 
 
-def save_model(path: str, model: Any, config: Config, data: Any, train: Any) -> None:
+def save_model(path: str, model: Any, config: Config, data: Any, train: Any = None) -> None:
     """Write ``model`` with its configuration, ids and training fingerprint to ``path``.
 
     See :func:`skbpr.models.files.write_model_file`; ``train`` is the split
-    the model was fitted on, recorded by :func:`training_fingerprint`.
+    the model was fitted on, recorded by :func:`training_fingerprint` (``None``:
+    no fingerprint, and ``skbpr evaluate`` cannot check the split).
     """
     write_model_file(
         path,
@@ -103,7 +104,7 @@ def save_model(path: str, model: Any, config: Config, data: Any, train: Any) -> 
         user_ids=data.user_ids,
         item_ids=data.item_ids,
         item_titles=getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
-        training=training_fingerprint(config, train),
+        training=None if train is None else training_fingerprint(config, train),
     )
     say(f"model saved to {path} (joblib: load only files you trust)")
 

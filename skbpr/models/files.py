@@ -173,7 +173,9 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         lzma.LZMAError,
     ) as exc:
         # a truncated or foreign file: pickle reads whatever its bytes happen to say
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        name = type(exc).__name__
+        name = f"{type(exc).__module__}.{name}" if name == "error" else name  # struct.error, zlib.error
+        detail = f"{name}: {exc}" if str(exc) else name
         raise ModelFileError(path, f"reading it failed with {detail[:200]}") from exc
     if isinstance(obj, dict) and obj.get("format") == MODEL_FORMAT:
         missing = [key for key in ("estimator", "config", "user_ids", "item_ids") if key not in obj]
