@@ -112,9 +112,17 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_killed_worker_trial_becomes_fail_and_is_retried(tmp_path):
+    import threading
+
+    import numpy as np
+    import pandas as pd
+
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     beats = ["--heartbeat-interval", "1", "--grace-period", "2"]
-    endless = _config(tmp_path, "endless.yaml", training={"epochs": 1_000_000})
+    # the trial's data is a pipe: a worker's trial waits on it until the test writes the events, so
+    # the first worker's trial runs until it is killed, and the retry, with the same configuration, ends
+    os.mkfifo(tmp_path / "events.csv")
+    endless = _config(tmp_path, "endless.yaml", data={"source": "file", "path": "events.csv"})
     assert main(["tune", "--config", endless, "--storage", storage, "--study", "s", "--create-only", *beats]) == 0
     observer = make_storage(storage, heartbeat_interval=1, grace_period=2)
     study = optuna.load_study(study_name="s", storage=observer)
@@ -134,9 +142,14 @@ def test_killed_worker_trial_becomes_fail_and_is_retried(tmp_path):
     assert trials[1].params == trials[0].params
     retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback)
     assert retry.retried_trial_number(trials[1]) == 0
-    # a live worker runs the queued copy first
-    quick = _config(tmp_path, "quick.yaml")
-    _finish([_worker(quick, storage, 1, *beats)])
+    # a live worker with the same configuration runs the queued copy first
+    rng = np.random.default_rng(0)
+    events = pd.DataFrame({"user_id": rng.integers(0, 60, 500), "item_id": rng.integers(0, 30, 500)})
+    text = events.drop_duplicates().to_csv(index=False)
+    writer = threading.Thread(target=(tmp_path / "events.csv").write_text, args=(text,), daemon=True)
+    writer.start()
+    _finish([_worker(endless, storage, 1, *beats)])
+    writer.join(timeout=30)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].params == trials[0].params
