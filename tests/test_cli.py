@@ -399,7 +399,9 @@ def test_evaluate_refuses_an_events_file_whose_contents_changed(tmp_path, capsys
     err = capsys.readouterr().err
     assert "was trained on other data or another split (training positives sha256" in err, err
     assert main(["evaluate", "--model", str(model_path)]) == 2  # the saved configuration reads the same file
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert err.startswith(f"skbpr: error: the model's configuration: the model {str(model_path)!r} was trained")
+    assert "The data changed since the model was trained: fit it again, or pass --allow-other-data" in err
     assert main(["evaluate", "--model", str(model_path), "--allow-other-data"]) == 0
 
 

@@ -255,10 +255,15 @@ def _other_data(model_path: str, option: str, differences: list[str], digests: t
         what = (f"{what}; " if what else "") + (
             f"training positives sha256 {digests[0][:16]} in the model file, {digests[1][:16]} here"
         )
+    fix = (
+        "Evaluate with the model's own configuration (leave out --config)"
+        if option.startswith("--config")
+        else "The data changed since the model was trained: fit it again"
+    )
     return (
         f"{option}: the model {model_path!r} was trained on other data or another split ({what}), so its "
-        "test split would hold positives the model trained on, or miss some it did not see. Evaluate with the "
-        "model's own configuration (leave out --config), or pass --allow-other-data to score it anyway"
+        f"test split would hold positives the model trained on, or miss some it did not see. {fix}, or pass "
+        "--allow-other-data to score it anyway"
     )
 
 
