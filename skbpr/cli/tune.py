@@ -35,7 +35,8 @@ def add_tune_parser(sub: Any, epilog: str) -> None:
             "Create the study once in the storage, then run --n-workers worker processes against it "
             "(each runs --n-trials trials). On a cluster: 'skbpr tune --create-only' once, then "
             "'skbpr tune --worker' on every machine with the same --storage and --study. The search space "
-            "is the sweep section's searched keys, as categorical choices; see docs/scaling.md.",
+            "is the sweep section's searched keys, as categorical choices. The study records the "
+            "configuration it was created with and refuses workers with another one; see docs/scaling.md.",
             width=96,
         ),
         epilog=epilog,
