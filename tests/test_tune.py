@@ -100,6 +100,26 @@ def test_tune_command_starts_workers_and_prepares_the_mlflow_store(tmp_path, cap
     assert not (tmp_path / "mlflow-fallback.db").exists()
 
 
+def test_tune_reads_its_configuration_from_a_pipe_and_gives_the_workers_a_copy(tmp_path, capsys):
+    """``skbpr tune --config <(...)``: the pipe is read once; the worker processes read a copy of it."""
+    import threading
+
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    text = Path(_config(tmp_path)).read_text(encoding="utf-8")
+    writer = threading.Thread(target=fifo.write_text, args=(text,), daemon=True)
+    writer.start()
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    try:
+        assert main(["tune", "--config", str(fifo), "--storage", storage, "--n-trials", "1", "--seed", "0"]) == 0
+    finally:
+        if writer.is_alive():
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=10)
+    assert "trials: 1 complete" in capsys.readouterr().out
+    assert len(optuna.load_study(study_name="skbpr", storage=storage).trials) == 1
+
+
 def _wait_for(predicate, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

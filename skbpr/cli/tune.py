@@ -9,10 +9,13 @@ storage, study and worker helpers it runs on are
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +135,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _tracking_uri(config)  # the MLflow store's schema exists before any worker opens it
     if args.create_only:
         return 0
-    procs = [subprocess.Popen(_worker_command(args, i)) for i in range(args.n_workers)]
-    say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
-    codes = [proc.wait() for proc in procs]
+    with _config_file_for_workers(args, config) as path:
+        procs = [subprocess.Popen(_worker_command(args, i, path)) for i in range(args.n_workers)]
+        say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
+        codes = [proc.wait() for proc in procs]
     study = optuna.load_study(study_name=args.study, storage=storage)
     _summarise(study)
     failed = [i for i, code in enumerate(codes) if code != 0]
@@ -173,8 +177,22 @@ def _create(storage: Any, args: argparse.Namespace, config: Any) -> Any:
     )
 
 
-def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
-    command = [sys.executable, "-m", "skbpr", "tune", "--worker", "--config", str(Path(args.config).resolve())]
+@contextlib.contextmanager
+def _config_file_for_workers(args: argparse.Namespace, config: Any) -> Iterator[str]:
+    """The configuration file the workers read: ``--config``, or a copy when it is a pipe read once already."""
+    if Path(args.config).is_file():
+        yield str(Path(args.config).resolve())
+        return
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="skbpr-tune-") as folder:  # data.path is absolute in the copy
+        path = Path(folder) / "config.yaml"
+        path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+        yield str(path)
+
+
+def _worker_command(args: argparse.Namespace, index: int, config_path: str) -> list[str]:
+    command = [sys.executable, "-m", "skbpr", "tune", "--worker", "--config", config_path]
     command += ["--storage", args.storage, "--study", args.study, "--n-trials", str(args.n_trials)]
     command += ["--heartbeat-interval", str(args.heartbeat_interval), "--max-retry", str(args.max_retry)]
     if args.grace_period is not None:
