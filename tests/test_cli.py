@@ -187,6 +187,7 @@ def test_yaml_aliases_are_refused_naming_the_file(tmp_path, capsys):
         ("training:\n  epochs: 2\n  loss: warp\n  epochs: 3\n", "epochs", (2, 4)),
         ("sweep:\n  training.loss: [bpr]\n  'training.loss': [warp]\n", "training.loss", (2, 3)),
     ],
+    ids=["sections", "flow-sections", "keys", "quoted-keys"],
 )
 def test_duplicate_yaml_keys_exit_2_naming_the_key_and_both_lines(tmp_path, capsys, text, key, lines):
     path = tmp_path / "twice.yaml"
@@ -198,7 +199,11 @@ def test_duplicate_yaml_keys_exit_2_naming_the_key_and_both_lines(tmp_path, caps
     assert f"(lines {lines[0]} and {lines[1]})" in captured.err, captured.err
 
 
-@pytest.mark.parametrize("text", ["[" * 10_000, "{a: " * 10_000, "- " * 10_000 + "x", "training:\n" + "[" * 150])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 10_000, "{a: " * 10_000, "- " * 10_000 + "x", "training:\n" + "[" * 150],
+    ids=["flow-lists", "flow-mappings", "block-lists", "in-a-section"],
+)
 def test_deeply_nested_yaml_exits_2(tmp_path, capsys, text):
     path = tmp_path / "deep.yaml"
     path.write_text(text, encoding="utf-8")
