@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import stat
 import subprocess
@@ -178,6 +179,86 @@ def test_yaml_aliases_are_refused_naming_the_file(tmp_path, capsys):
         load_config(single)
 
 
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("training:\n  epochs: 2\nmodel:\n  n_components: 4\ntraining:\n  epochs: 3\n", "training", (1, 5)),
+        ("model: {n_components: 4}\nmodel: {n_components: 8}\n", "model", (1, 2)),
+        ("training:\n  epochs: 2\n  loss: warp\n  epochs: 3\n", "epochs", (2, 4)),
+        ("sweep:\n  training.loss: [bpr]\n  'training.loss': [warp]\n", "training.loss", (2, 3)),
+    ],
+    ids=["sections", "flow-sections", "keys", "quoted-keys"],
+)
+def test_duplicate_yaml_keys_exit_2_naming_the_key_and_both_lines(tmp_path, capsys, text, key, lines):
+    path = tmp_path / "twice.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["fit", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"skbpr: configuration error: {path}: not valid YAML: duplicate key {key!r}")
+    assert f"(lines {lines[0]} and {lines[1]})" in captured.err, captured.err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 10_000, "{a: " * 10_000, "- " * 10_000 + "x", "training:\n" + "[" * 150],
+    ids=["flow-lists", "flow-mappings", "block-lists", "in-a-section"],
+)
+def test_deeply_nested_yaml_exits_2(tmp_path, capsys, text):
+    path = tmp_path / "deep.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["fit", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"skbpr: configuration error: {path}: not valid YAML: nested more than 100 levels deep")
+    assert len(err) < 1000
+    with pytest.raises(ConfigError, match="nested more than 100 levels"):
+        load_config(path)
+    validate_config(yaml.safe_load("sweep: {training.loss: [bpr, warp]}"))  # three levels are fine
+
+
+def test_config_and_data_path_folders_are_named_as_folders(tmp_path, capsys):
+    assert main(["fit", "--config", str(tmp_path)]) == 2
+    assert f"configuration error: {str(tmp_path)!r} is a folder; expected a YAML configuration file" in (
+        capsys.readouterr().err
+    )
+    (tmp_path / "events").mkdir()
+    path = _write(tmp_path, {"data": {"source": "file", "path": "events"}, "mlflow": {"enabled": False}})
+    assert main(["fit", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "data.path: 'events' is a folder" in err and "expected the events file in it" in err, err
+    assert "not found" not in err
+
+
+def test_config_from_a_pipe_is_read(tmp_path):
+    import threading
+
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    text = yaml.safe_dump(_merge(TINY, model={"n_components": 5}))
+    writer = threading.Thread(target=fifo.write_text, args=(text,), daemon=True)
+    writer.start()
+    try:
+        config = load_config(fifo)
+    finally:
+        if writer.is_alive():  # nothing read the pipe: let the writer's open return
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=10)
+    assert config["model"]["n_components"] == 5 and config["data"]["n_users"] == 60
+
+
+@pytest.mark.skipif(not Path("/bin/bash").exists(), reason="needs bash for <(...)")
+def test_config_given_as_process_substitution_runs(tmp_path):
+    """``skbpr fit --config <(printf ...)``: the shell passes /dev/fd/63, a pipe, which is read."""
+    text = yaml.safe_dump({k: v for k, v in TINY.items() if k != "sweep"}).replace("'", "")
+    script = f"{sys.executable} -m skbpr fit --config <(printf '%s' '{text}')"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run(
+        ["/bin/bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "data: synthetic, 60 users, 30 items" in proc.stdout and "HybridBPR(n_components=8" in proc.stdout
+
+
 def test_error_messages_bound_the_value_they_show(tmp_path, capsys):
     path = _write(tmp_path, _merge(TINY, model={"n_components": list(range(100_000))}))
     assert main(["fit", "--config", path]) == 2
@@ -277,6 +358,80 @@ def test_recommend_and_evaluate_errors(tiny, tmp_path, capsys):
     other = _write(tmp_path, _merge(TINY, data={"n_users": 70}), "other.yaml")
     assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
     assert "70" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_config_with_another_training_split_unless_allowed(tiny, tmp_path, capsys):
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    bundle = load_model(str(model_path))
+    assert bundle["training"]["data"]["random_state"] == 0 and len(bundle["training"]["train_positives_sha256"]) == 64
+    other = _write(tmp_path, _merge(TINY, data={"random_state": 1}), "other.yaml")
+    assert main(["evaluate", "--model", str(model_path), "--config", other]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before any data is loaded
+    assert captured.err.startswith(f"skbpr: error: --config {other!r}: the model {str(model_path)!r} was trained on")
+    assert "data.random_state is 0 in the model file, 1 here" in captured.err
+    assert "--allow-other-data" in captured.err
+    assert main(["evaluate", "--model", str(model_path), "--config", other, "--allow-other-data"]) == 0
+    captured = capsys.readouterr()
+    assert "HybridBPR" in captured.out and "--allow-other-data: the model was trained on other data" in captured.err
+    # the same split, written in another file with other tracking settings, is accepted
+    same = _write(tmp_path, _merge(TINY, mlflow={"enabled": False, "experiment_name": "x"}), "same.yaml")
+    assert main(["evaluate", "--model", str(model_path), "--config", same]) == 0
+    assert _table(capsys.readouterr().out, "HybridBPR") == _table(_evaluate_output(model_path, capsys), "HybridBPR")
+
+
+def _evaluate_output(model_path: Path, capsys) -> str:
+    assert main(["evaluate", "--model", str(model_path)]) == 0
+    return capsys.readouterr().out
+
+
+def test_evaluate_refuses_an_events_file_whose_contents_changed(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    events = pd.DataFrame({"user_id": rng.integers(0, 40, 500), "item_id": rng.integers(0, 25, 500)}).drop_duplicates()
+    events.to_csv(tmp_path / "events.csv", index=False)
+    config = {k: v for k, v in TINY.items() if k not in ("sweep", "data")}
+    config["data"] = {"source": "file", "path": "events.csv"}
+    path = _write(tmp_path, config)
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", path, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    changed = events.copy()
+    changed["item_id"] = (changed["item_id"] + 1) % 25  # same users and items, other positives
+    changed.drop_duplicates().to_csv(tmp_path / "events.csv", index=False)
+    assert main(["evaluate", "--model", str(model_path), "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on other data or another split (training positives sha256" in err, err
+    assert main(["evaluate", "--model", str(model_path)]) == 2  # the saved configuration reads the same file
+    err = capsys.readouterr().err
+    assert err.startswith(f"skbpr: error: the model's configuration: the model {str(model_path)!r} was trained")
+    assert "The data changed since the model was trained: fit it again, or pass --allow-other-data" in err
+    assert main(["evaluate", "--model", str(model_path), "--allow-other-data"]) == 0
+
+
+def test_truncated_or_foreign_model_files_exit_2_naming_the_file(tiny, tmp_path, capsys):
+    from skbpr.models.files import ModelFileError, read_model_file
+
+    model_path = tmp_path / "model.joblib"
+    assert main(["fit", "--config", tiny, "--save", str(model_path)]) == 0
+    capsys.readouterr()
+    whole = model_path.read_bytes()
+    broken = tmp_path / "broken.joblib"
+    samples = {f"first {n} bytes": whole[:n] for n in range(0, len(whole), max(1, len(whole) // 40))}
+    samples |= {"random bytes": np.random.default_rng(0).bytes(2000), "JSON": b'{"a": 1}', "text": b"hello\n"}
+    samples |= {"gzip of text": __import__("gzip").compress(b"not a pickle"), "a pickled list": pickle.dumps([1, 2])}
+    for what, content in samples.items():
+        broken.write_bytes(content)
+        with pytest.raises(ModelFileError, match="is not a complete skbpr model file") as info:
+            read_model_file(broken)
+        assert isinstance(info.value, ValueError) and info.value.path == str(broken), what
+        assert str(info.value).startswith(f"{str(broken)!r} is not a complete skbpr model file ("), what
+    for command in (["evaluate", "--model", str(broken)], ["recommend", "--model", str(broken), "--users", "0"]):
+        broken.write_bytes(whole[: len(whole) // 2])
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"skbpr: error: {str(broken)!r} is not a complete skbpr model file"), err
 
 
 # --------------------------------------------------------------------------
@@ -864,6 +1019,65 @@ def test_skbpr_config_prints_the_example(capsys, tmp_path):
         [sys.executable, "-m", "skbpr.config"], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert done.stdout == EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_skbpr_config_embedded_prints_the_job_fit_runs_without_a_file(capsys):
+    """The embedded job's own settings are written in its configuration; left-out keys are the estimator's."""
+    from skbpr import HybridBPR
+    from skbpr.config import CLI_DEFAULTS
+
+    assert main(["config", "--embedded"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    embedded = load_config(None).estimator_params()
+    assert validate_config(printed).estimator_params() == embedded
+    assert (embedded["n_components"], embedded["epochs"]) == (32, 20)
+    # a file with only a tracking setting trains HybridBPR's own defaults, not the embedded job's
+    plain = validate_config({"mlflow": {"enabled": False}}).estimator_params()
+    estimator = HybridBPR().get_params()
+    for name, value in plain.items():
+        if name in CLI_DEFAULTS or name == "eval_every":
+            continue
+        assert value == estimator[name], name
+    assert (plain["n_components"], plain["epochs"]) == (estimator["n_components"], estimator["epochs"]) == (64, 50)
+    # every setting in which the embedded job departs from those defaults is written in its configuration
+    sections = ("model", "optimizer", "training")
+    written = {f"{s}.{k}" for s in sections for k in printed.get(s) or {}}
+    job, defaults = load_config(None), validate_config({})
+    departs = {f"{s}.{k}" for s in sections for k, v in job[s].items() if v != defaults[s][k]}
+    assert departs == written - {"training.loss", "training.random_state"}  # those two restate the defaults
+    # and skbpr config, the defaults, points at it
+    assert main(["config"]) == 0
+    assert "skbpr config --embedded" in capsys.readouterr().out
+
+
+def test_fit_without_a_file_says_it_runs_the_embedded_job(monkeypatch, capsys):
+    from skbpr.cli import fitting
+
+    class Stop(Exception):
+        pass
+
+    def stop(config):
+        raise Stop
+
+    monkeypatch.setattr(fitting, "load_data", stop)  # the line comes before any data is loaded
+    with pytest.raises(Stop):
+        main(["fit"])
+    assert capsys.readouterr().out == "configuration: the embedded default job (skbpr config --embedded prints it)\n"
+
+
+def test_tracking_page_configuration_excerpt_shows_the_defaults():
+    """The YAML excerpt of docs/tracking.md shows the defaults a left-out key takes (the sweep is an example)."""
+    from skbpr.config import SCHEMA
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "tracking.md").read_text(encoding="utf-8")
+    section = page.split("## The configuration file", 1)[1]
+    excerpt = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert set(excerpt) == set(SCHEMA)
+    for name, values in excerpt.items():
+        if name == "sweep":
+            continue
+        for key, value in values.items():
+            assert value == SCHEMA[name][key].default, f"{name}.{key}: the page shows {value!r}"
 
 
 def test_fit_help_lists_the_config_keys_and_points_at_the_example(capsys):

@@ -100,6 +100,26 @@ def test_tune_command_starts_workers_and_prepares_the_mlflow_store(tmp_path, cap
     assert not (tmp_path / "mlflow-fallback.db").exists()
 
 
+def test_tune_reads_its_configuration_from_a_pipe_and_gives_the_workers_a_copy(tmp_path, capsys):
+    """``skbpr tune --config <(...)``: the pipe is read once; the worker processes read a copy of it."""
+    import threading
+
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    text = Path(_config(tmp_path)).read_text(encoding="utf-8")
+    writer = threading.Thread(target=fifo.write_text, args=(text,), daemon=True)
+    writer.start()
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    try:
+        assert main(["tune", "--config", str(fifo), "--storage", storage, "--n-trials", "1", "--seed", "0"]) == 0
+    finally:
+        if writer.is_alive():
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=10)
+    assert "trials: 1 complete" in capsys.readouterr().out
+    assert len(optuna.load_study(study_name="skbpr", storage=storage).trials) == 1
+
+
 def _wait_for(predicate, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -112,9 +132,17 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_killed_worker_trial_becomes_fail_and_is_retried(tmp_path):
+    import threading
+
+    import numpy as np
+    import pandas as pd
+
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     beats = ["--heartbeat-interval", "1", "--grace-period", "2"]
-    endless = _config(tmp_path, "endless.yaml", training={"epochs": 1_000_000})
+    # the trial's data is a pipe: a worker's trial waits on it until the test writes the events, so
+    # the first worker's trial runs until it is killed, and the retry, with the same configuration, ends
+    os.mkfifo(tmp_path / "events.csv")
+    endless = _config(tmp_path, "endless.yaml", data={"source": "file", "path": "events.csv"})
     assert main(["tune", "--config", endless, "--storage", storage, "--study", "s", "--create-only", *beats]) == 0
     observer = make_storage(storage, heartbeat_interval=1, grace_period=2)
     study = optuna.load_study(study_name="s", storage=observer)
@@ -134,9 +162,14 @@ def test_killed_worker_trial_becomes_fail_and_is_retried(tmp_path):
     assert trials[1].params == trials[0].params
     retry = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", optuna.storages.RetryFailedTrialCallback)
     assert retry.retried_trial_number(trials[1]) == 0
-    # a live worker runs the queued copy first
-    quick = _config(tmp_path, "quick.yaml")
-    _finish([_worker(quick, storage, 1, *beats)])
+    # a live worker with the same configuration runs the queued copy first
+    rng = np.random.default_rng(0)
+    events = pd.DataFrame({"user_id": rng.integers(0, 60, 500), "item_id": rng.integers(0, 30, 500)})
+    text = events.drop_duplicates().to_csv(index=False)
+    writer = threading.Thread(target=(tmp_path / "events.csv").write_text, args=(text,), daemon=True)
+    writer.start()
+    _finish([_worker(endless, storage, 1, *beats)])
+    writer.join(timeout=30)
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE]
     assert trials[1].params == trials[0].params
@@ -257,3 +290,67 @@ def test_the_objective_needs_a_searched_key_like_the_commands():
 
     with pytest.raises(ConfigError, match=r"sweep: expected at least one searched key .*got none"):
         ConfigObjective(validate_config({"training": {"epochs": 2}}))
+
+
+def _missing_driver_url() -> str:
+    import importlib.util
+
+    for module, url in (("MySQLdb", "mysql://u@127.0.0.1/db"), ("pymssql", "mssql+pymssql://u@127.0.0.1/db")):
+        if importlib.util.find_spec(module) is None:
+            return url
+    pytest.skip("every candidate database driver is installed")
+
+
+def test_storage_with_a_missing_folder_or_driver_exits_2_naming_storage_before_any_work(tmp_path, capsys):
+    config = _config(tmp_path)
+    missing = tmp_path / "nonexistent" / "dir"
+    url = _missing_driver_url()
+    cases = [
+        (f"sqlite:///{missing / 'x.db'}", f"create {str(missing)!r} first"),
+        (f"journal:{missing / 'x.log'}", f"create {str(missing)!r} first"),
+        (url, "driver is installed"),
+    ]
+    for storage, fix in cases:
+        for role in ([], ["--create-only"], ["--worker"]):
+            assert main(["tune", "--config", config, "--storage", storage, *role]) == 2, storage
+            err = capsys.readouterr().err
+            assert err.startswith(f"skbpr: error: --storage {storage!r}: storage must be a"), err
+            assert fix in err and "Traceback" not in err, err
+    assert "pip install 'mysqlclient'" in err or "pip install 'pymssql'" in err
+    assert not (tmp_path / "nonexistent").exists()
+    with pytest.raises(ValueError, match=r"storage must be a database URL whose driver is installed"):
+        make_storage(url)
+
+
+def test_a_worker_with_another_configuration_exits_2_naming_the_keys(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    config = _config(tmp_path)
+    assert main(["tune", "--config", config, "--storage", storage, "--study", "s", "--create-only"]) == 0
+    capsys.readouterr()
+    other = _config(tmp_path, "other.yaml", data={"random_state": 1}, sweep={"training.loss": ["bpr"]})
+    for role in (["--worker"], ["--create-only"], []):
+        assert main(["tune", "--config", other, "--storage", storage, "--study", "s", *role]) == 2
+        err = capsys.readouterr().err
+        assert f"--config {other!r} / --study 's': study 's' was created for another configuration" in err
+        assert "data.random_state is 0 in the study, 1 here" in err
+        assert 'sweep.training.loss is ["bpr", "warp", "logistic"] in the study, ["bpr"] here' in err
+        assert "model.n_components" not in err
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.trials == []  # nothing of the other configuration ran
+    # the same configuration passes; tracking settings are not part of it
+    same = _config(tmp_path, "same.yaml", mlflow={"enabled": False, "experiment_name": "elsewhere"})
+    assert main(["tune", "--config", same, "--storage", storage, "--study", "s", "--worker", "--n-trials", "1"]) == 0
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 1
+
+
+def test_create_study_and_run_worker_check_the_configuration(tmp_path):
+    from skbpr.distributed.tune import StudyConfigError
+
+    url = f"journal:{tmp_path / 'j.log'}"
+    create_study(url, "c", config={"space": {"x": [0, 3]}})
+    with pytest.raises(StudyConfigError, match=r"space\.x is \[0, 3\] in the study, \[0, 4\] here"):
+        run_worker(url, "c", lambda trial: trial.suggest_int("x", 0, 4), 1, config={"space": {"x": [0, 4]}})
+    with pytest.raises(StudyConfigError, match=r"space\.y is \(absent\) in the study, 1 here"):
+        create_study(url, "c", config={"space": {"x": [0, 3], "y": 1}})
+    assert optuna.load_study(study_name="c", storage=make_storage(url)).trials == []
+    assert len(run_worker(url, "c", lambda t: t.suggest_int("x", 0, 3), 1, config={"space": {"x": [0, 3]}}).trials) == 1

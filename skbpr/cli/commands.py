@@ -5,13 +5,18 @@ Commands::
     skbpr fit [--config cfg.yaml] [--save model.joblib] [--plot-dir DIR]
     skbpr sweep --config cfg.yaml [--n-jobs N] [--scheduler tcp://HOST:PORT] [--save best.joblib] [--plot-dir DIR]
     skbpr tune --config cfg.yaml --storage URL [--n-workers N] [--n-trials N] [--create-only | --worker]
-    skbpr evaluate --model model.joblib [--config cfg.yaml] [--metrics M ...] [--compare other.joblib ...]
+    skbpr evaluate --model model.joblib [--config cfg.yaml [--allow-other-data]] [--metrics M ...]
+                   [--compare other.joblib ...]
     skbpr recommend --model model.joblib --users u1 u2 [--k 10] [--output recs.csv]
     skbpr recommend --model model.joblib --all-users --output recs.parquet
     skbpr config > run.yaml      # every key with its default
+    skbpr config --embedded      # the job fit runs without --config
 
-Without ``--config``, ``fit`` runs the embedded default (synthetic data with
-planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`). Models are saved
+Without ``--config``, ``fit`` runs the embedded default job (synthetic data
+with planted structure, see :data:`skbpr.config.DEFAULT_CONFIG`), whose
+configuration writes out every setting it takes other than the defaults
+(32 factors, 20 epochs); a key left out of any configuration takes
+HybridBPR's default. Models are saved
 with joblib, which runs code when loading: load only files you trust.
 
 Exit status: 0 on success, 2 for an invalid configuration or command line
@@ -37,6 +42,7 @@ from skbpr.cli.files import MODEL_FORMAT, load_model
 from skbpr.cli.fitting import cmd_evaluate, cmd_fit, load_data, split_data
 from skbpr.cli.recommend import cmd_recommend
 from skbpr.cli.sweep import cmd_sweep
+from skbpr.models.files import ModelFileError
 
 __all__ = [
     "MODEL_FORMAT",
@@ -122,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="wilcoxon",
         help="paired test of --compare (default wilcoxon)",
     )
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="score the model even when --config describes other data or another split than the model was "
+        "trained on (refused by default: its test split would hold positives the model trained on)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("recommend", help="top-k items for some users from a saved model")
@@ -152,7 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         "config",
         help="print an example configuration: every key with its default",
         description=f"Print every configuration key with its default value and allowed values, as YAML "
-        f"(the file {EXAMPLE_PATH} of the source tree holds the same text).",
+        f"(the file {EXAMPLE_PATH} of the source tree holds the same text). A key left out of a "
+        "configuration file takes this default, HybridBPR's own for the model, optimizer and training keys.",
+    )
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="print instead the embedded default job that skbpr fit runs without --config: its own "
+        "configuration, which writes out every setting it takes other than the defaults",
     )
     p.set_defaults(func=cmd_config)
     return parser
@@ -172,9 +191,9 @@ def _config_epilog() -> str:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from skbpr.cli.config import example_config
+    from skbpr.cli.config import DEFAULT_CONFIG, example_config
 
-    print(example_config(), end="", flush=True)
+    print(DEFAULT_CONFIG if getattr(args, "embedded", False) else example_config(), end="", flush=True)
     return 0
 
 
@@ -192,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"skbpr: configuration error: {exc}", file=sys.stderr)
         return 2
-    except CommandLineError as exc:
+    except (CommandLineError, ModelFileError) as exc:
         print(f"skbpr: error: {exc}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as exc:

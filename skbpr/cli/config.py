@@ -350,7 +350,12 @@ def _check_data(data: dict[str, Any], base_dir: str | Path | None) -> None:
     path = Path(data["path"]).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(
+            f"data.path: {data['path']!r} is a folder ({str(path)!r}); expected the events file in it "
+            "(csv or parquet), such as data.path: events.csv"
+        )
+    if not path.exists():
         raise ConfigError(f"data.path: file not found: {data['path']!r} (looked for {str(path)!r})")
     data["path"] = str(path)
     if data["format"] is None:
@@ -377,6 +382,8 @@ def parse_yaml(text: str, name: str = "<configuration>") -> Any:
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: not valid YAML: {_bounded(str(exc), 1000)}") from None
+    except RecursionError:  # the loader bounds nesting; this is the last line of defence
+        raise ConfigError(f"{name}: not valid YAML: nested too deeply") from None
     finally:
         loader.dispose()
 
@@ -388,17 +395,23 @@ def _bounded(text: str, limit: int) -> str:
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a YAML configuration file (``None``: the embedded default).
 
+    A pipe or other non-regular file (``--config <(generate-config)``, whose
+    path is ``/dev/fd/63``) is read as well; a relative ``data.path`` in it
+    starts at the working directory, as it has no folder of its own.
+
     Raises
     ------
     ConfigError
-        Naming the file when it is missing, unreadable, not UTF-8 text, not
-        valid YAML or uses YAML aliases, and naming the dotted key for an
-        invalid value.
+        Naming the file when it is missing, a folder, unreadable, not UTF-8
+        text, not valid YAML, uses YAML aliases or duplicate keys or nests too
+        deeply, and naming the dotted key for an invalid value.
     """
     if path is None:
         return validate_config(parse_yaml(DEFAULT_CONFIG, "the embedded default configuration"))
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a folder; expected a YAML configuration file")
+    if not path.exists():
         raise ConfigError(f"config file not found: {str(path)!r}")
     try:
         text = path.read_bytes().decode("utf-8")
@@ -409,7 +422,7 @@ def load_config(path: str | Path | None = None) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
-    return validate_config(parse_yaml(text, str(path)), base_dir=path.parent)
+    return validate_config(parse_yaml(text, str(path)), base_dir=path.parent if path.is_file() else None)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ from typing import Any
 from skbpr.cli.config import Config
 from skbpr.cli.errors import CommandLineError
 from skbpr.cli.output import say
-from skbpr.models.files import MODEL_FORMAT, read_model_file, write_model_file
+from skbpr.models.files import MODEL_FORMAT, positives_digest, read_model_file, write_model_file
 
-__all__ = ["MODEL_FORMAT", "check_output_file", "check_outputs", "load_model", "save_model"]
+__all__ = ["MODEL_FORMAT", "check_output_file", "check_outputs", "load_model", "save_model", "training_fingerprint"]
 
 
 # --------------------------------------------------------------------------
@@ -85,8 +85,18 @@ def check_outputs(args: argparse.Namespace, plot: str) -> None:
 # --------------------------------------------------------------------------
 # saving and loading
 # --------------------------------------------------------------------------
-def save_model(path: str, model: Any, config: Config, data: Any) -> None:
-    """Write ``model`` with its configuration and ids to ``path`` (:func:`skbpr.models.files.write_model_file`)."""
+def training_fingerprint(config: Config, train: Any) -> dict[str, Any]:
+    """What a model file records of its training data: the ``data`` section and the training split's digest."""
+    return {"data": dict(config["data"]), "train_positives_sha256": positives_digest(train)}
+
+
+def save_model(path: str, model: Any, config: Config, data: Any, train: Any = None) -> None:
+    """Write ``model`` with its configuration, ids and training fingerprint to ``path``.
+
+    See :func:`skbpr.models.files.write_model_file`; ``train`` is the split
+    the model was fitted on, recorded by :func:`training_fingerprint` (``None``:
+    no fingerprint, and ``skbpr evaluate`` cannot check the split).
+    """
     write_model_file(
         path,
         model,
@@ -94,6 +104,7 @@ def save_model(path: str, model: Any, config: Config, data: Any) -> None:
         user_ids=data.user_ids,
         item_ids=data.item_ids,
         item_titles=getattr(data, "item_titles", None),  # MovieLens titles, for skbpr recommend
+        training=None if train is None else training_fingerprint(config, train),
     )
     say(f"model saved to {path} (joblib: load only files you trust)")
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from skbpr.cli.config import Config, ConfigError, load_config, validate_config
+from skbpr.cli.errors import CommandLineError
 from skbpr.cli.files import check_outputs, load_model, save_model
-from skbpr.cli.output import print_table, say, tracking_available
+from skbpr.cli.output import print_table, say, tracking_available, warn
 
 
 # --------------------------------------------------------------------------
@@ -152,6 +153,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     check_outputs(args, "learning_curve.png")
     config = load_config(args.config)
+    if args.config is None:
+        say("configuration: the embedded default job (skbpr config --embedded prints it)")
     data = load_data(config)
     train, test = split_data(config, data)
     describe_data(config, data, train, test)
@@ -195,7 +198,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     model.set_params(callbacks=None)  # the fitted model is saved without its tracking hook
     model.__dict__.pop("callbacks_", None)  # nor the fitted copy of it
     if args.save:
-        save_model(args.save, model, config, data)
+        save_model(args.save, model, config, data, train)
     if callback is not None and getattr(callback, "run_id_", None):
         uri = callback.tracking_uri_
         _record_after_fit(
@@ -227,9 +230,48 @@ def _describe_epochs(model: Any, params: dict[str, Any], watched: str) -> None:
     say(f"best epoch: {model.best_epoch_} (validation {metric} {value:.4f}; {kept})")
 
 
+# The data keys that decide the training split, by source; where the data lives (data_home,
+# download) is left out: the digest of the training positives catches other contents.
+_SPLIT_KEYS = {
+    "synthetic": ("n_users", "n_items", "n_interactions", "n_user_features", "n_item_features", "exposure_signal",
+                  "popularity_skew", "noise"),
+    "movielens": ("name", "threshold"),
+    "file": ("path", "format", "user_col", "item_col", "rating_col", "threshold"),
+}  # fmt: skip
+
+
+def _differing_data_keys(saved: dict[str, Any], data: dict[str, Any]) -> list[str]:
+    """The data keys, deciding the training split, whose values differ (as lines for a message)."""
+    keys = ["source", *_SPLIT_KEYS.get(data["source"], ()), "test_size", "random_state"]
+    if saved.get("source") != data["source"]:
+        keys = keys[:1]
+    return [
+        f"data.{key} is {saved.get(key)!r} in the model file, {data.get(key)!r} here"
+        for key in keys
+        if saved.get(key) != data.get(key)
+    ]
+
+
+def _other_data(model_path: str, option: str, differences: list[str], digests: tuple[str, str] | None) -> str:
+    what = "; ".join(differences)
+    if digests is not None:
+        what = (f"{what}; " if what else "") + (
+            f"training positives sha256 {digests[0][:16]} in the model file, {digests[1][:16]} here"
+        )
+    fix = (
+        "Evaluate with the model's own configuration (leave out --config)"
+        if option.startswith("--config")
+        else "The data changed since the model was trained: fit it again"
+    )
+    return (
+        f"{option}: the model {model_path!r} was trained on other data or another split ({what}), so its "
+        f"test split would hold positives the model trained on, or miss some it did not see. {fix}, or pass "
+        "--allow-other-data to score it anyway"
+    )
+
+
 def _evaluate_metrics(args: argparse.Namespace, config: Config, n_items: int) -> list[str]:
     """The ``--metrics`` names (default :func:`metric_names`), checked against the catalogue."""
-    from skbpr.cli.errors import CommandLineError
     from skbpr.evaluation.names import parse_metrics
 
     if getattr(args, "metrics", None) is None:
@@ -261,31 +303,51 @@ def _comparison_rows(table: Any) -> list[dict[str, Any]]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from skbpr.cli.errors import CommandLineError
+    from skbpr.models.files import positives_digest
 
     compare = list(getattr(args, "compare", None) or [])
     paths = [str(Path(p).expanduser().resolve()) for p in [args.model, *compare]]
     twice = sorted({p for p in [args.model, *compare] if paths.count(str(Path(p).expanduser().resolve())) > 1})
     if twice:
         raise CommandLineError(f"--compare: each model file can be compared once, got {twice} twice")
-    bundle = load_model(args.model)
-    model = bundle["estimator"]
+    bundles = {path: load_model(path) for path in [args.model, *compare]}
+    model = bundles[args.model]["estimator"]
+    option = f"--config {args.config!r}" if args.config is not None else "the model's configuration"
     if args.config is not None:
         config = load_config(args.config)
-    elif bundle.get("config") is not None:
-        config = validate_config(bundle["config"])
+    elif bundles[args.model].get("config") is not None:
+        config = validate_config(bundles[args.model]["config"])
     else:
         config = load_config(None)
     metrics = _evaluate_metrics(args, config, model.n_items_)
-    others = [load_model(path)["estimator"] for path in compare]
+    allow = getattr(args, "allow_other_data", False)
+    fingerprints = {path: bundle.get("training") for path, bundle in bundles.items()}
+    for path, fingerprint in fingerprints.items():
+        if fingerprint is not None and not allow:  # before loading any data
+            differences = _differing_data_keys(fingerprint["data"], config["data"])
+            if differences:
+                raise CommandLineError(_other_data(path, option, differences, None))
     data = load_data(config)
-    for path, estimator in zip([args.model, *compare], [model, *others], strict=True):
+    for path, bundle in bundles.items():
+        estimator = bundle["estimator"]
         if (data.n_users, data.n_items) != (estimator.n_users_, estimator.n_items_):
             raise ConfigError(
                 f"data: expected {estimator.n_users_} users x {estimator.n_items_} items as the model {path} was "
                 f"fitted on, got {data.n_users} x {data.n_items}"
             )
     train, test = split_data(config, data)
+    digest = positives_digest(train) if any(f is not None for f in fingerprints.values()) else None
+    for path, fingerprint in fingerprints.items():
+        if fingerprint is None:
+            say(f"the model file {path} records no fingerprint of its training data: the split it is scored on is "
+                "not checked")  # fmt: skip
+            continue
+        digests = (fingerprint["train_positives_sha256"], digest)
+        if digests[0] != digests[1] and not allow:  # the same keys, other contents (an events file changed)
+            raise CommandLineError(_other_data(path, option, [], digests))
+        if allow and (digests[0] != digests[1] or _differing_data_keys(fingerprint["data"], config["data"])):
+            warn("--allow-other-data: the model was trained on other data or another split than it is scored on")
+    others = [bundles[path]["estimator"] for path in compare]
     describe_data(config, data, train, test)
     if compare:
         from skbpr.evaluation.compare import COMPARISON_COLUMNS, compare_models

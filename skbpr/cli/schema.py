@@ -162,10 +162,16 @@ SCHEMA: dict[str, dict[str, Field]] = {
 SWEEP_SECTIONS = ("model", "optimizer", "training")
 DEFAULT_SCORING = ("ndcg@10", "auc")
 
+# The job of `skbpr fit` without --config (`skbpr config --embedded` prints it). Like any
+# configuration, what it leaves out takes the schema's defaults (HybridBPR's own for the model,
+# optimizer and training keys): a setting of its own, such as its smaller model, is written here.
 DEFAULT_CONFIG = """\
-# The embedded default: synthetic data with planted structure
-# (make_interactions(2000, 500, 100000, exposure_signal=3.0,
-#  popularity_skew=0.5, noise=0.25, random_state=0)), 32 factors, 20 epochs.
+# The embedded default job of `skbpr fit` without --config: synthetic data
+# with planted structure (make_interactions(2000, 500, 100000,
+# exposure_signal=3.0, popularity_skew=0.5, noise=0.25, random_state=0)),
+# and a smaller, quicker model than HybridBPR's defaults (64 factors,
+# 50 epochs): 32 factors, 20 epochs. Keys left out take the defaults
+# that `skbpr config` prints.
 model:
   n_components: 32
 training:

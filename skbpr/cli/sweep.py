@@ -143,7 +143,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     model.set_params(callbacks=None)
     model.__dict__.pop("callbacks_", None)
     if args.save:
-        save_model(args.save, model, config, data)
+        save_model(args.save, model, config, data, train)
     if parent is not None and parent.run_id:
         _record_sweep(parent, config, search, test_metrics, files, next(filter(None, search_ids), None))
     return 0

@@ -9,10 +9,13 @@ storage, study and worker helpers it runs on are
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,8 @@ def add_tune_parser(sub: Any, epilog: str) -> None:
             "Create the study once in the storage, then run --n-workers worker processes against it "
             "(each runs --n-trials trials). On a cluster: 'skbpr tune --create-only' once, then "
             "'skbpr tune --worker' on every machine with the same --storage and --study. The search space "
-            "is the sweep section's searched keys, as categorical choices; see docs/scaling.md.",
+            "is the sweep section's searched keys, as categorical choices. The study records the "
+            "configuration it was created with and refuses workers with another one; see docs/scaling.md.",
             width=96,
         ),
         epilog=epilog,
@@ -126,14 +130,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.worker:
         return _run_worker(args, config)
     storage = _storage(args, create_tables=True)
-    study = _create(storage, args)
+    study = _create(storage, args, config)
     say(f"study {args.study!r} ready in {args.storage} ({len(study.trials)} trials so far)")
     _tracking_uri(config)  # the MLflow store's schema exists before any worker opens it
     if args.create_only:
         return 0
-    procs = [subprocess.Popen(_worker_command(args, i)) for i in range(args.n_workers)]
-    say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
-    codes = [proc.wait() for proc in procs]
+    with _config_file_for_workers(args, config) as path:
+        procs = [subprocess.Popen(_worker_command(args, i, path)) for i in range(args.n_workers)]
+        say(f"{args.n_workers} worker process(es) started, {args.n_trials} trials each")
+        codes = [proc.wait() for proc in procs]
     study = optuna.load_study(study_name=args.study, storage=storage)
     _summarise(study)
     failed = [i for i, code in enumerate(codes) if code != 0]
@@ -142,14 +147,52 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _create(storage: Any, args: argparse.Namespace) -> Any:
+def study_config(config: Any) -> dict[str, Any]:
+    """What decides a trial's value, recorded in the study: every section but ``mlflow`` and the scheduler.
+
+    Workers started with another configuration (another data split, search
+    space, fixed parameter, fold count or metric) are refused by
+    :func:`skbpr.distributed.tune.check_study_config`.
+    """
+    out = config.to_dict()
+    out.pop("mlflow", None)
+    out["sweep"].pop("scheduler", None)
+    return out
+
+
+def _check_config(args: argparse.Namespace, call: Any) -> Any:
+    from skbpr.distributed.tune import StudyConfigError
+
+    try:
+        return call()
+    except StudyConfigError as exc:
+        raise CommandLineError(f"--config {args.config!r} / --study {args.study!r}: {exc}") from None
+
+
+def _create(storage: Any, args: argparse.Namespace, config: Any) -> Any:
     from skbpr.distributed.tune import create_study
 
-    return create_study(storage, args.study, direction="maximize")
+    return _check_config(
+        args, lambda: create_study(storage, args.study, direction="maximize", config=study_config(config))
+    )
 
 
-def _worker_command(args: argparse.Namespace, index: int) -> list[str]:
-    command = [sys.executable, "-m", "skbpr", "tune", "--worker", "--config", str(Path(args.config).resolve())]
+@contextlib.contextmanager
+def _config_file_for_workers(args: argparse.Namespace, config: Any) -> Iterator[str]:
+    """The configuration file the workers read: ``--config``, or a copy when it is a pipe read once already."""
+    if Path(args.config).is_file():
+        yield str(Path(args.config).resolve())
+        return
+    import yaml
+
+    with tempfile.TemporaryDirectory(prefix="skbpr-tune-") as folder:  # data.path is absolute in the copy
+        path = Path(folder) / "config.yaml"
+        path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+        yield str(path)
+
+
+def _worker_command(args: argparse.Namespace, index: int, config_path: str) -> list[str]:
+    command = [sys.executable, "-m", "skbpr", "tune", "--worker", "--config", config_path]
     command += ["--storage", args.storage, "--study", args.study, "--n-trials", str(args.n_trials)]
     command += ["--heartbeat-interval", str(args.heartbeat_interval), "--max-retry", str(args.max_retry)]
     if args.grace_period is not None:
@@ -168,7 +211,7 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
 
     try:  # the study, and so the storage's tables, must exist: workers never create them
         storage = _storage(args, create_tables=False)
-        optuna.load_study(study_name=args.study, storage=storage)
+        study = optuna.load_study(study_name=args.study, storage=storage)
     except CommandLineError:
         raise
     except Exception as exc:  # noqa: BLE001 - KeyError, or the database's "no such table"
@@ -176,6 +219,9 @@ def _run_worker(args: argparse.Namespace, config: Any) -> int:
             f"--study {args.study!r}: no such study in {args.storage} ({type(exc).__name__}); create it first: "
             "skbpr tune --create-only"
         ) from None
+    from skbpr.distributed.tune import check_study_config
+
+    _check_config(args, lambda: check_study_config(study, study_config(config)))  # before any trial
     tracking = _tracking_uri(config)
     run_worker(
         storage, args.study, ConfigObjective(config, tracking), args.n_trials, seed=args.seed, timeout=args.timeout

@@ -58,6 +58,8 @@ def example_config() -> str:
         "# skbpr run configuration: every key with its default value.",
         "# Generated from skbpr.config.SCHEMA by `skbpr config`; every key is optional.",
         "# Use with: skbpr fit --config run.yaml (see docs/tracking.md)",
+        "# `skbpr fit` without --config runs the embedded default job instead, whose own",
+        "# configuration sets a smaller model: `skbpr config --embedded` prints it.",
     ]
     for section, fields in SCHEMA.items():
         lines.append(f"{section}:" if section != "sweep" else "sweep:  # used by skbpr sweep and skbpr tune only")
@@ -80,11 +82,22 @@ def example_config() -> str:
     return "\n".join(lines) + "\n"
 
 
+MAX_DEPTH = 100  # nesting levels of a configuration; six sections of scalars and lists need three
+
+
 def alias_free_loader() -> type:
-    """A ``yaml.SafeLoader`` that refuses aliases (``*name``), the way to a billion-laughs bomb."""
+    """A ``yaml.SafeLoader`` for configurations: no aliases, no duplicate keys, bounded nesting.
+
+    Aliases (``*name``) are the way to a billion-laughs bomb; a key given twice in
+    one mapping (two ``training:`` sections) would silently keep the last one; and
+    nesting deeper than :data:`MAX_DEPTH` levels (``[[[[...``) would exhaust Python's
+    recursion limit. Each is a ``yaml.YAMLError`` naming the line(s).
+    """
     import yaml
 
     class NoAliasLoader(yaml.SafeLoader):
+        _depth = 0
+
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 event = self.peek_event()
@@ -95,6 +108,40 @@ def alias_free_loader() -> type:
                     "write the value out instead of an &anchor and *alias",
                     event.start_mark,
                 )
-            return super().compose_node(parent, index)
+            if self._depth >= MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"nested more than {MAX_DEPTH} levels deep; a configuration needs three "
+                    "(section, key, list of values)",
+                    self.peek_event().start_mark,
+                )
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.setdefault(key, key_node)
+                    except TypeError:  # unhashable: SafeLoader's own error follows
+                        continue
+                    if first is not key_node:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"duplicate key {key!r} (lines {first.start_mark.line + 1} and "
+                            f"{key_node.start_mark.line + 1}): YAML would keep only the last one; "
+                            "merge them into one",
+                            key_node.start_mark,
+                        )
+            return super().construct_mapping(node, deep=deep)
 
     return NoAliasLoader
