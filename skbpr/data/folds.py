@@ -154,9 +154,9 @@ def was_split(data: Any) -> bool:
     >>> from skbpr.datasets import make_interactions
     >>> from skbpr.model_selection import PerUserKFold
     >>> from skbpr.data.folds import was_split
-    >>> data = make_interactions(20, 10, 60, random_state=0)
+    >>> data = make_interactions(30, 10, 60, random_state=0)
     >>> _ = list(PerUserKFold(2, random_state=0).split(data))
-    >>> was_split(data), was_split(make_interactions(20, 10, 60, random_state=0))
+    >>> was_split(data), was_split(make_interactions(30, 10, 60, random_state=0))
     (True, False)
     """
     return bool(split_records(data))
