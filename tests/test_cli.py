@@ -979,6 +979,33 @@ def test_bad_plot_dir_exits_2_before_any_work(tiny, tmp_path, capsys, case):
     assert reason in captured.err, captured.err
 
 
+def test_a_long_legal_save_name_is_written(tiny, tmp_path):
+    """250 characters is a legal name; the partial file the write goes through must be legal too."""
+    target = tmp_path / ("m" * 250)
+    assert main(["fit", "--config", tiny, "--save", str(target)]) == 0
+    assert load_model(str(target))["estimator"].n_users_ == 60
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("m")] == [target.name]
+
+
+@pytest.mark.parametrize("case", ["proc", "name too long", "proc, missing folder"])
+def test_save_where_the_file_system_refuses_files_exits_2_before_any_work(tiny, tmp_path, capsys, case):
+    """Permission bits pass (root may write anywhere, by them), the file system refuses: found before the work."""
+    if case.startswith("proc") and not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    value = {
+        "proc": "/proc/m.joblib",
+        "name too long": str(tmp_path / ("n" * 256)),
+        "proc, missing folder": "/proc/models/m.joblib",
+    }[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["fit", "--config", tiny, "--save", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing loaded, nothing fitted
+    assert captured.err.startswith(f"skbpr: error: --save {value!r}: "), captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not os.path.exists("/proc/m.joblib") and not os.path.exists("/proc/models")
+
+
 def test_save_creates_missing_folders_under_a_writable_one(tiny, tmp_path):
     target = tmp_path / "a" / "b" / "model.joblib"
     assert main(["fit", "--config", tiny, "--save", str(target)]) == 0

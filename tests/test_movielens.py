@@ -554,12 +554,69 @@ def _symlink(name: str, target: str) -> zipfile.ZipInfo:
 def test_hostile_members_rejected(server: _Server, tmp_path: Path, member, reason: str) -> None:
     home = tmp_path / "home"
     content = server.serve("ml-100k", _hostile(member, b"/etc/passwd"))
-    with pytest.raises(ValueError, match=reason):
+    with pytest.raises(ValueError, match=reason + ".*; the download was deleted"):
         load_movielens(data_home=home, base_url=server.url, checksum=md5(content))
     assert not (tmp_path / "escaped.txt").exists()
     assert not Path("/tmp/escaped-absolute.txt").exists()
-    assert not (home / "ml-100k").exists()
-    assert [p.name for p in home.iterdir()] == ["ml-100k.zip"]  # verified archive kept, nothing extracted
+    assert list(home.iterdir()) == []  # nothing extracted, and the refused archive is not kept to be refused again
+    # so a good mirror serves the next call
+    good = server.serve("ml-100k", release_archive("ml-100k"))
+    assert load_movielens(data_home=home, base_url=server.url, checksum=md5(good)).n_positives > 0
+    assert [p.name for p in home.iterdir()] == ["ml-100k"]
+
+
+def _bomb(name: str, size: int) -> bytes:
+    """A release archive with one more member of ``size`` zero bytes, which deflate packs about 1000-fold."""
+    folder = FOLDERS.get(name, name)
+    files = {f"{folder}/{file}": content for file, content in release_files(name).items()}
+    return _zip({**files, f"{folder}/padding.bin": bytes(size)})
+
+
+def test_zip_bomb_is_refused_before_extraction_and_leaves_nothing(server: _Server, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    content = server.serve("ml-100k", _bomb("ml-100k", 20 << 20))
+    assert len(content) < 100_000  # 20 MiB of members in a few dozen kilobytes
+    message = (
+        r"refusing to extract the download of http://127\.0\.0\.1:\d+/movielens/ml-100k\.zip for "
+        rf"{re.escape(str(home / 'ml-100k.zip'))}: member 'ml-100k/padding\.bin' expands \d+-fold "
+        r"\(\d+ to 20971520 bytes\), more than the limit of 100-fold .*; the download was deleted"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_movielens(data_home=home, base_url=server.url, checksum=md5(content))
+    assert list(home.iterdir()) == []  # no archive, no partial file, nothing extracted
+    good = server.serve("ml-100k", release_archive("ml-100k"))  # a good mirror then serves the next call
+    assert load_movielens(data_home=home, base_url=server.url, checksum=md5(good)).n_positives > 0
+    assert [p.name for p in home.iterdir()] == ["ml-100k"]
+
+
+def test_release_size_limit_bounds_download_cache_and_extraction(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from skbpr.data.datasets import cache
+
+    content = release_archive("ml-100k")
+    size = sum(info.file_size for info in zipfile.ZipFile(io.BytesIO(content)).infolist())
+    limit = size - 1
+    monkeypatch.setitem(cache.RELEASES, "ml-100k", dataclasses.replace(cache.RELEASES["ml-100k"], max_bytes=limit))
+    home = tmp_path / "home"
+    server.serve("ml-100k", content)
+    with pytest.raises(ValueError, match=rf"expand to {size} bytes, more than the limit of {limit} bytes .*deleted"):
+        load_movielens(data_home=home, base_url=server.url, checksum=md5(content))
+    assert list(home.iterdir()) == []
+    # an archive placed by hand is not deleted: the message says which file to delete
+    (home / "ml-100k.zip").write_bytes(content)
+    cached = re.escape(str(home / "ml-100k.zip"))
+    with pytest.raises(ValueError, match=rf"refusing to extract {cached}: .* {limit} bytes.*; delete it and call"):
+        load_movielens(data_home=home, base_url=server.url, checksum=md5(content))
+    assert [p.name for p in home.iterdir()] == ["ml-100k.zip"]
+    # what the archive's directory announces is counted again as it is written
+    (home / "ml-100k.zip").unlink()
+    monkeypatch.setattr(cache, "_expansion_problem", lambda path, max_bytes: None)
+    with pytest.raises(ValueError, match=rf"expand to more than the limit of {limit} bytes.*the download was deleted"):
+        load_movielens(data_home=home, base_url=server.url, checksum=md5(content))
+    assert list(home.iterdir()) == []
 
 
 # --------------------------------------------------------------------------

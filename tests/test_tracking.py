@@ -589,6 +589,118 @@ def test_unreachable_server_falls_back_with_one_warning(data, tmp_path):
     _check_model(fallback, _fitted().run_id_, est)
 
 
+class _HalfAliveServer:
+    """Answers ``/health`` at once; the API either never answers or trickles its answer a byte at a time."""
+
+    def __init__(self, mode: str) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stop = self.stop_event = threading.Event()
+        self.api_requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server naming)
+                if self.path.rstrip("/") == "/health":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
+                self._stall()
+
+            do_POST = do_GET  # noqa: N815
+
+            def _stall(self):
+                outer.api_requests += 1
+                if mode == "trickle":  # each byte well within any socket timeout, the answer never complete
+                    answer = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"'
+                    for byte in answer + b" " * 100_000:
+                        if stop.wait(0.05):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                else:  # "silent": reads the request, never answers
+                    stop.wait(120)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.uri = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """An SQLite tracking store with MLflow's tables and no runs, made once (creating the tables takes seconds)."""
+    path = tmp_path_factory.mktemp("empty-store") / "empty.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.mark.parametrize("mode", ["silent", "trickle"])
+def test_half_alive_server_falls_back_after_the_request_deadline(data, tmp_path, monkeypatch, empty_store, mode):
+    """Health answers, the API does not (or a byte at a time): the fit moves to the fallback store, bounded."""
+    import shutil
+
+    monkeypatch.setenv("SKBPR_TRACKING_DEADLINE", "1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server = _HalfAliveServer(mode)
+    shutil.copyfile(empty_store, tmp_path / "fallback.db")
+    fallback = f"sqlite:///{tmp_path / 'fallback.db'}"
+    callback = MLflowCallback(tracking_uri=server.uri, fallback_uri=fallback, log_model=False)
+    outcome = {}
+
+    def fit():
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            outcome["est"] = _fit(data, callback)
+        outcome["warnings"] = _fallback_warnings(record)
+
+    worker = threading.Thread(target=fit, daemon=True)
+    try:
+        start = time.monotonic()
+        worker.start()
+        worker.join(60)  # without a deadline, MLflow waited on such a server for minutes
+        assert not worker.is_alive(), f"the fit was still waiting on the {mode} server after 60 s"
+        assert time.monotonic() - start < 30
+    finally:
+        server.close()
+    assert server.api_requests >= 1
+    found = outcome["warnings"]
+    assert len(found) == 1, [str(w.message) for w in found]
+    message = str(found[0].message)
+    assert f"MLflow tracking at {server.uri} failed" in message
+    assert f"to {server.uri} did not complete within 1 s" in message
+    assert f"training continues and the run's records (params, metrics so far and to come) go to {fallback}" in message
+    assert _fitted().tracking_uri_ == fallback
+    run = _check_run(MlflowClient(fallback), _fitted().run_id_, outcome["est"])
+    assert run.data.tags["skbpr.intended_tracking_uri"] == server.uri
+
+
+def test_tracking_deadline_must_be_a_positive_number(monkeypatch):
+    from skbpr.tracking.stores import request_deadline
+
+    monkeypatch.delenv("SKBPR_TRACKING_DEADLINE", raising=False)
+    assert request_deadline() == 30.0
+    monkeypatch.setenv("SKBPR_TRACKING_DEADLINE", "2.5")
+    assert request_deadline() == 2.5
+    for bad in ("0", "-1", "nan", "soon"):
+        monkeypatch.setenv("SKBPR_TRACKING_DEADLINE", bad)
+        with pytest.raises(ValueError, match=f"DEADLINE must be a positive number of seconds, got '{bad}'"):
+            request_deadline()
+
+
 @pytest.mark.parametrize("fallback_kind", ["sqlite under a file", "sqlite path is a folder", "folder under a file"])
 def test_server_down_and_fallback_unusable_records_nothing_and_says_so(data, tmp_path, fallback_kind):
     (tmp_path / "plain.txt").write_text("a regular file, so nothing can be created under it")

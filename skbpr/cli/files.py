@@ -11,6 +11,7 @@ from skbpr.cli.config import Config
 from skbpr.cli.errors import CommandLineError
 from skbpr.cli.output import say
 from skbpr.models.files import MODEL_FORMAT, positives_digest, read_model_file, write_model_file
+from skbpr.utils.files import partial_path
 
 __all__ = ["MODEL_FORMAT", "check_output_file", "check_outputs", "load_model", "save_model", "training_fingerprint"]
 
@@ -29,12 +30,50 @@ def _writable_folder(option: str, value: str, folder: Path) -> None:
         raise CommandLineError(f"{option} {value!r}: the folder {str(existing)!r} is not writable")
 
 
+def _try_partial_file(option: str, value: str, path: Path) -> None:
+    """Create and remove the very partial file the write will use (:func:`skbpr.utils.files.partial_path`).
+
+    Permission bits do not tell everything: a name the file system finds too
+    long, a folder that refuses new files even to root (``/proc``), a full
+    or read-only file system. Missing folders are created for the try and
+    removed after it.
+    """
+    made: list[Path] = []
+    partial = partial_path(path)
+    try:
+        missing = []
+        folder = path.parent
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        with open(partial, "ab"):
+            pass
+        partial.unlink()
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else partial
+        raise CommandLineError(
+            f"{option} {value!r}: cannot create the file {str(where)!r} there ({exc.strerror or exc})"
+        ) from None
+    finally:
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
 def check_output_file(option: str, value: str) -> Path:
     """The path of a file the command will write, checked before any work.
 
     Refuses an empty path, a path ending with a separator, an existing
     directory or other non-regular file (a device node, a FIFO), and a path
     whose folder is not, and cannot be created as, a writable directory.
+    Then the partial file the write goes through is created and removed,
+    with the name the write will give it, so that what only the file system
+    can refuse (a name too long, ``/proc``) is refused before the work too.
     Missing folders are created when the file is written.
 
     Raises
@@ -45,11 +84,15 @@ def check_output_file(option: str, value: str) -> Path:
     if not value or value.endswith(("/", os.sep)) or (os.altsep and value.endswith(os.altsep)):
         raise CommandLineError(f"{option} {value!r}: expected a file path, got one that ends with a separator")
     path = Path(value).expanduser()
-    if path.is_dir():
-        raise CommandLineError(f"{option} {value!r}: it is an existing directory, not a file path")
-    if path.exists() and not path.is_file():
-        raise CommandLineError(f"{option} {value!r}: exists and is not a regular file (a device, FIFO or socket)")
-    _writable_folder(option, value, path.parent)
+    try:
+        if path.is_dir():
+            raise CommandLineError(f"{option} {value!r}: it is an existing directory, not a file path")
+        if path.exists() and not path.is_file():
+            raise CommandLineError(f"{option} {value!r}: exists and is not a regular file (a device, FIFO or socket)")
+        _writable_folder(option, value, path.parent)
+    except OSError as exc:  # a name the file system refuses even to look up (too long)
+        raise CommandLineError(f"{option} {value!r}: {exc.strerror or exc}") from None
+    _try_partial_file(option, value, path)
     return path
 
 

@@ -181,9 +181,14 @@ class _SweepRun:
     def _open(self, uri: str, m: dict[str, Any]) -> None:
         import mlflow
 
-        from skbpr.tracking.stores import probe
+        from skbpr.tracking.stores import is_http, probe, request_deadline, within_deadline
 
         probe(uri)  # an unreachable server fails here at once, not after MLflow's retries
+        if is_http(uri):  # one bounded API request: a server that answers /health only fails here
+            from mlflow import MlflowClient
+
+            what = f"MLflow request search_experiments to {uri}"
+            within_deadline(MlflowClient(uri).search_experiments, max_results=1, seconds=request_deadline(), what=what)
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.set_experiment(m["experiment_name"])
         run = mlflow.start_run(

@@ -1,25 +1,40 @@
-"""Which cross-validation split a training set is: provenance carried by the data itself.
+"""Which cross-validation split a training set is: provenance kept beside the data, never written on it.
 
-skbpr's splitters (:mod:`skbpr.model_selection`) record on the container
-they split a digest of each split's train positions
-(:func:`record_fold`, into ``Interactions.cv_folds``). scikit-learn's
+skbpr's splitters (:mod:`skbpr.model_selection`) note, for the container
+they split, a digest of each split's train positions (:func:`record_fold`).
+The note is kept by this process beside the container, not in it: ``split``
+leaves its input as it was (scikit-learn's contract), and the container's
+attributes and its equality to others do not change. scikit-learn's
 searches and ``cross_validate`` select each training set with those
-positions, and the selection looks its positions up
-(:func:`fold_of`): the container a fold fit receives says which split it
-is (``Interactions.fold``), in worker processes too (the record travels with
-the pickled container), without anyone reading scikit-learn's internals. A
-fit on a container that carries folds is a fit on the whole of what was
-split: a search's final refit.
+positions, and the selection looks its positions up (:func:`fold_of`): the
+container a fold fit receives says which split it is
+(``Interactions.fold``), without anyone reading scikit-learn's internals.
+A pickled or copied container takes the notes with it
+(``Interactions.__getstate__``), so that worker processes know the splits
+too.
+
+A search's final refit fits the container it split: an estimator a search
+made (a clone of a clone) fitting a split container whole is that refit
+(:func:`was_split`, :func:`skbpr.models.fitting.search_context`); a plain
+fit of the same container is a plain fit.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
 
-__all__ = ["fold_of", "positions_digest", "record_fold"]
+__all__ = ["fold_of", "positions_digest", "record_fold", "split_records", "was_split"]
+
+CARRIED = "_split_records"  # the key under which a pickled or copied container carries the notes
+
+_NOTES: dict[int, dict[str, tuple[int, int]]] = {}  # id of a split container -> its notes
+_OWNERS: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+_LOCK = threading.Lock()
 
 
 def positions_digest(positions: np.ndarray) -> str:
@@ -45,14 +60,23 @@ def positions_digest(positions: np.ndarray) -> str:
     return hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
 
 
+def _forget(key: int) -> None:
+    with _LOCK:
+        if key not in _OWNERS:
+            _NOTES.pop(key, None)
+
+
 def record_fold(data: Any, train_positions: np.ndarray, split: int, n_splits: int) -> None:
-    """Record on ``data`` that ``train_positions`` are the train part of split ``split`` of ``n_splits``.
+    """Note that ``train_positions`` are the train part of split ``split`` of ``n_splits`` of ``data``.
+
+    ``data`` itself is not modified: the note is kept by this process for as
+    long as ``data`` lives (and travels with its pickles and copies).
 
     Parameters
     ----------
     data : object
-        The container split; only an object with a ``cv_folds`` dict
-        (:class:`skbpr.Interactions`) keeps the record.
+        The container split; only an :class:`skbpr.Interactions` (an object
+        that can be referenced weakly and has a ``fold`` attribute) is noted.
     train_positions : ndarray of int
         The sorted train positions of the split.
     split, n_splits : int
@@ -64,17 +88,39 @@ def record_fold(data: Any, train_positions: np.ndarray, split: int, n_splits: in
     >>> from skbpr.datasets import make_interactions
     >>> from skbpr.data.folds import fold_of, record_fold
     >>> data = make_interactions(20, 10, 30, random_state=0)
+    >>> before = dict(vars(data))
     >>> record_fold(data, np.arange(10, 30), 1, 2)
-    >>> fold_of(data, np.arange(10, 30)), fold_of(data, np.arange(5))
-    ((1, 2), None)
+    >>> fold_of(data, np.arange(10, 30)), fold_of(data, np.arange(5)), vars(data) == before
+    ((1, 2), None, True)
     """
-    folds = getattr(data, "cv_folds", None)
-    if isinstance(folds, dict):
-        folds[positions_digest(train_positions)] = (int(split), int(n_splits))
+    if not hasattr(data, "fold"):
+        return
+    key = id(data)
+    with _LOCK:
+        try:
+            if _OWNERS.get(key) is not data:
+                _OWNERS[key] = data
+                _NOTES[key] = {}
+                weakref.finalize(data, _forget, key)
+        except TypeError:  # cannot be referenced weakly: no notes
+            return
+        _NOTES[key][positions_digest(train_positions)] = (int(split), int(n_splits))
+
+
+def split_records(data: Any) -> dict[str, tuple[int, int]]:
+    """The splits noted for ``data``: digest of the train positions -> ``(split, n_splits)`` (a copy).
+
+    Those noted in this process, and those a pickled or copied container
+    brought with it.
+    """
+    carried = getattr(data, "__dict__", {}).get(CARRIED) or {}
+    with _LOCK:
+        noted = _NOTES.get(id(data)) if _OWNERS.get(id(data)) is data else None
+        return {**carried, **(noted or {})}
 
 
 def fold_of(data: Any, positions: np.ndarray) -> tuple[int, int] | None:
-    """``(split, n_splits)`` when ``positions`` are the train positions of a split recorded on ``data``.
+    """``(split, n_splits)`` when ``positions`` are the train positions of a split noted for ``data``.
 
     Parameters
     ----------
@@ -94,7 +140,23 @@ def fold_of(data: Any, positions: np.ndarray) -> tuple[int, int] | None:
     >>> fold_of(np.zeros(3), np.arange(2)) is None
     True
     """
-    folds = getattr(data, "cv_folds", None)
-    if not folds:
+    records = split_records(data)
+    if not records:
         return None
-    return folds.get(positions_digest(positions))
+    return records.get(positions_digest(positions))
+
+
+def was_split(data: Any) -> bool:
+    """Whether a splitter of skbpr split ``data`` (in this process, or before it was pickled or copied).
+
+    Examples
+    --------
+    >>> from skbpr.datasets import make_interactions
+    >>> from skbpr.model_selection import PerUserKFold
+    >>> from skbpr.data.folds import was_split
+    >>> data = make_interactions(30, 10, 60, random_state=0)
+    >>> _ = list(PerUserKFold(2, random_state=0).split(data))
+    >>> was_split(data), was_split(make_interactions(30, 10, 60, random_state=0))
+    (True, False)
+    """
+    return bool(split_records(data))

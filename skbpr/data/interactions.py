@@ -60,7 +60,7 @@ from skbpr.data.conversion import (
 )
 from skbpr.data.equality import same_contents
 from skbpr.data.events import EventColumns, FeatureEncoding
-from skbpr.data.folds import fold_of
+from skbpr.data.folds import CARRIED, fold_of, split_records
 from skbpr.data.positions import positions_of
 from skbpr.utils.validation import check_indices
 
@@ -103,9 +103,8 @@ class Interactions:
         ``(split, n_splits)`` when this container is the training part of a
         cross-validation split of skbpr's splitters (see
         :mod:`skbpr.data.folds`); estimators pass it on to their callbacks.
-    cv_folds : dict
-        The splits a splitter made of this container (digest of the train
-        positions -> ``(split, n_splits)``); empty unless it was split.
+        Splitting a container does not change it: the splits are noted
+        beside it (:func:`skbpr.data.folds.split_records`).
 
     Notes
     -----
@@ -160,7 +159,6 @@ class Interactions:
         user_features = check_features(user_features, "user_features", n_users)
         item_features = check_features(item_features, "item_features", n_items)
         self.n_users = n_users
-        self.cv_folds: dict[str, tuple[int, int]] = {}
         self.n_items = n_items
         self.user_features = user_features
         self.item_features = item_features
@@ -195,11 +193,19 @@ class Interactions:
     ) -> Interactions:
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
+        new.__dict__.pop(CARRIED, None)  # a selection was not split
         new.fold = None  # a selection is a fold only when selected by a split's train positions
-        new.cv_folds = {}
         new.negatives = negatives
         new._set_positives(users, items, values, timestamps)
         return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The attributes, and the splits noted for this container, so that worker processes know them too."""
+        state = dict(self.__dict__)
+        records = split_records(self)
+        if records:
+            state[CARRIED] = records
+        return state
 
     # ---------------------------------------------------------------- sizes
     @property

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.utils import check_random_state
 
+from skbpr.data.folds import was_split
 from skbpr.data.interactions import Interactions
 from skbpr.evaluation.holdout import train_test_split
 from skbpr.evaluation.names import parse_metric
@@ -29,19 +30,36 @@ from skbpr.training.sampling import users_without_candidates
 from skbpr.training.weighting import confidences
 
 
-def search_context(data: Any) -> dict[str, Any]:
+def search_context(data: Any, made_by_search: bool = False) -> dict[str, Any]:
     """Where a fit stands in a cross-validation, from the data's provenance (see :mod:`skbpr.data.folds`).
 
     ``fold``: ``(split, n_splits)`` when ``data`` is the training part of a
-    split of skbpr's splitters; ``whole``: ``True`` when ``data`` is a
-    container such a splitter split, as a search's final refit fits it.
+    split of skbpr's splitters; ``whole``: ``True`` when an estimator a
+    search made (``made_by_search``: a clone of a clone) fits a container
+    such a splitter split in this process, as a search's final refit does. A
+    plain fit of a split container is not ``whole``.
     """
     fold = getattr(data, "fold", None)
-    return {"fold": fold, "whole": fold is None and bool(getattr(data, "cv_folds", None))}
+    return {"fold": fold, "whole": fold is None and made_by_search and was_split(data)}
 
 
 class FittingMixin:
     """The fit set-up of HybridBPR (a mixin; the estimator's parameters are its attributes)."""
+
+    def __sklearn_clone__(self) -> Any:
+        """The copy ``sklearn.base.clone`` makes, counting the clones between it and the user's estimator.
+
+        A scikit-learn search clones the estimator it is given (the base)
+        and fits clones of the base: two clones deep. The count, not the
+        data, tells a search's refit from a plain fit of the same container
+        (:func:`search_context`).
+        """
+        twin = super().__sklearn_clone__()  # type: ignore[misc]
+        twin._clone_depth = getattr(self, "_clone_depth", 0) + 1
+        return twin
+
+    def _made_by_search(self) -> bool:
+        return getattr(self, "_clone_depth", 0) >= 2
 
     def _fit_entry(self, X: Any, Rneg: Any, user_features: Any, item_features: Any, eval_set: Any) -> None:
         """The work of ``fit``: check, split off a validation set if asked, train from scratch (or warm)."""
@@ -53,7 +71,7 @@ class FittingMixin:
         device = resolve_device(self.device)
         self._warn_if_weighted(data)
         self.callbacks_ = self._copy_callbacks()
-        search = search_context(data)  # before a validation split makes data another container
+        search = search_context(data, self._made_by_search())  # before a validation split makes data another one
         if eval_data is None and self.validation_fraction is not None:
             data, eval_data = train_test_split(
                 data,
@@ -81,7 +99,8 @@ class FittingMixin:
         if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
             self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
-            self._fit(data, None, device, 1, reset=False, search=search_context(data), scale=scale)
+            search = search_context(data, self._made_by_search())
+            self._fit(data, None, device, 1, reset=False, search=search, scale=scale)
         self.n_features_in_ = self.n_items_
 
     def _continued_confidence_scale(self, changes: list[str]) -> float | None:

@@ -63,7 +63,10 @@ class MLflowCallback(Callback):
         replayed there. Both stores are probed first (a GET of the server's
         ``/health`` with a 2 s timeout, a writability check of a local
         store), so a dead server or an unwritable fallback costs seconds, not
-        MLflow's minutes of retries.
+        MLflow's minutes of retries; and each request to a server must
+        complete within ``$SKBPR_TRACKING_DEADLINE`` seconds (default 30),
+        so a server that answers its health check but not the API (or a
+        byte at a time) counts as failed as well.
     metrics : sequence of str or None, default=None
         More metrics to evaluate on the validation data of each evaluation
         epoch and record, besides the estimator's ``eval_metric``,

@@ -13,7 +13,12 @@ Stores are probed before MLflow touches them (:func:`probe`): a plain HTTP
 GET of ``<uri>/health`` with a short timeout for a server, a writability
 check for a local SQLite file or folder. MLflow's own client retries an
 unreachable server, and an SQLite file it cannot open, for up to two
-minutes; the probe fails in a couple of seconds instead.
+minutes; the probe fails in a couple of seconds instead. A server that
+answers its health check but not the API (no answer, or one trickling in a
+byte at a time, which no socket timeout catches) is bounded too: every
+request to a server must complete within :func:`request_deadline` seconds
+(``$SKBPR_TRACKING_DEADLINE``, default 30), or it counts as a failure of
+the store, and the run moves to the fallback store like a dead server's.
 
 MLflow is imported inside the functions: ``import skbpr`` does not need it.
 """
@@ -29,7 +34,15 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from skbpr.tracking.stores import metric_key, probe, retry_locked, short_http
+from skbpr.tracking.stores import (
+    is_http,
+    metric_key,
+    probe,
+    request_deadline,
+    retry_locked,
+    short_http,
+    within_deadline,
+)
 
 __all__ = ["RunRecorder"]
 
@@ -84,7 +97,10 @@ class RunRecorder:
     # ------------------------------------------------------------- plumbing
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with short_http(self.uri):
-            return retry_locked(fn, *args, **kwargs)
+            if not is_http(self.uri or ""):
+                return retry_locked(fn, *args, **kwargs)
+            what = f"MLflow request {getattr(fn, '__name__', 'call')} to {self.uri}"
+            return within_deadline(retry_locked, fn, *args, seconds=request_deadline(), what=what, **kwargs)
 
     def _open(self, uri: str, *, fallback: bool) -> None:
         from mlflow import MlflowClient
@@ -251,7 +267,20 @@ class RunRecorder:
                 client.create_logged_model, experiment_id, name=name, source_run_id=run_id, params=self.params
             )
             with _URI_LOCK, _use_tracking_uri(self.uri), short_http(self.uri):
-                return mlflow.sklearn.log_model(estimator, name=name, run_id=run_id, model_id=model.model_id, **kwargs)
+                if not is_http(self.uri):
+                    return mlflow.sklearn.log_model(
+                        estimator, name=name, run_id=run_id, model_id=model.model_id, **kwargs
+                    )
+                return within_deadline(
+                    mlflow.sklearn.log_model,
+                    estimator,
+                    seconds=request_deadline(),
+                    what=f"logging the model to {self.uri}",
+                    name=name,
+                    run_id=run_id,
+                    model_id=model.model_id,
+                    **kwargs,
+                )
 
         if self._client is None:
             return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import http.client
+import math
 import os
 import random
 import re
@@ -24,6 +26,10 @@ HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 PROBE_TIMEOUT = 2.0
+# Total seconds one request to a tracking server may take, retries and a body
+# trickling in included (MLflow's own timeout bounds each socket read only).
+REQUEST_DEADLINE = 30.0
+DEADLINE_VARIABLE = "SKBPR_TRACKING_DEADLINE"
 LOCK_RETRIES = 10
 FALLBACK_NAME = "mlflow-fallback.db"
 
@@ -74,7 +80,8 @@ def probe(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
         folder. ``file://`` or a plain path: a writable folder, or one that
         can be created. Other schemes are not checked.
     timeout : float
-        Seconds to wait for the server.
+        Seconds to wait for the server (each read; the whole answer within
+        twice that).
 
     Raises
     ------
@@ -82,11 +89,87 @@ def probe(uri: str, timeout: float = PROBE_TIMEOUT) -> None:
         Saying why the store cannot be used.
     """
     if is_http(uri):
-        _probe_http(uri, timeout)
+        try:  # the timeout bounds each socket read; a server trickling its answer is bounded here
+            within_deadline(_probe_http, uri, timeout, seconds=2 * timeout, what=f"GET {uri.rstrip('/')}/health")
+        except TimeoutError as exc:
+            raise OSError(str(exc)) from None
         return
     local = _local_store(uri)
     if local is not None:
         _check_writable(*local)
+
+
+def request_deadline() -> float:
+    """Seconds a request to a tracking server may take in all: ``$SKBPR_TRACKING_DEADLINE``, else 30.
+
+    Raises
+    ------
+    ValueError
+        When the variable is set and is not a positive number of seconds.
+    """
+    text = os.environ.get(DEADLINE_VARIABLE)
+    if text is None or not text.strip():
+        return REQUEST_DEADLINE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{DEADLINE_VARIABLE} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def within_deadline(fn: Callable[..., Any], *args: Any, seconds: float, what: str, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, or ``TimeoutError`` when it has not returned after ``seconds``.
+
+    The call runs in a daemon thread (with this thread's context variables);
+    past the deadline it is abandoned, not interrupted: a request blocked on
+    a socket ends when its own timeout or the server ends it, and it never
+    keeps the process from exiting.
+
+    Parameters
+    ----------
+    fn : callable
+        The call.
+    seconds : float
+        Its deadline.
+    what : str
+        What the call does, for the error message.
+
+    Raises
+    ------
+    TimeoutError
+        Naming ``what`` and ``seconds``.
+
+    Examples
+    --------
+    >>> import time
+    >>> from skbpr.tracking.stores import within_deadline
+    >>> within_deadline(sum, [1, 2], seconds=5, what="a sum")
+    3
+    >>> within_deadline(time.sleep, 5, seconds=0.05, what="a nap")
+    Traceback (most recent call last):
+    ...
+    TimeoutError: a nap did not complete within 0.05 s
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome["value"] = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="skbpr-tracking-request", daemon=True).start()
+    if not done.wait(seconds):
+        raise TimeoutError(f"{what} did not complete within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _probe_http(uri: str, timeout: float) -> None:

@@ -42,7 +42,9 @@ class Callback:
         ``logs`` holds ``epochs``, the data's sizes (``n_users``,
         ``n_positives``...) and ``search``: ``{"fold": (split, n_splits) or
         None, "whole": bool}``, where the fit stands in a cross-validation
-        with skbpr's splitters (see :mod:`skbpr.data.folds`).
+        with skbpr's splitters (see :mod:`skbpr.data.folds`): ``fold`` for
+        a fit on a split's training part, ``whole`` for a search's final
+        refit on the container it split (never for a plain fit).
         """
 
     def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> bool | None:

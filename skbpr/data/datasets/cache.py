@@ -34,6 +34,16 @@ _MAX_RETRIES = 3
 
 _CHUNK = 1 << 20
 
+_MiB = 1 << 20
+
+# Extraction bounds against zip bombs: a member (or the whole archive) larger
+# than _RATIO_FLOOR may expand at most MAX_COMPRESSION_RATIO-fold (text data
+# such as MovieLens compresses 3- to 10-fold; a bomb, about 1000-fold), and the
+# members of a release together at most its ``max_bytes``.
+MAX_COMPRESSION_RATIO = 100
+
+_RATIO_FLOOR = _MiB
+
 
 @dataclass(frozen=True)
 class Release:
@@ -41,15 +51,16 @@ class Release:
     ratings: str  # file whose presence marks an extracted copy
     layout: str  # "100k", "dat" or "csv"
     md5: str | None
+    max_bytes: int  # most bytes its members may expand to: about four times the published release
 
 
 RELEASES = {
-    "ml-100k": Release("ml-100k", "u.data", "100k", "0e33842e24a9c977be4e0107933c0723"),
-    "ml-1m": Release("ml-1m", "ratings.dat", "dat", "c4d9eecfca2ab87c1945afe126590906"),
-    "ml-10m": Release("ml-10M100K", "ratings.dat", "dat", "ce571fd55effeba0271552578f2648bd"),
-    "ml-20m": Release("ml-20m", "ratings.csv", "csv", "cd245b17a1ae2cc31bb14903e1204af3"),
-    "ml-25m": Release("ml-25m", "ratings.csv", "csv", "6b51fb2759a8657d3bfcbfc42b592ada"),
-    "ml-latest-small": Release("ml-latest-small", "ratings.csv", "csv", None),
+    "ml-100k": Release("ml-100k", "u.data", "100k", "0e33842e24a9c977be4e0107933c0723", 64 * _MiB),
+    "ml-1m": Release("ml-1m", "ratings.dat", "dat", "c4d9eecfca2ab87c1945afe126590906", 128 * _MiB),
+    "ml-10m": Release("ml-10M100K", "ratings.dat", "dat", "ce571fd55effeba0271552578f2648bd", 1024 * _MiB),
+    "ml-20m": Release("ml-20m", "ratings.csv", "csv", "cd245b17a1ae2cc31bb14903e1204af3", 4096 * _MiB),
+    "ml-25m": Release("ml-25m", "ratings.csv", "csv", "6b51fb2759a8657d3bfcbfc42b592ada", 4096 * _MiB),
+    "ml-latest-small": Release("ml-latest-small", "ratings.csv", "csv", None, 64 * _MiB),
 }
 
 RELEASE_NAMES: tuple[str, ...] = tuple(sorted(RELEASES))  # the names load_movielens takes
@@ -171,8 +182,33 @@ def _zip_problem(path: Path) -> str | None:
     return None
 
 
-def _fetch_archive(url: str, archive: Path, expected: tuple[str, str] | None) -> None:
-    """Download ``url`` to ``archive`` atomically, verifying ``expected`` and the zip structure.
+def _expansion_problem(path: Path, max_bytes: int) -> str | None:
+    """Why the members of the zip archive at ``path`` expand too far (see ``MAX_COMPRESSION_RATIO``), or None.
+
+    Read from the archive's directory, before anything is decompressed;
+    an archive that is not a zip is left to :func:`_zip_problem`.
+    """
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            members = [info for info in bundle.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+        return None
+    total = sum(info.file_size for info in members)
+    if total > max_bytes:
+        return f"its members expand to {total} bytes, more than the limit of {max_bytes} bytes for this release"
+    packed = sum(info.compress_size for info in members)
+    wholes = [(f"member {info.filename!r}", info.file_size, info.compress_size) for info in members]
+    for what, size, compressed in [*wholes, ("the archive", total, packed)]:
+        if size > _RATIO_FLOOR and size > MAX_COMPRESSION_RATIO * max(compressed, 1):
+            return (
+                f"{what} expands {size / max(compressed, 1):.0f}-fold ({compressed} to {size} bytes), more than "
+                f"the limit of {MAX_COMPRESSION_RATIO}-fold for anything over {_RATIO_FLOOR} bytes"
+            )
+    return None
+
+
+def _fetch_archive(url: str, archive: Path, expected: tuple[str, str] | None, release: Release) -> None:
+    """Download ``url`` to ``archive`` atomically, verifying ``expected``, its expansion and the zip structure.
 
     The download goes to a temporary file of this call's own beside
     ``archive`` (a ``<archive>.part`` left by an interrupted call is claimed
@@ -204,6 +240,11 @@ def _fetch_archive(url: str, archive: Path, expected: tuple[str, str] | None) ->
                         f"checksum mismatch for {url}: expected {algorithm}:{digest}, got "
                         f"{algorithm}:{actual}; the download was deleted"
                     )
+            expansion = _expansion_problem(tmp, release.max_bytes)
+            if expansion is not None:
+                raise ValueError(
+                    f"refusing to extract the download of {url} for {archive}: {expansion}; the download was deleted"
+                )
             problem = _zip_problem(tmp)
             if problem is None:
                 break
@@ -219,10 +260,13 @@ def _fetch_archive(url: str, archive: Path, expected: tuple[str, str] | None) ->
         tmp.unlink(missing_ok=True)
 
 
-def _check_cached(archive: Path, expected: tuple[str, str] | None) -> None:
-    """Refuse a cached archive that fails its checksum or is not a valid zip archive."""
+def _check_cached(archive: Path, expected: tuple[str, str] | None, release: Release) -> None:
+    """Refuse a cached archive that fails its checksum, expands too far or is not a valid zip archive."""
     if expected is not None and _hash_file(archive, expected[0]) != expected[1]:
         raise OSError(f"{archive} does not match {expected[0]}:{expected[1]}; delete it or pass the right checksum=")
+    expansion = _expansion_problem(archive, release.max_bytes)
+    if expansion is not None:
+        raise ValueError(f"refusing to extract {archive}: {expansion}; delete it and call again to download it anew")
     problem = _zip_problem(archive)
     if problem is not None:
         raise OSError(f"{archive} is not a valid zip archive ({problem}); delete it and call again to download it anew")
@@ -246,7 +290,12 @@ def _check_member(info: zipfile.ZipInfo, root: Path, archive: Path) -> None:
 
 
 def _extract(archive: Path, home: Path, name: str, release: Release) -> Path:
-    """Extract ``archive`` and move its top folder to ``home / name``."""
+    """Extract ``archive`` and move its top folder to ``home / name``.
+
+    Everything extracted is counted against ``release.max_bytes`` as it is
+    written (the sizes the archive announces were checked before); whatever
+    was extracted is removed when the extraction fails.
+    """
     target = home / name
     with zipfile.ZipFile(archive) as bundle:
         members = bundle.infolist()
@@ -254,6 +303,7 @@ def _extract(archive: Path, home: Path, name: str, release: Release) -> Path:
         try:
             for info in members:  # all checked before anything is written
                 _check_member(info, tmp, archive)
+            written = 0
             for info in members:
                 path = tmp / info.filename
                 if info.is_dir():
@@ -261,7 +311,14 @@ def _extract(archive: Path, home: Path, name: str, release: Release) -> Path:
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(info) as source, open(path, "wb") as sink:
-                    shutil.copyfileobj(source, sink, _CHUNK)
+                    for block in iter(lambda source=source: source.read(_CHUNK), b""):
+                        written += len(block)
+                        if written > release.max_bytes:
+                            raise ValueError(
+                                f"refusing to extract {archive}: its members expand to more than the limit of "
+                                f"{release.max_bytes} bytes for this release"
+                            )
+                        sink.write(block)
             found = find_extracted(tmp, release.folder, release)
             if found is None and (tmp / release.ratings).is_file():
                 found = tmp  # archive without a top folder
@@ -293,17 +350,25 @@ def obtain(name: str, release: Release, home: Path, url: str, expected: tuple[st
     the archive meanwhile: its folder is then used.
     """
     archive = home / f"{name}.zip"
+    downloaded = False
     try:
         if archive.is_file():
-            _check_cached(archive, expected)
+            _check_cached(archive, expected, release)
         elif not download:
             raise _unavailable(name, home, release, url, "download=False and no cached copy")
         else:
             try:
-                _fetch_archive(url, archive, expected)
+                _fetch_archive(url, archive, expected, release)
             except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as exc:
                 raise _unavailable(name, home, release, url, f"downloading failed ({exc})") from exc
-        folder = _extract(archive, home, name, release)
+            downloaded = True
+        try:
+            folder = _extract(archive, home, name, release)
+        except ValueError as exc:  # a refused archive must not stay to be refused by every later call
+            if downloaded:
+                archive.unlink(missing_ok=True)
+                raise ValueError(f"{exc}; the download was deleted") from None
+            raise ValueError(f"{exc}; delete {archive} and call again to download it anew") from None
     except FileNotFoundError:
         folder = find_extracted(home, name, release)
         if folder is None:
