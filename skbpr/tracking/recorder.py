@@ -254,7 +254,6 @@ class RunRecorder:
         """Log ``estimator`` with ``mlflow.sklearn.log_model``; returns its ``ModelInfo``."""
 
         def log() -> Any:
-            import mlflow.sklearn
             from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
             client, run_id = self._client, self.run_id
@@ -268,11 +267,9 @@ class RunRecorder:
             )
             with _URI_LOCK, _use_tracking_uri(self.uri), short_http(self.uri):
                 if not is_http(self.uri):
-                    return mlflow.sklearn.log_model(
-                        estimator, name=name, run_id=run_id, model_id=model.model_id, **kwargs
-                    )
+                    return _log_sklearn_model(estimator, name=name, run_id=run_id, model_id=model.model_id, **kwargs)
                 return within_deadline(
-                    mlflow.sklearn.log_model,
+                    _log_sklearn_model,
                     estimator,
                     seconds=request_deadline(),
                     what=f"logging the model to {self.uri}",
@@ -344,3 +341,18 @@ class RunRecorder:
     def end(self, status: str = "FINISHED") -> None:
         if self._client is not None and self.owns_run:
             self._guard("end the run", lambda: self._call(self._client.set_terminated, self.run_id, status), again=True)
+
+
+def _log_sklearn_model(estimator: Any, **kwargs: Any) -> Any:
+    """``mlflow.sklearn.log_model`` without MLflow's notice that ``predict(X: Any)`` is not validated.
+
+    MLflow 3 infers an input schema from ``predict``'s type hint and warns
+    that ``Any`` cannot be validated; that notice is about MLflow's own input
+    checks, not about the run, and would otherwise reach the user as a
+    tracking failure where warnings are errors.
+    """
+    import mlflow.sklearn
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*type hint is inferred as AnyType", category=UserWarning)
+        return mlflow.sklearn.log_model(estimator, **kwargs)
