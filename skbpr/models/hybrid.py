@@ -139,7 +139,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Evaluate on the validation data every this many epochs.
     patience : int or None, default=None
         Stop after this many evaluations without improvement and restore the
-        best weights; ``None`` trains all epochs.
+        best weights, with the optimiser state of that epoch (Adagrad's sums,
+        Adam's moments and step count), so that a later ``partial_fit``
+        continues from the best epoch; ``None`` trains all epochs.
     validation_fraction : float or None, default=None
         Hold out this share of each user's positives for early stopping when
         ``fit`` gets no ``eval_set``.
