@@ -20,6 +20,7 @@ from skbpr.data.interactions import Interactions
 from skbpr.evaluation.holdout import train_test_split
 from skbpr.evaluation.names import parse_metric
 from skbpr.models.base import check_interaction_matrix, ignore_target, warn_if_weighted
+from skbpr.models.params import check_table_memory
 from skbpr.training import TrainingProblem, make_optimizer, resolve_device, torch_threads
 from skbpr.training.callbacks import Callback
 from skbpr.training.defaults import AUTO_PARAMS, resolve
@@ -51,6 +52,7 @@ class FittingMixin:
         if eval_data is not None or self.validation_fraction is not None:
             self._check_eval_metric(data.n_items)
         device = resolve_device(self.device)
+        self._check_memory(data, device)
         self._warn_if_weighted(data)
         self.callbacks_ = self._copy_callbacks()
         search = search_context(data)  # before a validation split makes data another container
@@ -77,12 +79,20 @@ class FittingMixin:
                 f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
                 "Call fit to train a new model on this data"
             )
+        self._check_memory(data, device)
         self._warn_if_weighted(data)
         if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
             self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
             self._fit(data, None, device, 1, reset=False, search=search_context(data), scale=scale)
         self.n_features_in_ = self.n_items_
+
+    def _check_memory(self, data: Any, device: torch.device) -> None:
+        """The tables ``data`` needs (and their optimiser state) must fit in ``device``'s memory; before any work."""
+        user_rows = self._table_rows(data.user_features, data.n_users, self.user_features_mode)
+        item_rows = self._table_rows(data.item_features, data.n_items, self.item_features_mode)
+        space = f"; the data has {data.n_users} users and {data.n_items} items"
+        check_table_memory(self, user_rows, item_rows, device, data=space)
 
     def _continued_confidence_scale(self, changes: list[str]) -> float | None:
         """The normaliser ``partial_fit`` keeps: ``confidence_scale_``, measured by the fit it continues.
