@@ -58,8 +58,8 @@ def test_streamed_batches_are_all_seen_by_recommend_score_evaluate_and_the_batch
     assert (model.train_positives_ != train).nnz == 0  # the union of the four batches
     assert model.confidences_.nnz == train.nnz and np.all(model.confidences_.data == 1.0)
     assert _seen_in_top(model, train) == 0  # 280 of 1000 slots were earlier batches' positives
-    ids = BatchRecommender(model, k=10).recommend_indices(np.arange(100))["item"].to_numpy()
-    assert not np.asarray(train[np.repeat(np.arange(100), 10)[: ids.size], ids]).any()
+    frame = BatchRecommender(model, k=10).recommend_indices(np.arange(100))
+    assert len(frame) == 1000 and not np.asarray(train[frame["user"].to_numpy(), frame["item"].to_numpy()]).any()
     union_scores = evaluate_scores(model.user_item_scores, test, exclude=train, metrics=["ndcg@10", "recall@10"])
     assert evaluate(model, test, metrics=["ndcg@10", "recall@10"]) == pytest.approx(union_scores, rel=1e-12)
     assert model.score(test) == pytest.approx(union_scores["ndcg@10"], rel=1e-12)
