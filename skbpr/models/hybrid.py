@@ -139,9 +139,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Evaluate on the validation data every this many epochs.
     patience : int or None, default=None
         Stop after this many evaluations without improvement and restore the
-        best weights, with the optimiser state of that epoch (Adagrad's sums,
-        Adam's moments and step count), so that a later ``partial_fit``
-        continues from the best epoch; ``None`` trains all epochs.
+        best weights; ``None`` trains all epochs.
     validation_fraction : float or None, default=None
         Hold out this share of each user's positives for early stopping when
         ``fit`` gets no ``eval_set``.
@@ -198,6 +196,11 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Learned feature embeddings (rows: features, identity columns last).
     history_ : list of dict
         Per epoch: ``epoch``, mean training ``loss`` and validation metrics.
+    best_epoch_ : int or None
+        The epoch of the best validation score (``None`` without
+        validation). Early stopping (``patience``) restores its weights
+        with its optimiser state (Adagrad's sums, Adam's moments and step
+        count), so that a later ``partial_fit`` continues from that epoch.
     train_positives_ : scipy.sparse.csr_matrix
         Training positives, removed from rankings by ``recommend`` and the
         scorers: after ``partial_fit``, those of every batch trained on since
