@@ -406,7 +406,10 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
     }
     const float lr = static_cast<float>(P.learning_rate);
     const float eps = static_cast<float>(P.eps);
+    // (1 - beta) in double, then rounded, as torch rounds the Python float it is given: 1.0f - 0.999f
+    // is 1.3e-5 away from 0.001f, a different update
     const float b1 = static_cast<float>(P.beta1), b2 = static_cast<float>(P.beta2);
+    const float c1 = static_cast<float>(1.0 - P.beta1), c2 = static_cast<float>(1.0 - P.beta2);
     const float adam_step = static_cast<float>(adam_lr);
     sum.resize(static_cast<size_t>(n_cols));
     float* g = sum.data();
@@ -445,8 +448,8 @@ void update_table(const Problem& P, const Table& T, const FeatureRows& F, const 
             float* v = T.state2 + row * n_cols;
 #pragma omp simd
             for (int64_t c = 0; c < n_cols; ++c) {
-                m[c] = m[c] * b1 + g[c] * (1.0f - b1);
-                v[c] = v[c] * b2 + g[c] * g[c] * (1.0f - b2);
+                m[c] = m[c] * b1 + c1 * g[c];  // the operation order of torch's mul_ + add_(alpha) and addcmul_
+                v[c] = v[c] * b2 + c2 * g[c] * g[c];
                 wt[c] += m[c] / (std::sqrt(v[c]) + eps) * -adam_step;
             }
         }
@@ -497,13 +500,14 @@ inline void apply_row(const Problem& P, const Table& T, int64_t row, const float
     } else {
         const float eps = static_cast<float>(P.eps);
         const float b1 = static_cast<float>(P.beta1), b2 = static_cast<float>(P.beta2);
+        const float c1 = static_cast<float>(1.0 - P.beta1), c2 = static_cast<float>(1.0 - P.beta2);
         float* m = T.state1 + row * n_cols;
         float* v = T.state2 + row * n_cols;
 #pragma omp simd
         for (int64_t c = 0; c < n_cols; ++c) {
             const float gc = g[c] * w;
-            m[c] = m[c] * b1 + gc * (1.0f - b1);
-            v[c] = v[c] * b2 + gc * gc * (1.0f - b2);
+            m[c] = m[c] * b1 + c1 * gc;
+            v[c] = v[c] * b2 + c2 * gc * gc;
             wt[c] += m[c] / (std::sqrt(v[c]) + eps) * -adam_lr;
         }
     }

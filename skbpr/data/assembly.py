@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from skbpr.data.conversion import check_merged_weights
 from skbpr.data.events import EventColumns, FeatureEncoding, ParsedEvents, encode_ids, fixed_space, id_space
 from skbpr.utils.validation import examples
 
@@ -123,6 +124,15 @@ def interactions_from_frame(
                 f"{argument} {column!r} has {int(unknown.sum())} rows with ids outside "
                 f"the given {space}, e.g. {examples(raw[unknown])}"
             )
+    if columns.weight_col is not None:  # the merged sums, named as the user wrote the column
+        positive = parsed.positive
+        check_merged_weights(
+            user_codes[positive],
+            item_codes[positive],
+            parsed.weights[positive],
+            len(item_space),
+            f"weight_col {columns.weight_col!r}",
+        )
     return assemble_events(
         parsed,
         user_codes,

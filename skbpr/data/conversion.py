@@ -27,8 +27,32 @@ def as_1d(values: Any, name: str, length: int | None = None) -> np.ndarray:
     return array
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)  # positives below round to 0 in float32
+
+
+def check_float32_values(values: np.ndarray, name: str, what: str = "values") -> None:
+    """Raise when finite float64 ``values`` would become ``inf`` or ``0`` in float32, naming ``name``.
+
+    The examples shown are the values given, before any cast; NaN and
+    infinite values are left to the checks that name them so.
+    """
+    huge = (values > FLOAT32_MAX) & (values < np.inf)  # NaN and inf: the finiteness checks' business
+    if huge.any():
+        raise ValueError(
+            f"{name} has {int(huge.sum())} {what} beyond float32's largest ({FLOAT32_MAX:.4g}), "
+            f"e.g. {examples(values[huge])}; rescale them (weights are relative: their mean is normalised to 1)"
+        )
+    tiny = (values > 0) & (values <= FLOAT32_TINY / 2)  # up to half the smallest subnormal rounds to 0
+    if tiny.any():
+        raise ValueError(
+            f"{name} has {int(tiny.sum())} positive {what} below float32's smallest ({FLOAT32_TINY:.4g}), "
+            f"e.g. {examples(values[tiny])}, which float32 would turn into 0; rescale them"
+        )
+
+
 def check_weights(values: Any, name: str, length: int) -> np.ndarray:
-    """Strictly positive, finite float32 weights (ones for ``None``)."""
+    """Strictly positive, finite float32 weights (ones for ``None``), checked in float64 before the cast."""
     if values is None:
         return np.ones(length, dtype=np.float32)
     array = as_1d(values, name, length)
@@ -39,7 +63,29 @@ def check_weights(values: Any, name: str, length: int) -> np.ndarray:
         raise ValueError(f"{name} has NaN or infinite values")
     if np.any(array <= 0):
         raise ValueError(f"{name} must be strictly positive, got {examples(array[array <= 0])}")
+    check_float32_values(array, name, "weights")
     return array.astype(np.float32)
+
+
+def check_merged_weights(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_items: int, name: str) -> None:
+    """Raise when the summed weights of repeated ``(user, item)`` pairs exceed float32, naming ``name``.
+
+    The sums are taken in float64; the exact per-pair check runs only when
+    the total could overflow.
+    """
+    if not values.size or float(values.sum(dtype=np.float64)) <= FLOAT32_MAX:
+        return
+    keys = pair_keys(users, items, n_items)
+    unique, group = np.unique(keys, return_inverse=True)
+    sums = np.bincount(group.ravel(), weights=values.astype(np.float64), minlength=unique.size)
+    over = np.flatnonzero(sums > FLOAT32_MAX)
+    if over.size:
+        pair = (int(unique[over[0]] // n_items), int(unique[over[0]] % n_items))
+        raise ValueError(
+            f"{name}: the weights of {over.size} repeated (user, item) pairs add up beyond float32's largest "
+            f"({FLOAT32_MAX:.4g}), e.g. {sums[over[0]]:.4g} for the pair (user, item) = {pair} (indices); "
+            "rescale the weights (they are relative: their mean is normalised to 1)"
+        )
 
 
 def check_timestamps(values: Any, name: str, length: int) -> np.ndarray | None:
@@ -91,10 +137,10 @@ def as_csr(matrix: Any, name: str) -> sp.csr_matrix:
             csr = sp.csr_matrix(data)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{name} has dtype {data.dtype}, which scipy.sparse cannot hold: {exc}") from exc
+    csr = csr.astype(np.float64)
+    csr.sum_duplicates()  # in float64: repeated entries can add up beyond float32
+    check_float32_values(csr.data, name)
     csr = csr.astype(np.float32)
-    if csr.nnz and not np.all(np.isfinite(csr.data)):
-        raise ValueError(f"{name} has values too large for float32")
-    csr.sum_duplicates()
     csr.eliminate_zeros()
     csr.sort_indices()
     return csr
@@ -138,8 +184,9 @@ def canonicalise(
     values: np.ndarray,
     timestamps: np.ndarray | None,
     n_items: int,
+    name: str = "pos_values",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Sort by (user, item); merge duplicates (sum weights, latest timestamp)."""
+    """Sort by (user, item); merge duplicates (sum weights in float64, latest timestamp; ``name``: the weights')."""
     keys = pair_keys(users, items, n_items)
     if np.all(keys[1:] > keys[:-1]):
         ts = None if timestamps is None else timestamps.copy()
@@ -154,6 +201,7 @@ def canonicalise(
     group = np.cumsum(first) - 1
     n_groups = int(group[-1]) + 1 if group.size else 0
     merged = np.bincount(group, weights=values[order], minlength=n_groups)
+    check_float32_values(merged, name, "summed weights of repeated (user, item) pairs")
     ts = None
     if timestamps is not None:
         ts = np.full(n_groups, timestamps.min(), dtype=timestamps.dtype)

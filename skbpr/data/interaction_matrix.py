@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from skbpr.data.conversion import check_float32_values
+
 __all__ = ["check_interaction_matrix"]
 
 
@@ -53,4 +55,7 @@ def check_interaction_matrix(matrix: Any, name: str) -> Any:
             f"Negative values in data passed to {name}, e.g. {examples}: entries are interactions "
             "(nonzero = interaction) and must be >= 0"
         )
+    if values.dtype.kind == "f" and values.dtype.itemsize > 4 and values.size:
+        # float64 values that float32 (the container's dtype) would turn into 0 or inf, named as given
+        check_float32_values(values, name)
     return checked

@@ -271,7 +271,7 @@ class Interactions:
         items = check_indices(items, "items", self.n_items, length=users.shape[0])
         values = check_weights(values, "values", users.shape[0])
         stamps = check_timestamps(timestamps, "timestamps", users.shape[0])
-        users, items, values, stamps = canonicalise(users, items, values, stamps, self.n_items)
+        users, items, values, stamps = canonicalise(users, items, values, stamps, self.n_items, name="values")
         negatives = drop_overlap(self.negatives, users, items)
         return self._replace(users, items, values, stamps, negatives)
 

@@ -52,7 +52,8 @@ class EpochLoopMixin:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(eval_data).items()})
                 value = logs[f"val_{self.eval_metric}"]
                 if value > best_value:
-                    best_value, best_state, waited = value, (epoch, self._weights()), 0
+                    # the optimiser state too: a later partial_fit continues from this epoch, sums and moments
+                    best_value, best_state, waited = value, (epoch, self._weights(engine)), 0
                     self.best_epoch_ = epoch
                 else:
                     waited += 1
@@ -63,7 +64,7 @@ class EpochLoopMixin:
             if stop or stopped_early:
                 break
         if best_state is not None and self.patience is not None:
-            self._restore(best_state[1])
+            self._restore(best_state[1], engine)
         callbacks.on_fit_end(self, {"stopped_early": stopped_early, "epochs_run": len(self.history_) - start})
 
     def _evaluate(self, eval_data: Any) -> dict[str, float]:

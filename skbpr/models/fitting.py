@@ -21,6 +21,7 @@ from skbpr.data.interactions import Interactions
 from skbpr.evaluation.holdout import train_test_split
 from skbpr.evaluation.names import parse_metric
 from skbpr.models.base import check_interaction_matrix, ignore_target, warn_if_weighted
+from skbpr.models.params import check_table_memory
 from skbpr.training import TrainingProblem, make_optimizer, resolve_device, torch_threads
 from skbpr.training.callbacks import Callback
 from skbpr.training.defaults import AUTO_PARAMS, resolve
@@ -69,6 +70,7 @@ class FittingMixin:
         if eval_data is not None or self.validation_fraction is not None:
             self._check_eval_metric(data.n_items)
         device = resolve_device(self.device)
+        self._check_memory(data, device)
         self._warn_if_weighted(data)
         self.callbacks_ = self._copy_callbacks()
         search = search_context(data, self._made_by_search())  # before a validation split makes data another one
@@ -95,13 +97,21 @@ class FittingMixin:
                 f"partial_fit cannot continue the fitted model: {'; '.join(changes)}. "
                 "Call fit to train a new model on this data"
             )
+        self._check_memory(data, device)
         self._warn_if_weighted(data)
         if not hasattr(self, "model_") or not hasattr(self, "callbacks_"):
             self.callbacks_ = self._copy_callbacks()
         with torch_threads(self.n_threads):
             search = search_context(data, self._made_by_search())
-            self._fit(data, None, device, 1, reset=False, search=search, scale=scale)
+            self._fit(data, None, device, 1, reset=False, search=search, scale=scale, accumulate=True)
         self.n_features_in_ = self.n_items_
+
+    def _check_memory(self, data: Any, device: torch.device) -> None:
+        """The tables ``data`` needs (and their optimiser state) must fit in ``device``'s memory; before any work."""
+        user_rows = self._table_rows(data.user_features, data.n_users, self.user_features_mode)
+        item_rows = self._table_rows(data.item_features, data.n_items, self.item_features_mode)
+        space = f"; the data has {data.n_users} users and {data.n_items} items"
+        check_table_memory(self, user_rows, item_rows, device, data=space)
 
     def _continued_confidence_scale(self, changes: list[str]) -> float | None:
         """The normaliser ``partial_fit`` keeps: ``confidence_scale_``, measured by the fit it continues.
@@ -293,10 +303,19 @@ class FittingMixin:
         reset: bool,
         search: dict[str, Any],
         scale: float | None,
+        accumulate: bool = False,
     ) -> None:
-        """Train ``epochs`` epochs; ``scale``: the confidences' normaliser, ``None`` to measure it on ``data``."""
+        """Train ``epochs`` epochs; ``scale``: the confidences' normaliser, ``None`` to measure it on ``data``.
+
+        ``accumulate`` (``partial_fit``): the fitted model's positives stay
+        seen, in ``train_positives_`` and ``confidences_`` and for the
+        negative sampler, with this batch's (newer) weight and confidence
+        where the batch repeats a pair.
+        """
         backend = choose_backend(self.backend, device, self.loss, deterministic=self.deterministic)
-        positives = data.positives
+        batch = data.positives
+        earlier = self._earlier_positives(batch.shape) if accumulate and hasattr(self, "train_positives_") else None
+        positives = batch if earlier is None else _latest_union(earlier[0], batch)
         negatives = data.negatives
         mode = self.negatives
         if mode == "auto":
@@ -307,10 +326,10 @@ class FittingMixin:
         item_map = FeatureMap(item_matrix, data.n_items, device)
         self._check_feature_rows(user_matrix, "user_features", "user_features_mode")
         self._check_feature_rows(item_matrix, "item_features", "item_features_mode")
-        coo = positives.tocoo()
+        coo = batch.tocoo()
         users = torch.as_tensor(coo.row.astype(np.int64), device=device)
         items = torch.as_tensor(coo.col.astype(np.int64), device=device)
-        full = users_without_candidates(positives)
+        full = users_without_candidates(positives)  # of everything seen: the sampler draws around all of it
         keep = np.ones(coo.nnz, dtype=bool)
         if full.size:
             keep = ~np.isin(coo.row, full)
@@ -330,6 +349,12 @@ class FittingMixin:
         trained, scale = confidences(coo.data[keep], self.weighting, scale, return_scale=True)
         confidence = np.zeros(coo.nnz, dtype=np.float32)
         confidence[keep] = trained
+        batch_confidences = sp.csr_matrix((confidence, batch.indices.copy(), batch.indptr.copy()), shape=batch.shape)
+        if earlier is None:
+            seen_confidences = batch_confidences
+        else:
+            seen_confidences = _latest_union(earlier[1], batch_confidences)
+            seen_confidences.data[np.repeat(np.isin(np.arange(batch.shape[0]), full), np.diff(positives.indptr))] = 0
         weights = None if np.all(trained == 1) else torch.as_tensor(trained, device=device)
 
         fresh = self._grow_or_reset(data, reset)
@@ -385,14 +410,21 @@ class FittingMixin:
         self.n_user_features_in_ = 0 if data.user_features is None else data.user_features.shape[1]
         self.n_item_features_in_ = 0 if data.item_features is None else data.item_features.shape[1]
         self.train_positives_ = positives
-        self.confidences_ = sp.csr_matrix(
-            (confidence, positives.indices.copy(), positives.indptr.copy()), shape=positives.shape
-        )
+        self.confidences_ = seen_confidences
         self.confidence_scale_, self._confidence_weighting = scale, self.weighting
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
         self._run_epochs(engine, epochs, data, eval_data, search)
+
+    def _earlier_positives(self, shape: tuple[int, int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """``train_positives_`` and ``confidences_`` of the fitted model, in a grown id space of ``shape``."""
+        out = []
+        for matrix in (self.train_positives_, self.confidences_):
+            matrix = sp.csr_matrix(matrix)
+            indptr = np.concatenate([matrix.indptr, np.full(shape[0] - matrix.shape[0], matrix.indptr[-1])])
+            out.append(sp.csr_matrix((matrix.data, matrix.indices, indptr), shape=shape))
+        return out[0], out[1]
 
     def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
         if matrix is None:
@@ -403,3 +435,17 @@ class FittingMixin:
                 f"{name} has {empty.size} rows with no feature at all (first: {empty[:5].tolist()}) "
                 f"and {mode_name}='features' adds no identity column; use {mode_name}='both'"
             )
+
+
+def _latest_union(earlier: sp.csr_matrix, latest: sp.csr_matrix) -> sp.csr_matrix:
+    """The pairs of both matrices (same shape), with ``latest``'s value where both hold a pair; sorted CSR."""
+    old, new = earlier.tocoo(), latest.tocoo()
+    n_items = np.int64(earlier.shape[1])
+    old_keys = old.row.astype(np.int64) * n_items + old.col
+    keep = ~np.isin(old_keys, new.row.astype(np.int64) * n_items + new.col)
+    rows = np.concatenate([old.row[keep], new.row])
+    cols = np.concatenate([old.col[keep], new.col])
+    values = np.concatenate([old.data[keep], new.data]).astype(latest.dtype)
+    union = sp.csr_matrix((values, (rows, cols)), shape=latest.shape)
+    union.sort_indices()
+    return union

@@ -198,9 +198,16 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Learned feature embeddings (rows: features, identity columns last).
     history_ : list of dict
         Per epoch: ``epoch``, mean training ``loss`` and validation metrics.
+    best_epoch_ : int or None
+        The epoch of the best validation score (``None`` without
+        validation). Early stopping (``patience``) restores its weights
+        with its optimiser state (Adagrad's sums, Adam's moments and step
+        count), so that a later ``partial_fit`` continues from that epoch.
     train_positives_ : scipy.sparse.csr_matrix
         Training positives, removed from rankings by ``recommend`` and the
-        scorers.
+        scorers: after ``partial_fit``, those of every batch trained on since
+        the last ``fit`` (in a grown id space too), a batch's weight
+        replacing an earlier one's for a pair it repeats.
     n_users_, n_items_ : int
         Size of the id space seen in ``fit``.
     n_features_in_ : int
@@ -214,9 +221,10 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
     negatives_ : str
         The sampling mode ``auto`` resolved to.
     confidences_ : scipy.sparse.csr_matrix
-        The confidence each training positive had in the last ``fit`` (or
-        ``partial_fit``: ``t(w) / confidence_scale_``, not renormalised per
-        batch), with the pattern of ``train_positives_``: 1 everywhere with
+        The confidence each training positive had when last trained on (in
+        ``fit``, or in the latest ``partial_fit`` batch holding it:
+        ``t(w) / confidence_scale_``, not renormalised per batch), with the
+        pattern of ``train_positives_``: 1 everywhere with
         ``weighting="none"`` or binary data, 0 for the positives of users
         that could not be trained (every item a positive).
     confidence_scale_ : float
@@ -383,6 +391,14 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
             weights and optimiser state, and ``history_`` continues. The
             positives' confidences are ``t(w) / confidence_scale_``, the
             normaliser of the fit this continues, not of this batch.
+
+            The model remembers every batch: ``train_positives_`` and
+            ``confidences_`` hold the union of the positives trained on since
+            the last ``fit``, so ``recommend(exclude_seen=True)``, ``score``
+            and the evaluation leave out earlier batches' positives too, and
+            the negative sampler never draws them. A pair the batch repeats
+            takes the batch's weight and confidence (the newer value
+            replaces the older: pass summed weights to accumulate counts).
 
         Returns
         -------

@@ -6,11 +6,13 @@ import os
 from typing import Any
 
 import numpy as np
+import torch
 
 from skbpr.evaluation.names import parse_metric
 from skbpr.training import OPTIMIZERS
 from skbpr.training.callbacks import CallbackList
 from skbpr.training.defaults import AUTO, AUTO_PARAMS, resolve
+from skbpr.training.devices import OPTIMIZER_STATES, available_memory, resolve_device, table_bytes
 from skbpr.training.engine import BACKENDS
 from skbpr.training.losses import LOSSES
 from skbpr.training.model import FEATURE_MODES
@@ -18,7 +20,14 @@ from skbpr.training.sampling import SAMPLERS
 from skbpr.training.weighting import check_weighting
 from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
 
-__all__ = ["AUTO_ALSO", "NEGATIVE_MODES", "check_float32_range", "check_model_params", "check_training_params"]
+__all__ = [
+    "AUTO_ALSO",
+    "NEGATIVE_MODES",
+    "check_float32_range",
+    "check_model_params",
+    "check_table_memory",
+    "check_training_params",
+]
 
 NEGATIVE_MODES = ("auto", *SAMPLERS)
 AUTO_ALSO = 'or "auto" (the loss\'s default)'  # what the per-loss parameters accept besides numbers
@@ -31,11 +40,15 @@ def _is_auto(value: Any) -> bool:
 
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
+_MAX_DIM = int(np.iinfo(np.int64).max) - 1  # the largest n_components whose n_components + 1 is an int64
 
 
 def check_model_params(estimator: Any) -> None:
     """Check the model and optimiser parameters (``n_components`` to ``init_std``), then :func:`check_float32_range`."""
     check_number(estimator.n_components, "n_components", integer=True, low=0, low_open=True)
+    if estimator.n_components > _MAX_DIM:
+        what = f"an integer <= {_MAX_DIM} (the item table's n_components + 1 columns are a torch int64 dimension)"
+        raise invalid("n_components", what, estimator.n_components)
     if not callable(estimator.loss):
         check_choice(estimator.loss, "loss", LOSSES)
     check_choice(estimator.negatives, "negatives", NEGATIVE_MODES)
@@ -57,6 +70,39 @@ def check_model_params(estimator: Any) -> None:
     if not _is_auto(estimator.init_std):
         check_number(estimator.init_std, "init_std", low=0, also=AUTO_ALSO)
     check_float32_range(estimator)
+    check_table_memory(estimator, 1, 1)  # one row per table: the least any data needs
+
+
+def check_table_memory(
+    estimator: Any, user_rows: int, item_rows: int, device: torch.device | None = None, *, data: str = ""
+) -> None:
+    """Raise, naming ``n_components`` and the bytes, when the tables and optimiser state cannot fit in memory.
+
+    ``user_rows`` and ``item_rows``: the rows of the embedding tables (one
+    each before the data is known); ``device``: where they will live
+    (``None``: the ``device`` parameter's, skipped when it cannot be
+    resolved, which fit reports); ``data``: the id space, for the message.
+    Memory is that :func:`~skbpr.training.devices.available_memory` reports.
+    """
+    if device is None:
+        try:
+            device = resolve_device(estimator.device)
+        except ValueError:
+            return
+    n = int(estimator.n_components)
+    optimizer = estimator.optimizer if isinstance(estimator.optimizer, str) else "adam"
+    needed = table_bytes(user_rows, item_rows, n, optimizer)
+    available = available_memory(device)
+    if available is None or needed <= available:
+        return
+    states = OPTIMIZER_STATES.get(optimizer, 2)
+    what = (
+        f"small enough for the float32 embedding tables ({user_rows} user rows x {n} columns, {item_rows} item "
+        f"rows x {n} + 1 columns{data}) with the {optimizer} state ({states} more table copies) to fit in memory: they "
+        f"need {needed} bytes ({needed / 2**30:.3g} GiB), {available} bytes ({available / 2**30:.3g} GiB) are "
+        f"available on {device}"
+    )
+    raise invalid("n_components", what, estimator.n_components)
 
 
 def check_float32_range(estimator: Any) -> None:

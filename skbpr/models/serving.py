@@ -219,6 +219,13 @@ class ServingMixin:
             candidates = candidates[np.sort(first)]  # distinct, in first-occurrence order
             item_vecs = item_vecs.index_select(0, torch.as_tensor(candidates, device=self.device_))
         n_cand = item_vecs.shape[0]
+        if n_cand == 0:  # nothing to rank: say so rather than "k must be an integer in [1, 0]"
+            if items is not None:
+                raise invalid("items", "a non-empty list of candidate item indices", items, shown="an empty list")
+            shape = f"a matrix of shape {tuple(item_features.shape)}"
+            raise invalid(
+                "item_features", "a matrix with one row per new item, at least one", item_features, shown=shape
+            )
         check_number(k, "k", integer=True, low=1, high=n_cand)  # at most the number of candidate items
         user_vecs = None if known else self._vectors("user", features=user_features)
         n = user_idx.size if known else user_vecs.shape[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import torch
@@ -38,3 +39,34 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that new allocations on ``device`` can take now; ``None`` when the system does not say.
+
+    CUDA: the free memory of the device (``torch.cuda.mem_get_info``). CPU:
+    ``MemAvailable`` of ``/proc/meminfo`` on Linux, else the physical memory
+    (``os.sysconf``).
+    """
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as lines:
+            for line in lines:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+OPTIMIZER_STATES = {"sgd": 0, "adagrad": 1, "adam": 2}  # table-sized state arrays per optimiser
+
+
+def table_bytes(user_rows: int, item_rows: int, n_components: int, optimizer: str) -> int:
+    """Bytes of the float32 embedding tables (items: one bias column more) and their optimiser state."""
+    cells = int(user_rows) * int(n_components) + int(item_rows) * (int(n_components) + 1)  # Python ints: exact
+    return 4 * cells * (1 + OPTIMIZER_STATES.get(optimizer, 2))
