@@ -56,6 +56,10 @@ def check_model_params(estimator: Any) -> None:
         check_number(estimator.alpha, "alpha", low=0, also=AUTO_ALSO)
     if not _is_auto(estimator.init_std):
         check_number(estimator.init_std, "init_std", low=0, also=AUTO_ALSO)
+    if not _is_auto(estimator.unobserved_weight):
+        check_number(estimator.unobserved_weight, "unobserved_weight", low=0, also=AUTO_ALSO)
+    if not _is_auto(estimator.reg_exponent):
+        check_number(estimator.reg_exponent, "reg_exponent", low=0, high=2, also=AUTO_ALSO)
     check_float32_range(estimator)
 
 
@@ -118,6 +122,12 @@ def check_training_params(estimator: Any) -> None:
         what = f"at most {limit} ({_THREADS_PER_CPU} x the {cpus} CPUs: more threads only slow training down)"
         raise invalid("n_threads", what, estimator.n_threads)
     check_choice(estimator.backend, "backend", BACKENDS)
+    if isinstance(estimator.loss, str) and estimator.loss == "ials" and estimator.backend == "native":
+        what = (
+            "'auto' or 'torch' with loss='ials' (solved by alternating least squares in torch; "
+            "the compiled kernel runs the sampled losses)"
+        )
+        raise invalid("backend", what, estimator.backend)
     check_bool(estimator.deterministic, "deterministic")
     if not isinstance(estimator.eval_metric, str):
         raise invalid("eval_metric", "a metric name such as 'ndcg@10'", estimator.eval_metric)

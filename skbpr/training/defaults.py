@@ -48,10 +48,24 @@ from collections.abc import Callable
 from typing import Any
 
 AUTO = "auto"
-AUTO_PARAMS = ("learning_rate", "alpha", "n_negatives", "init_std", "batch_size", "initial_accumulator", "max_sampled")
+AUTO_PARAMS = (
+    "learning_rate",
+    "alpha",
+    "n_negatives",
+    "init_std",
+    "batch_size",
+    "initial_accumulator",
+    "max_sampled",
+    "unobserved_weight",
+    "reg_exponent",
+)
 
-_BATCHED = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10}
-LOSS_DEFAULTS: dict[str, dict[str, float | int]] = {
+# the parameters of the all-pairs squared loss, which the sampled losses do not have
+_NOT_IALS = {"unobserved_weight": None, "reg_exponent": None}
+_BATCHED = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10, **_NOT_IALS}
+# the parameters of the sampled losses' optimisers and samplers, which the block solver of "ials" does not have
+_NOT_SAMPLED = {"learning_rate": None, "n_negatives": None, "batch_size": None, "initial_accumulator": None}
+LOSS_DEFAULTS: dict[str, dict[str, float | int | None]] = {
     "bpr": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED},
     "logistic": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED},
     "hinge": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 1, **_BATCHED},
@@ -63,16 +77,25 @@ LOSS_DEFAULTS: dict[str, dict[str, float | int]] = {
         "batch_size": 1,
         "initial_accumulator": 1.0,
         "max_sampled": 30,
+        **_NOT_IALS,
+    },
+    "ials": {
+        "alpha": 5.0,
+        "init_std": 0.01,
+        "max_sampled": None,
+        **_NOT_SAMPLED,
+        "unobserved_weight": 0.5,
+        "reg_exponent": 0.0,
     },
 }
 
 
-def loss_defaults(loss: str | Callable) -> dict[str, float | int]:
+def loss_defaults(loss: str | Callable) -> dict[str, float | int | None]:
     """The default training settings of a loss (the parameters of :data:`AUTO_PARAMS`).
 
     Parameters
     ----------
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "ials"} or callable
         The loss; a callable takes the ``"bpr"`` row.
 
     Returns
@@ -100,7 +123,7 @@ def resolve(loss: str | Callable, **params: Any) -> dict[str, Any]:
 
     Parameters
     ----------
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "ials"} or callable
         The loss whose row of :data:`LOSS_DEFAULTS` fills in ``"auto"``.
     **params
         Some of the parameters of :data:`AUTO_PARAMS`, each a number or
