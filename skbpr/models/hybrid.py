@@ -144,7 +144,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ``loss="ials"``: the weight ``w0`` of every (user, item) pair's
         squared score, relative to the positives' confidences (whose mean
         is 1); it plays the part of ``1 / (1 + alpha)`` in implicit's ALS
-        confidence ``1 + alpha * r``. ``"auto"``: 0.5 for ``ials``, ``None``
+        confidence ``1 + alpha * r``. ``"auto"``: 0.1 for ``ials``, ``None``
         (unused) for the other losses; resolved into ``unobserved_weight_``.
     reg_exponent : float or "auto", default="auto"
         ``loss="ials"``: the L2 penalty of a table row is ``alpha *

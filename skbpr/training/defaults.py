@@ -84,7 +84,7 @@ LOSS_DEFAULTS: dict[str, dict[str, float | int | None]] = {
         "init_std": 0.01,
         "max_sampled": None,
         **_NOT_SAMPLED,
-        "unobserved_weight": 0.5,
+        "unobserved_weight": 0.1,
         "reg_exponent": 0.0,
     },
 }
