@@ -184,6 +184,20 @@ def test_block_solve_decreases_the_objective_and_converges_to_least_squares(feat
     assert solver.objective() <= after
 
 
+@pytest.mark.parametrize("side", ["user", "item"])
+def test_the_preconditioner_is_the_diagonal_of_the_block_hessian(side):
+    solver, *_ = _solver(True, nu=1.0)
+    block = solver.user_block() if side == "user" else solver.item_block()
+    table = solver.model.user_weight.data if side == "user" else solver.model.item_weight.data
+    expected = torch.zeros_like(table)
+    for r in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            basis = torch.zeros_like(table)
+            basis[r, j] = 1.0
+            expected[r, j] = block.hessian_product(basis)[r, j]
+    np.testing.assert_allclose(block.diagonal(), expected, rtol=1e-10)
+
+
 def test_a_sweep_never_increases_the_objective():
     solver, *_ = _solver(True)
     values = [solver.objective()]
@@ -221,7 +235,15 @@ def test_fit_predict_recommend_and_the_resolved_row(split):
     items, _ = model.recommend([0, 1], k=5)
     assert items.shape == (2, 5)
     assert not set(items[0]) & set(train.positives[0].indices)
-    assert model.score(test) > HybridBPR(**{**FAST, "epochs": 1, "alpha": 1e4}).fit(train).score(test)
+
+
+def test_ials_learns_the_signal_of_structured_data():
+    from skbpr.datasets import make_interactions
+
+    train, test = train_test_split(make_interactions(200, 100, 3000, random_state=0), test_size=0.2, random_state=0)
+    learned = HybridBPR(**{**FAST, "n_components": 8, "epochs": 5}).fit(train).score(test)
+    flat = HybridBPR(**{**FAST, "n_components": 8, "epochs": 5, "alpha": 1e6}).fit(train).score(test)  # ~0 scores
+    assert learned > flat + 0.05
 
 
 def test_cpu_fits_are_deterministic_for_a_seed(split):
@@ -360,3 +382,13 @@ def test_contract_checks_pass_with_ials():
             HybridBPR(n_components=2, epochs=2, random_state=0, n_threads=1, loss="ials"),
             expected_failed_checks=HYBRID_EXPECTED_FAILURES,
         )
+
+
+def test_the_configuration_accepts_the_new_parameters():
+    from skbpr.config import ConfigError, validate_config
+
+    params = validate_config({"training": {"loss": "ials", "unobserved_weight": 0.2, "reg_exponent": "auto"}})
+    params = params.estimator_params()
+    assert (params["loss"], params["unobserved_weight"], params["reg_exponent"]) == ("ials", 0.2, "auto")
+    with pytest.raises(ConfigError, match="unobserved_weight"):
+        validate_config({"training": {"unobserved_weight": "heavy"}})

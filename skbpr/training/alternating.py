@@ -63,6 +63,14 @@ class LinearMap:
                 forward = torch.sparse_csr_tensor(fmap.indptr, fmap.indices, fmap.data, shape, check_invariants=False)
                 self.forward = forward
                 self.adjoint = forward.to_sparse_coo().t().coalesce().to_sparse_csr()
+                adjoint = self.adjoint
+                self.adjoint_squared = torch.sparse_csr_tensor(
+                    adjoint.crow_indices(),
+                    adjoint.col_indices(),
+                    adjoint.values() ** 2,
+                    adjoint.shape,
+                    check_invariants=False,
+                )
 
     def __call__(self, table: torch.Tensor) -> torch.Tensor:
         """``F @ table``: one representation per entity."""
@@ -71,6 +79,10 @@ class LinearMap:
     def transpose(self, values: torch.Tensor) -> torch.Tensor:
         """``F' @ values``: per-entity values summed onto the table rows of their features."""
         return values if self.identity else self.adjoint @ values
+
+    def transpose_squared(self, values: torch.Tensor) -> torch.Tensor:
+        """``(F * F)' @ values``: the diagonal of ``F' D F`` for per-entity diagonals ``D`` (rows of ``values``)."""
+        return values if self.identity else self.adjoint_squared @ values
 
 
 class Entries:
@@ -165,29 +177,41 @@ class Block:
         """Gradient of the objective with respect to the table."""
         return 2.0 * (self.hessian_product(table) - self.rhs)
 
+    def diagonal(self) -> torch.Tensor:
+        """The diagonal of ``H``, table-shaped (the Jacobi preconditioner of the whole-table CG)."""
+        other_sq = self.other_vecs * self.other_vecs
+        per_entity = self.entries.matrix(self.conf) @ other_sq
+        per_entity += self.w0 * torch.diagonal(self.gram)[None, :]
+        return self.fmap.transpose_squared(per_entity) + self.reg[:, None]
+
     def solve(self, table: torch.Tensor, steps: int) -> None:
         """``steps`` conjugate-gradient steps on ``H X = rhs`` from the current ``table``, in place.
 
         Per row when the feature map is the identity (independent systems),
-        over the whole table otherwise.
+        over the whole table otherwise, preconditioned by the diagonal of
+        ``H``: a feature shared by many entities has a curvature that many
+        times an entity's own row's, which plain CG over the table would
+        take many steps to balance.
         """
         per_row = self.fmap.identity
 
         def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return (a * b).sum(dim=1, keepdim=True) if per_row else (a * b).sum()
 
+        scale = None if per_row else 1.0 / self.diagonal().clamp_min(1e-30)
         residual = self.rhs - self.hessian_product(table)
-        direction = residual.clone()
-        norm = dot(residual, residual)
+        direction = residual.clone() if scale is None else residual * scale
+        norm = dot(residual, direction)
         for _ in range(steps):
             product = self.hessian_product(direction)
             curvature = dot(direction, product)
             step = torch.where(curvature > 0, norm / curvature.clamp_min(1e-30), torch.zeros_like(norm))
             table.add_(direction * step)
             residual.sub_(product * step)
-            new_norm = dot(residual, residual)
+            preconditioned = residual if scale is None else residual * scale
+            new_norm = dot(residual, preconditioned)
             ratio = torch.where(norm > 0, new_norm / norm.clamp_min(1e-30), torch.zeros_like(norm))
-            direction = residual + direction * ratio
+            direction = preconditioned + direction * ratio
             norm = new_norm
 
 
