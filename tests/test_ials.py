@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest
@@ -369,19 +368,6 @@ def test_the_ials_row_of_the_defaults_table():
     assert row["unobserved_weight"] > 0 and row["alpha"] > 0 and row["reg_exponent"] >= 0
     assert all(row[k] is None for k in ("learning_rate", "n_negatives", "batch_size", "initial_accumulator"))
     assert all(LOSS_DEFAULTS[k]["unobserved_weight"] is None for k in ("bpr", "logistic", "hinge", "warp"))
-
-
-def test_contract_checks_pass_with_ials():
-    from sklearn.utils.estimator_checks import check_estimator
-
-    from tests.test_sklearn_contract import HYBRID_EXPECTED_FAILURES  # noqa: PLC0415
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        check_estimator(
-            HybridBPR(n_components=2, epochs=2, random_state=0, n_threads=1, loss="ials"),
-            expected_failed_checks=HYBRID_EXPECTED_FAILURES,
-        )
 
 
 def test_the_configuration_accepts_the_new_parameters():
