@@ -143,14 +143,15 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
     unobserved_weight : float or "auto", default="auto"
         ``loss="ials"``: the weight ``w0`` of every (user, item) pair's
         squared score, relative to the positives' confidences (whose mean
-        is 1); it plays the part of ``1 / (1 + alpha)`` in implicit's ALS
-        confidence ``1 + alpha * r``. ``"auto"``: 0.1 for ``ials``, ``None``
+        is 1); it plays the part of ``1 / alpha`` for implicit's ALS
+        confidence ``1 + alpha * r`` (see ``docs/guide.md``). ``"auto"``: 0.1 for ``ials``, ``None``
         (unused) for the other losses; resolved into ``unobserved_weight_``.
     reg_exponent : float or "auto", default="auto"
         ``loss="ials"``: the L2 penalty of a table row is ``alpha *
         n^reg_exponent * ||w||^2`` with ``n`` the row's positives plus
-        ``unobserved_weight`` times the size of the other side (Rendle et
-        al. 2021); 0 is the plain penalty ``alpha * ||w||^2``. In [0, 2].
+        ``unobserved_weight`` times the size of the other side; 0 is the
+        plain penalty ``alpha * ||w||^2``, 1 the frequency-scaled one of
+        Rendle et al. (2021). In [0, 2].
         ``"auto"``: 0 for ``ials``, ``None`` (unused) for the other losses;
         resolved into ``reg_exponent_``.
 
