@@ -151,7 +151,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         n^reg_exponent * ||w||^2`` with ``n`` the row's positives plus
         ``unobserved_weight`` times the size of the other side; 0 is the
         plain penalty ``alpha * ||w||^2``, 1 the frequency-scaled one of
-        Rendle et al. (2021). In [0, 2].
+        the iALS revisit of 2021 (see ``docs/guide.md``). In [0, 2].
         ``"auto"``: 0 for ``ials``, ``None`` (unused) for the other losses;
         resolved into ``reg_exponent_``.
 
