@@ -12,6 +12,17 @@ Examples
 --------
 python benchmarks/defaults_sweep.py                                  # the settings below, both data sets
 python benchmarks/defaults_sweep.py --dataset lastfm --settings '{"n_negatives": 1}' '{"epochs": 200}'
+
+The row of ``loss="ials"`` (its ``unobserved_weight``, ``alpha`` and
+``reg_exponent``) and its feature modes, on the data as the loaders return
+it (``--features``: Last.fm with its friends)::
+
+    python benchmarks/defaults_sweep.py --peers --settings '{}' '{"loss": "ials"}' \
+        '{"loss": "ials", "unobserved_weight": 0.25}' '{"loss": "ials", "alpha": 2.5}' \
+        '{"loss": "ials", "reg_exponent": 1.0, "alpha": 0.02}'
+    python benchmarks/defaults_sweep.py --features --peers --settings '{"loss": "ials"}' \
+        '{"loss": "ials", "user_features_mode": "both", "item_features_mode": "both"}' \
+        '{"loss": "ials", "user_features_mode": "both"}' '{"loss": "ials", "item_features_mode": "both"}'
 """
 
 from __future__ import annotations
@@ -38,9 +49,23 @@ METRICS = ["ndcg@10", "auc"]
 SETTINGS = ['{"n_negatives": 1}', "{}"]
 
 
-def validation_split(dataset: str, data_home: Path, seed: int):
+def load(dataset: str, data_home: Path, seed: int, features: bool):
+    """The data set as the benchmark loads it, or (``features``) with the features its loader returns by default.
+
+    Only Last.fm differs: the benchmark drops its friends (user features),
+    which ``load_lastfm()`` returns; MovieLens always carries its genres and
+    demographics.
+    """
+    if features and dataset == "lastfm":
+        from skbpr.datasets import load_lastfm
+
+        return load_lastfm(data_home=data_home)
+    return bench.load(dataset, data_home, seed)
+
+
+def validation_split(dataset: str, data_home: Path, seed: int, features: bool = False):
     """The inner fit / validation parts of the benchmark's training split."""
-    data = bench.load(dataset, data_home, seed)
+    data = load(dataset, data_home, seed, features)
     train, _ = train_test_split(data, test_size=0.2, random_state=seed)
     return train_test_split(train, test_size=0.2, random_state=1000 + seed)
 
@@ -51,6 +76,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--data-home", type=Path, default=bench.DEFAULT_DATA_HOME)
     parser.add_argument("--settings", nargs="+", default=SETTINGS, help="JSON objects of HybridBPR parameters")
     parser.add_argument("--peers", nargs="*", default=["cornac-bpr"], choices=bench.PEERS[1:])
+    parser.add_argument(
+        "--features",
+        action="store_true",
+        help="load Last.fm with the friends load_lastfm() returns, to compare feature modes",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=bench.ROOT / "benchmarks" / "results" / "defaults_sweep.json")
@@ -62,19 +92,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(args.threads)
     rows = []
     for dataset in args.dataset:
-        fit, val = validation_split(dataset, args.data_home, args.seed)
+        fit, val = validation_split(dataset, args.data_home, args.seed, args.features)
         for params in settings:
-            model = HybridBPR(
-                n_components=64,
-                random_state=args.seed,
-                n_threads=args.threads,
-                user_features_mode="identity",
-                item_features_mode="identity",
-                **params,
-            )
+            base = {"user_features_mode": "identity", "item_features_mode": "identity"}
+            model = HybridBPR(n_components=64, random_state=args.seed, n_threads=args.threads, **{**base, **params})
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*interaction weights.*", category=UserWarning)
+                warnings.filterwarnings("ignore", message=".*implicit negatives.*", category=UserWarning)
                 model.fit(fit)
             seconds = time.perf_counter() - start
             scores = evaluate(model, val, metrics=METRICS)

@@ -29,17 +29,22 @@ def test_table_has_a_row_for_every_loss_with_every_auto_parameter():
     assert set(LOSS_DEFAULTS) == set(LOSSES)
     for loss, row in LOSS_DEFAULTS.items():
         assert set(row) == set(AUTO_PARAMS), loss
-        assert row["learning_rate"] > 0 and row["alpha"] >= 0 and row["n_negatives"] >= 1
+        if loss == "ials":  # a block solver: no learning rate, no negatives drawn
+            assert row["learning_rate"] is None and row["n_negatives"] is None and row["unobserved_weight"] > 0
+        else:  # sampled losses: no all-pairs weight
+            assert row["learning_rate"] > 0 and row["alpha"] >= 0 and row["n_negatives"] >= 1
+            assert row["unobserved_weight"] is None and row["reg_exponent"] is None
 
 
 def test_documented_values():
     # the values the estimator's docstring and docs/guide.md quote
     batched = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10}
+    batched.update(unobserved_weight=None, reg_exponent=None)
     assert loss_defaults("bpr") == {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **batched}
     assert loss_defaults("logistic")["n_negatives"] == 16 and loss_defaults("hinge")["n_negatives"] == 1
     assert loss_defaults("warp") == {
         "learning_rate": 0.02, "alpha": 0.0, "n_negatives": 1, "init_std": 0.01, "batch_size": 1,
-        "initial_accumulator": 1.0, "max_sampled": 30,
+        "initial_accumulator": 1.0, "max_sampled": 30, "unobserved_weight": None, "reg_exponent": None,
     }  # fmt: skip
     assert loss_defaults(lambda pos, neg: (neg - pos[:, None]).mean()) == loss_defaults("bpr")
 
@@ -71,7 +76,7 @@ def test_get_params_keeps_auto_and_fit_exposes_the_resolved_values():
     assert (given.learning_rate_, given.alpha_, given.n_negatives_) == (0.2, 0.0, 2)
 
 
-@pytest.mark.parametrize("loss", ["bpr", "warp"])
+@pytest.mark.parametrize("loss", ["bpr", "warp", "ials"])
 def test_auto_trains_exactly_like_the_explicit_row(loss):
     X = _positives()
     auto = HybridBPR(loss=loss, **COMMON).fit(X)

@@ -108,6 +108,8 @@ def test_get_params_returns_constructor_args_unchanged():
         "epochs": 4,
         "batch_size": 16,
         "initial_accumulator": 0.5,
+        "unobserved_weight": 0.3,
+        "reg_exponent": 0.5,
         "eval_metric": "auc",
         "eval_every": 2,
         "patience": 3,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skbpr.losses import (
-    LOSSES,
+    PAIRWISE_LOSSES,
     autograd_grad,
     bpr,
     bpr_grad,
@@ -141,7 +141,7 @@ def test_closed_form_matches_autograd(name, m, seed):
     torch.testing.assert_close(d_neg, ref_neg, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("name", PAIRWISE_LOSSES)
 def test_resolve_loss_builtin_pairs_agree(name):
     loss_fn, grad_fn = resolve_loss(name, sigma=2.5, margin=0.7, n_items=50)
     pos, neg = _random_scores(7, 3, seed=5)
@@ -282,3 +282,9 @@ def test_non_scalar_callable_raises_type_error(bad):
 def test_unknown_loss_name_raises():
     with pytest.raises(ValueError, match="'nope'"):
         resolve_loss("nope", sigma=1.0, margin=1.0, n_items=10)
+
+
+def test_resolve_loss_refuses_ials_with_where_it_is_solved():
+    # the all-pairs squared loss has no per-batch gradient of sampled scores
+    with pytest.raises(ValueError, match="alternating"):
+        resolve_loss("ials", sigma=1.0, margin=1.0, n_items=5)

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from skbpr.losses import LOSSES, resolve_loss
+from skbpr.losses import PAIRWISE_LOSSES, resolve_loss
 from skbpr.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training import RowAdagrad, RowAdam, RowSGD, TrainingProblem, make_optimizer
 from skbpr.training.torch_engine import Trainer
@@ -182,7 +182,7 @@ def _reference(loss, Fu, Fi, U0, V0, users, items, negatives, alpha):
     return value.detach(), g_u, g_v
 
 
-@pytest.mark.parametrize("loss", [*LOSSES, _custom_loss], ids=[*LOSSES, "callable"])
+@pytest.mark.parametrize("loss", [*PAIRWISE_LOSSES, _custom_loss], ids=[*PAIRWISE_LOSSES, "callable"])
 @pytest.mark.parametrize("m", [1, 3])
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_fast_path_equals_autograd(loss, m, alpha):

@@ -12,7 +12,7 @@ import torch
 
 from skbpr import HybridBPR
 from skbpr.datasets import make_interactions
-from skbpr.losses import LOSSES
+from skbpr.losses import PAIRWISE_LOSSES
 from skbpr.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training import TrainingProblem, make_optimizer, native
 from skbpr.training.native import NativeKernel, permutation
@@ -99,7 +99,7 @@ def _setup(loss, optimizer, user_mode, item_mode, m, seed=0, batch_size=8, isa="
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 @pytest.mark.parametrize("modes", [("identity", "identity"), ("both", "features")], ids=["identity", "features"])
 def test_kernel_applies_the_torch_update(loss, optimizer, modes, isa):
@@ -427,7 +427,7 @@ def test_lock_free_on_one_thread_is_the_sequential_per_sample_update(loss, optim
         assert int(un.state["t"]) == int(ut.state["t"]) == 2 * -(-n // B)  # ceil(n / B) steps per epoch
 
 
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 @pytest.mark.parametrize("modes", [("identity", "identity"), ("both", "features")], ids=["identity", "features"])
 def test_lock_free_on_one_thread_is_reproducible_and_two_threads_stay_finite(loss, optimizer, modes):

@@ -58,7 +58,10 @@ def _expected_failures(estimator):
     return POPULARITY_EXPECTED_FAILURES
 
 
-@parametrize_with_checks([HybridBPR(**FAST), PopularityRecommender()], expected_failed_checks=_expected_failures)
+@parametrize_with_checks(
+    [HybridBPR(**FAST), HybridBPR(**FAST, loss="ials"), PopularityRecommender()],
+    expected_failed_checks=_expected_failures,
+)
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
 

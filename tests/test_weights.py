@@ -14,7 +14,7 @@ from torch.nn.functional import softplus
 
 from skbpr import HybridBPR, Interactions
 from skbpr.datasets import make_interactions
-from skbpr.losses import LOSSES, warp_weights
+from skbpr.losses import PAIRWISE_LOSSES, warp_weights
 from skbpr.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training import TrainingProblem, make_optimizer, native
 from skbpr.training.native import NativeKernel
@@ -121,7 +121,7 @@ def _negatives(users, m, seed=3):
 
 
 # ------------------------------------------------------------------ the weighted loss, against autograd
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_torch_engine_takes_the_gradient_of_the_weighted_loss(loss, alpha):
     R, users, items, weights = _data()
@@ -142,7 +142,7 @@ def test_torch_engine_takes_the_gradient_of_the_weighted_loss(loss, alpha):
 
 
 @needs_kernel
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 @pytest.mark.parametrize("deterministic", [True, False], ids=["deterministic", "lock-free"])
 @pytest.mark.parametrize("features", ["identity", "features"])
 def test_kernel_step_is_the_gradient_of_the_weighted_loss(loss, deterministic, features):
@@ -211,7 +211,7 @@ KINDS = ["torch", pytest.param("native", marks=needs_kernel)]
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 def test_all_ones_weights_train_bit_for_bit_as_no_weights(kind, loss, optimizer):
     n = _data(seed=4)[1].numel()
@@ -222,7 +222,7 @@ def test_all_ones_weights_train_bit_for_bit_as_no_weights(kind, loss, optimizer)
 
 
 @needs_kernel
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 def test_all_ones_weights_are_bit_identical_in_the_lock_free_kernel(loss):
     n = _data(seed=4)[1].numel()
     # one thread: the lock-free mode is reproducible there
@@ -233,7 +233,7 @@ def test_all_ones_weights_are_bit_identical_in_the_lock_free_kernel(loss):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 def test_weight_two_everywhere_is_twice_the_sgd_learning_rate_exactly(kind, loss):
     # without L2 every gradient doubles exactly (a power of two), and so does an SGD step
     n = _data(seed=4)[1].numel()
@@ -262,7 +262,7 @@ def test_a_zero_weight_positive_moves_nothing_without_l2(kind, optimizer):
 
 
 @needs_kernel
-@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("loss", PAIRWISE_LOSSES)
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam", "sgd"])
 def test_native_and_torch_train_the_same_weights_with_weights(loss, optimizer):
     data = make_interactions(100, 60, 1100, n_item_features=5, random_state=1)

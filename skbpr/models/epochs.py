@@ -42,11 +42,13 @@ class EpochLoopMixin:
                 self._restore(snapshot, engine)
                 kept = f"the weights of epoch {epoch - 1}" if epoch > 1 else "the initial weights"
                 callbacks.on_fit_end(self, {"error": f"training diverged at epoch {epoch}: {problem}"})
-                raise FloatingPointError(
-                    f"training diverged at epoch {epoch}: {problem}; {kept} were kept. "
-                    f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now {self.init_std_!r}) "
-                    f"or sigma (now {self.sigma!r})"
+                hint = (
+                    f"Try a larger alpha (now {self.alpha_!r}) or unobserved_weight (now {self.unobserved_weight_!r})"
+                    if isinstance(self.loss, str) and self.loss == "ials"
+                    else f"Try a smaller learning_rate (now {self.learning_rate_!r}), init_std (now "
+                    f"{self.init_std_!r}) or sigma (now {self.sigma!r})"
                 )
+                raise FloatingPointError(f"training diverged at epoch {epoch}: {problem}; {kept} were kept. {hint}")
             logs: dict[str, float] = {"epoch": epoch, "loss": loss}
             if eval_data is not None and (offset + 1) % self.eval_every == 0:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(eval_data).items()})
@@ -76,15 +78,15 @@ class EpochLoopMixin:
         """Copies of the tables, and of the optimisers' state when ``engine`` is given."""
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
         if engine is not None:
-            for optimizer in (engine.user_optimizer, engine.item_optimizer):
-                tensors.extend(optimizer.state.values())
+            for state in engine.optimizer_states:
+                tensors.extend(state.values())
         return tuple(t.clone() for t in tensors)
 
     def _restore(self, weights: tuple[torch.Tensor, ...], engine: Engine | None = None) -> None:
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
         if engine is not None:
-            for optimizer in (engine.user_optimizer, engine.item_optimizer):
-                tensors.extend(optimizer.state.values())
+            for state in engine.optimizer_states:
+                tensors.extend(state.values())
         for target, saved in zip(tensors, weights, strict=True):
             target.copy_(saved)
 
@@ -104,8 +106,8 @@ class EpochLoopMixin:
         for name, value in (("user embeddings", u_max), ("item embeddings", max(v_max, b_max))):
             if not np.isfinite(value):
                 return f"the {name} became non-finite"
-        for optimizer in (engine.user_optimizer, engine.item_optimizer):
-            for key, state in optimizer.state.items():
+        for states in engine.optimizer_states:
+            for key, state in states.items():
                 if state.is_floating_point() and not np.isfinite(_max_abs(state)):
                     return f"the optimiser state {key!r} became non-finite"
         su, si = scales

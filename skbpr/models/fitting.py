@@ -144,6 +144,21 @@ class FittingMixin:
         hint = "" if used else "weighting='log' uses the positives' values as confidences"
         warn_if_weighted(data, type(self).__name__, positives_used=used, hint=hint)
 
+    def _is_ials(self) -> bool:
+        """Whether the loss is the all-pairs squared loss, solved in blocks rather than sampled."""
+        return isinstance(self.loss, str) and self.loss == "ials"
+
+    def _warn_unused_negatives(self, negatives: sp.csr_matrix | None) -> None:
+        """``loss="ials"`` takes no implicit negatives: say so when some are given."""
+        if negatives is not None and negatives.nnz:
+            warnings.warn(
+                f"loss='ials' does not use the {negatives.nnz} implicit negatives (Rneg): every pair that is not "
+                "a training positive already counts as a negative, with weight unobserved_weight; the negatives "
+                "and implicit_ratio parameters are ignored too",
+                UserWarning,
+                stacklevel=4,
+            )
+
     def _resolved(self) -> dict[str, Any]:
         """The parameters of ``AUTO_PARAMS`` with ``"auto"`` replaced by the loss's default."""
         return resolve(self.loss, **{name: getattr(self, name) for name in AUTO_PARAMS})
@@ -254,8 +269,10 @@ class FittingMixin:
         weights = [model.user_weight.data, model.item_weight.data]
         states = list(self._optimizer_state)
         resolved = self._resolved()
-        # where a new row's optimiser state starts (see _fit)
-        start = {"sum_sq": float(resolved["initial_accumulator"]) / float(resolved["batch_size"]) ** 2}
+        # where a new row's optimiser state starts (see _fit); "ials" has no optimiser state
+        start = {}
+        if not self._is_ials():
+            start = {"sum_sq": float(resolved["initial_accumulator"]) / float(resolved["batch_size"]) ** 2}
         for side, rows in enumerate((user_rows, item_rows)):
             old = weights[side].shape[0]
             if rows == old:
@@ -329,7 +346,12 @@ class FittingMixin:
         coo = batch.tocoo()
         users = torch.as_tensor(coo.row.astype(np.int64), device=device)
         items = torch.as_tensor(coo.col.astype(np.int64), device=device)
-        full = users_without_candidates(positives)  # of everything seen: the sampler draws around all of it
+        ials = self._is_ials()
+        if ials:
+            self._warn_unused_negatives(negatives)
+        # "ials" draws no negative: a user with every item still has its squared-loss terms; the
+        # sampled losses draw around everything seen
+        full = users_without_candidates(positives) if not ials else np.empty(0, dtype=np.int64)
         keep = np.ones(coo.nnz, dtype=bool)
         if full.size:
             keep = ~np.isin(coo.row, full)
@@ -376,14 +398,16 @@ class FittingMixin:
         else:
             model = self.model_
         model = model.to(device)
-        # in units of one positive's squared gradient, which the batch mean divides by batch_size
-        start = float(self.initial_accumulator_) / float(self.batch_size_) ** 2
-        opt_u, opt_i = (
-            make_optimizer(self.optimizer, weight, float(self.learning_rate_), start)
-            for weight in (model.user_weight.data, model.item_weight.data)
-        )
-        opt_u.load_state(self._optimizer_state[0])
-        opt_i.load_state(self._optimizer_state[1])
+        opt_u = opt_i = None  # the block solver of "ials" has no optimiser
+        if not ials:
+            # in units of one positive's squared gradient, which the batch mean divides by batch_size
+            start = float(self.initial_accumulator_) / float(self.batch_size_) ** 2
+            opt_u, opt_i = (
+                make_optimizer(self.optimizer, weight, float(self.learning_rate_), start)
+                for weight in (model.user_weight.data, model.item_weight.data)
+            )
+            opt_u.load_state(self._optimizer_state[0])
+            opt_i.load_state(self._optimizer_state[1])
         problem = TrainingProblem(
             users=users,
             items=items,
@@ -397,9 +421,11 @@ class FittingMixin:
             sigma=float(self.sigma),
             margin=float(self.margin),
             alpha=float(self.alpha_),
-            draws_per_sample=int(self.max_sampled_ if self.loss == "warp" else self.n_negatives_),
-            batch_size=int(self.batch_size_),
+            draws_per_sample=0 if ials else int(self.max_sampled_ if self.loss == "warp" else self.n_negatives_),
+            batch_size=0 if ials else int(self.batch_size_),
             weights=weights,
+            unobserved_weight=float(self.unobserved_weight_) if ials else 0.0,
+            reg_exponent=float(self.reg_exponent_) if ials else 0.0,
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
         self.backend_ = backend
@@ -414,7 +440,8 @@ class FittingMixin:
         self.confidence_scale_, self._confidence_weighting = scale, self.weighting
         self.negatives_ = mode
         self.device_ = device
-        self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
+        # the live state: kept whatever the epochs do
+        self._optimizer_state = (None, None) if ials else (opt_u.state, opt_i.state)
         self._run_epochs(engine, epochs, data, eval_data, search)
 
     def _earlier_positives(self, shape: tuple[int, int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:

@@ -39,9 +39,21 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
     ----------
     n_components : int, default=64
         Dimension of the latent space.
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable, default="bpr"
+    loss : {"bpr", "logistic", "hinge", "warp", "ials"} or callable, default="bpr"
         Ranking loss. A callable ``(pos_scores, neg_scores) -> scalar tensor``
         receives scores of shape ``(B,)`` and ``(B, n_negatives)``.
+        ``"ials"``: the implicit-ALS objective, ``sum over positives of
+        c (1 - s)^2 + unobserved_weight * sum over all pairs of s^2`` plus
+        L2 (``alpha``, ``reg_exponent``), computed over all pairs through
+        Gramians and solved by alternating conjugate-gradient block solves
+        (:mod:`skbpr.training.alternating`); an epoch is one sweep (user
+        table, then item table). It samples nothing and has no optimiser:
+        ``negatives``, ``implicit_ratio``, ``n_negatives``, ``max_sampled``,
+        ``sigma``, ``margin``, ``optimizer``, ``learning_rate``,
+        ``batch_size``, ``initial_accumulator`` and ``deterministic`` are
+        ignored (their ``"auto"`` resolves to ``None``), implicit
+        negatives (``Rneg``) are not used (with a ``UserWarning``), and it
+        runs in torch on any device (``backend="native"`` raises).
     negatives : {"uniform", "implicit", "mixed", "auto"}, default="uniform"
         Where negatives come from. ``uniform``: items the user has no
         training positive for; ``implicit``: the user's implicit negatives
@@ -102,9 +114,10 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ``"auto"``: the loss's default (0.1; 0.02 for ``warp``), resolved in
         ``fit`` into ``learning_rate_``.
     alpha : float or "auto", default="auto"
-        L2 penalty on the representations a batch uses (per occurrence).
-        ``"auto"``: the loss's default (0.01; 0 for ``warp``), resolved in
-        ``fit`` into ``alpha_``.
+        L2 penalty on the representations a batch uses (per occurrence);
+        for ``ials``, the weight lambda of the L2 penalty on the table rows.
+        ``"auto"``: the loss's default (0.01; 0 for ``warp``; 5 for
+        ``ials``), resolved in ``fit`` into ``alpha_``.
     init_std : float or "auto", default="auto"
         Standard deviation of the initial embeddings. ``"auto"``: 0.1; 0.01
         for ``warp``; resolved into ``init_std_``.
@@ -127,6 +140,20 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         of rarely seen rows, as LightFM's Adagrad does. ``"auto"``: 0; 1 for
         ``warp``; resolved into ``initial_accumulator_``. Ignored by the
         other optimisers.
+    unobserved_weight : float or "auto", default="auto"
+        ``loss="ials"``: the weight ``w0`` of every (user, item) pair's
+        squared score, relative to the positives' confidences (whose mean
+        is 1); it plays the part of ``1 / alpha`` for implicit's ALS
+        confidence ``1 + alpha * r`` (see ``docs/guide.md``). ``"auto"``: 0.1 for ``ials``, ``None``
+        (unused) for the other losses; resolved into ``unobserved_weight_``.
+    reg_exponent : float or "auto", default="auto"
+        ``loss="ials"``: the L2 penalty of a table row is ``alpha *
+        n^reg_exponent * ||w||^2`` with ``n`` the row's positives plus
+        ``unobserved_weight`` times the size of the other side; 0 is the
+        plain penalty ``alpha * ||w||^2``, 1 the frequency-scaled one of
+        the iALS revisit of 2021 (see ``docs/guide.md``). In [0, 2].
+        ``"auto"``: 0 for ``ials``, ``None`` (unused) for the other losses;
+        resolved into ``reg_exponent_``.
 
         Every ``"auto"`` takes its loss's row of
         :data:`skbpr.training.defaults.LOSS_DEFAULTS` (a loss callable takes
@@ -238,7 +265,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         (:func:`skbpr.training.defaults.loss_defaults`) where it is
         ``"auto"``.
     n_negatives_, batch_size_, max_sampled_ : int
-        Resolved likewise.
+        Resolved likewise (``None`` where the loss does not use them).
+    unobserved_weight_, reg_exponent_ : float or None
+        Resolved likewise: numbers for ``ials``, ``None`` for the others.
     device_ : torch.device
         Where the model lives.
 
@@ -281,6 +310,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         epochs: int = 50,
         batch_size: int | str = "auto",
         initial_accumulator: float | str = "auto",
+        unobserved_weight: float | str = "auto",
+        reg_exponent: float | str = "auto",
         eval_metric: str = "ndcg@10",
         eval_every: int = 1,
         patience: int | None = None,
@@ -312,6 +343,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         self.epochs = epochs
         self.batch_size = batch_size
         self.initial_accumulator = initial_accumulator
+        self.unobserved_weight = unobserved_weight
+        self.reg_exponent = reg_exponent
         self.eval_metric = eval_metric
         self.eval_every = eval_every
         self.patience = patience

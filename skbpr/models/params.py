@@ -11,7 +11,7 @@ import torch
 from skbpr.evaluation.names import parse_metric
 from skbpr.training import OPTIMIZERS
 from skbpr.training.callbacks import CallbackList
-from skbpr.training.defaults import AUTO, AUTO_PARAMS, resolve
+from skbpr.training.defaults import AUTO, AUTO_PARAMS, loss_defaults, resolve
 from skbpr.training.devices import OPTIMIZER_STATES, available_memory, resolve_device, table_bytes
 from skbpr.training.engine import BACKENDS
 from skbpr.training.losses import LOSSES
@@ -38,6 +38,19 @@ def _is_auto(value: Any) -> bool:
     return isinstance(value, str) and value == AUTO
 
 
+def _not_applicable(estimator: Any, name: str) -> bool:
+    """Whether ``name`` is ``None`` where the loss's row of the defaults table says it does not apply.
+
+    ``None`` stands for "unused" (``loss="ials"`` has no learning rate, the
+    sampled losses no ``unobserved_weight``), so that a row of the table
+    passed as parameters is accepted as it is.
+    """
+    if getattr(estimator, name) is not None:
+        return False
+    loss = estimator.loss
+    return (callable(loss) or loss in LOSSES) and loss_defaults(loss)[name] is None
+
+
 _THREADS_PER_CPU = 8  # the most threads per CPU that n_threads may ask for
 _F32_MAX = float(np.finfo(np.float32).max)
 _MAX_DIM = int(np.iinfo(np.int64).max) - 1  # the largest n_components whose n_components + 1 is an int64
@@ -54,21 +67,25 @@ def check_model_params(estimator: Any) -> None:
     check_choice(estimator.negatives, "negatives", NEGATIVE_MODES)
     check_number(estimator.implicit_ratio, "implicit_ratio", low=0, high=1)
     check_weighting(estimator.weighting)
-    if not _is_auto(estimator.n_negatives):
+    if not _is_auto(estimator.n_negatives) and not _not_applicable(estimator, "n_negatives"):
         check_number(estimator.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
-    if not _is_auto(estimator.max_sampled):
+    if not _is_auto(estimator.max_sampled) and not _not_applicable(estimator, "max_sampled"):
         check_number(estimator.max_sampled, "max_sampled", integer=True, low=0, low_open=True, also=AUTO_ALSO)
     check_number(estimator.sigma, "sigma", low=0, low_open=True)
     check_number(estimator.margin, "margin", low=0)
     check_choice(estimator.user_features_mode, "user_features_mode", FEATURE_MODES)
     check_choice(estimator.item_features_mode, "item_features_mode", FEATURE_MODES)
     check_choice(estimator.optimizer, "optimizer", OPTIMIZERS)
-    if not _is_auto(estimator.learning_rate):
+    if not _is_auto(estimator.learning_rate) and not _not_applicable(estimator, "learning_rate"):
         check_number(estimator.learning_rate, "learning_rate", low=0, low_open=True, also=AUTO_ALSO)
-    if not _is_auto(estimator.alpha):
+    if not _is_auto(estimator.alpha) and not _not_applicable(estimator, "alpha"):
         check_number(estimator.alpha, "alpha", low=0, also=AUTO_ALSO)
-    if not _is_auto(estimator.init_std):
+    if not _is_auto(estimator.init_std) and not _not_applicable(estimator, "init_std"):
         check_number(estimator.init_std, "init_std", low=0, also=AUTO_ALSO)
+    if not _is_auto(estimator.unobserved_weight) and not _not_applicable(estimator, "unobserved_weight"):
+        check_number(estimator.unobserved_weight, "unobserved_weight", low=0, also=AUTO_ALSO)
+    if not _is_auto(estimator.reg_exponent) and not _not_applicable(estimator, "reg_exponent"):
+        check_number(estimator.reg_exponent, "reg_exponent", low=0, high=2, also=AUTO_ALSO)
     check_float32_range(estimator)
     check_table_memory(estimator, 1, 1)  # one row per table: the least any data needs
 
@@ -149,9 +166,9 @@ def check_float32_range(estimator: Any) -> None:
 def check_training_params(estimator: Any) -> None:
     """Check the training-loop parameters (``epochs`` to ``callbacks``)."""
     check_number(estimator.epochs, "epochs", integer=True, low=0, low_open=True)
-    if not _is_auto(estimator.batch_size):
+    if not _is_auto(estimator.batch_size) and not _not_applicable(estimator, "batch_size"):
         check_number(estimator.batch_size, "batch_size", integer=True, low=0, low_open=True, also=AUTO_ALSO)
-    if not _is_auto(estimator.initial_accumulator):
+    if not _is_auto(estimator.initial_accumulator) and not _not_applicable(estimator, "initial_accumulator"):
         check_number(estimator.initial_accumulator, "initial_accumulator", low=0, also=AUTO_ALSO)
     check_number(estimator.eval_every, "eval_every", integer=True, low=0, low_open=True)
     check_number(estimator.patience, "patience", integer=True, low=0, low_open=True, allow_none=True)
@@ -164,6 +181,12 @@ def check_training_params(estimator: Any) -> None:
         what = f"at most {limit} ({_THREADS_PER_CPU} x the {cpus} CPUs: more threads only slow training down)"
         raise invalid("n_threads", what, estimator.n_threads)
     check_choice(estimator.backend, "backend", BACKENDS)
+    if isinstance(estimator.loss, str) and estimator.loss == "ials" and estimator.backend == "native":
+        what = (
+            "'auto' or 'torch' with loss='ials' (solved by alternating least squares in torch; "
+            "the compiled kernel runs the sampled losses)"
+        )
+        raise invalid("backend", what, estimator.backend)
     check_bool(estimator.deterministic, "deterministic")
     if not isinstance(estimator.eval_metric, str):
         raise invalid("eval_metric", "a metric name such as 'ndcg@10'", estimator.eval_metric)

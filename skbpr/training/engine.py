@@ -14,6 +14,7 @@ import warnings
 import torch
 
 from skbpr.training import native
+from skbpr.training.alternating import AlternatingSolver
 from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowSGD
 from skbpr.training.problem import TrainingProblem
@@ -34,6 +35,9 @@ def _warn_once(message: str) -> None:
 def choose_backend(backend: str, device: torch.device, loss: object, *, deterministic: bool) -> str:
     """The engine a fit runs on, ``"native"`` or ``"torch"``.
 
+    ``loss="ials"`` always runs in torch (its alternating block solver,
+    :mod:`skbpr.training.alternating`); ``backend="native"`` with it raises.
+
     ``backend="native"`` that cannot run raises ``ValueError`` with the
     reason; ``"auto"`` falls back to torch, warning once per process when the
     compiled kernel is missing where it would have run (the weights are the
@@ -42,6 +46,13 @@ def choose_backend(backend: str, device: torch.device, loss: object, *, determin
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if isinstance(loss, str) and loss == "ials":
+        if backend == "native":
+            raise ValueError(
+                "backend='native' cannot be used: loss='ials' is solved by alternating least squares in torch "
+                "(skbpr.training.alternating); use backend='auto' or 'torch'"
+            )
+        return "torch"  # a block solver, deterministic on the CPU: deterministic=False changes nothing
     blocker = None
     if backend == "torch":
         blocker = "backend='torch' was asked for"
@@ -76,8 +87,11 @@ class Engine:
         The data and the update.
     model : HybridFactorization
         Weights, updated in place.
-    user_optimizer, item_optimizer : RowSGD
-        Optimisers over the user and item tables, their state advanced in place.
+    user_optimizer, item_optimizer : RowSGD or None
+        Optimisers over the user and item tables, their state advanced in
+        place; ``None`` for ``loss="ials"``, whose block solver
+        (:class:`~skbpr.training.alternating.AlternatingSolver`) has no
+        optimiser.
     backend : {"native", "torch"}
         Which engine runs (see :func:`choose_backend`).
     deterministic : bool, default=True
@@ -88,23 +102,34 @@ class Engine:
         self,
         problem: TrainingProblem,
         model: HybridFactorization,
-        user_optimizer: RowSGD,
-        item_optimizer: RowSGD,
+        user_optimizer: RowSGD | None,
+        item_optimizer: RowSGD | None,
         *,
         backend: str,
         deterministic: bool = True,
     ) -> None:
         self.problem, self.model, self.backend = problem, model, backend
         self.user_optimizer, self.item_optimizer = user_optimizer, item_optimizer
-        if backend == "native":
+        if isinstance(problem.loss, str) and problem.loss == "ials":
+            self._runner = AlternatingSolver(problem, model)
+        elif backend == "native":
             self._runner = native.NativeKernel(
                 problem, model, user_optimizer, item_optimizer, deterministic=deterministic
             )
         else:
             self._runner = Trainer(problem, model, user_optimizer, item_optimizer)
 
+    @property
+    def optimizer_states(self) -> tuple[dict[str, torch.Tensor], ...]:
+        """The state dicts of the optimisers (none for the block solver), for snapshots and checks."""
+        return tuple(opt.state for opt in (self.user_optimizer, self.item_optimizer) if opt is not None)
+
     def epoch(self, seed: int) -> float:
-        """One pass over the samples in the order of the epoch ``seed``; the mean batch loss."""
-        if self.backend == "native":
+        """One pass over the samples in the order of the epoch ``seed``; the mean batch loss.
+
+        For ``loss="ials"``: one alternating sweep, and the objective per
+        positive after it.
+        """
+        if isinstance(self._runner, native.NativeKernel):
             return self._runner.epoch(seed, n_threads=torch.get_num_threads())
         return self._runner.epoch(seed)

@@ -26,7 +26,10 @@ from torch.nn.functional import logsigmoid
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
-LOSSES = ("bpr", "logistic", "hinge", "warp")
+PAIRWISE_LOSSES = ("bpr", "logistic", "hinge", "warp")
+# "ials" is no function of sampled scores: a squared loss over all pairs, solved in blocks
+# by skbpr.training.alternating rather than by the engines' per-batch updates
+LOSSES = (*PAIRWISE_LOSSES, "ials")
 
 
 def bpr(pos: torch.Tensor, neg: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
@@ -178,6 +181,11 @@ def resolve_loss(loss: str | LossFn, *, sigma: float, margin: float, n_items: in
             partial(warp_grad, n_items=n_items, margin=margin),
         ),
     }
+    if loss == "ials":
+        raise ValueError(
+            "loss='ials' has no per-batch gradient: it is solved in blocks by skbpr.training.alternating, "
+            f"not by the sampled-loss engines (they take {PAIRWISE_LOSSES} or a callable)"
+        )
     if loss not in table:
         raise ValueError(f"loss must be one of {LOSSES} or a callable, got {loss!r}")
     return table[loss]

@@ -30,7 +30,7 @@ class TrainingProblem:
         Share of implicit draws in ``mixed`` sampling.
     user_map, item_map : FeatureMap
         Feature rows of users and items (or the identity).
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "ials"} or callable
     sigma, margin, alpha : float
         BPR sharpness, hinge/WARP margin, L2 weight on the representations
         a batch uses.
@@ -43,6 +43,10 @@ class TrainingProblem:
         ``users``): it multiplies that sample's term of the batch-mean loss,
         so its value and its gradient with respect to the sample's scores,
         never the L2 terms. ``None``: every sample counts 1.
+    unobserved_weight, reg_exponent : float, default=0.0
+        ``loss="ials"`` only: the weight of every (user, item) pair's squared
+        score and the exponent of the frequency-scaled L2 penalty (see
+        :mod:`skbpr.training.alternating`); ``alpha`` is its lambda.
     """
 
     users: torch.Tensor
@@ -60,6 +64,8 @@ class TrainingProblem:
     draws_per_sample: int
     batch_size: int
     weights: torch.Tensor | None = None
+    unobserved_weight: float = 0.0
+    reg_exponent: float = 0.0
 
     @property
     def n_samples(self) -> int:
