@@ -274,8 +274,9 @@ class FittingMixin:
         positives = data.positives
         negatives = data.negatives
         mode = self.negatives
+        shared = int(self._resolved()["shared_negatives"])
         if mode == "auto":
-            mode = "mixed" if negatives is not None and negatives.nnz else "uniform"
+            mode = "mixed" if negatives is not None and negatives.nnz and not shared else "uniform"
         user_matrix = build_feature_matrix(data.user_features, data.n_users, self.user_features_mode)
         item_matrix = build_feature_matrix(data.item_features, data.n_items, self.item_features_mode)
         user_map = FeatureMap(user_matrix, data.n_users, device)
@@ -350,6 +351,8 @@ class FittingMixin:
             draws_per_sample=int(self.max_sampled_ if self.loss == "warp" else self.n_negatives_),
             batch_size=int(self.batch_size_),
             weights=weights,
+            shared_negatives=int(self.shared_negatives_),
+            shared_sampling=self.shared_sampling,
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
         self.backend_ = backend

@@ -12,9 +12,9 @@ from skbpr.training import OPTIMIZERS
 from skbpr.training.callbacks import CallbackList
 from skbpr.training.defaults import AUTO, AUTO_PARAMS, resolve
 from skbpr.training.engine import BACKENDS
-from skbpr.training.losses import LOSSES
+from skbpr.training.losses import LOSSES, SHARED_LOSSES
 from skbpr.training.model import FEATURE_MODES
-from skbpr.training.sampling import SAMPLERS
+from skbpr.training.sampling import SAMPLERS, SHARED_SAMPLINGS
 from skbpr.training.weighting import check_weighting
 from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
 
@@ -45,6 +45,10 @@ def check_model_params(estimator: Any) -> None:
         check_number(estimator.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
     if not _is_auto(estimator.max_sampled):
         check_number(estimator.max_sampled, "max_sampled", integer=True, low=0, low_open=True, also=AUTO_ALSO)
+    if not _is_auto(estimator.shared_negatives):
+        check_number(estimator.shared_negatives, "shared_negatives", integer=True, low=0, also=AUTO_ALSO)
+    check_choice(estimator.shared_sampling, "shared_sampling", SHARED_SAMPLINGS)
+    _check_shared(estimator)
     check_number(estimator.sigma, "sigma", low=0, low_open=True)
     check_number(estimator.margin, "margin", low=0)
     check_choice(estimator.user_features_mode, "user_features_mode", FEATURE_MODES)
@@ -57,6 +61,28 @@ def check_model_params(estimator: Any) -> None:
     if not _is_auto(estimator.init_std):
         check_number(estimator.init_std, "init_std", low=0, also=AUTO_ALSO)
     check_float32_range(estimator)
+
+
+def _check_shared(estimator: Any) -> None:
+    """Shared negatives need a loss that trains on them and uniform per-user sampling."""
+    shared = estimator.shared_negatives
+    if _is_auto(shared):
+        shared = 0 if callable(estimator.loss) else resolve(estimator.loss, shared_negatives=AUTO)["shared_negatives"]
+    if shared > 0 and (callable(estimator.loss) or estimator.loss not in SHARED_LOSSES):
+        loss = "a loss callable" if callable(estimator.loss) else f"loss={estimator.loss!r}"
+        what = f"0 with {loss}: shared negatives train the losses {SHARED_LOSSES} only"
+        raise invalid("shared_negatives", what, estimator.shared_negatives)
+    if shared > 0 and estimator.negatives not in ("auto", "uniform"):
+        what = (
+            f"0 with negatives={estimator.negatives!r}: shared negatives are drawn from the whole catalogue, "
+            "not from implicit negatives"
+        )
+        raise invalid("shared_negatives", what, estimator.shared_negatives)
+    if shared == 0 and estimator.shared_sampling != "uniform":
+        what = (
+            f"'uniform' when no shared negative is drawn (shared_negatives resolves to 0 for loss={estimator.loss!r})"
+        )
+        raise invalid("shared_sampling", what, estimator.shared_sampling)
 
 
 def check_float32_range(estimator: Any) -> None:

@@ -48,9 +48,18 @@ from collections.abc import Callable
 from typing import Any
 
 AUTO = "auto"
-AUTO_PARAMS = ("learning_rate", "alpha", "n_negatives", "init_std", "batch_size", "initial_accumulator", "max_sampled")
+AUTO_PARAMS = (
+    "learning_rate",
+    "alpha",
+    "n_negatives",
+    "init_std",
+    "batch_size",
+    "initial_accumulator",
+    "max_sampled",
+    "shared_negatives",
+)
 
-_BATCHED = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10}
+_BATCHED = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10, "shared_negatives": 0}
 LOSS_DEFAULTS: dict[str, dict[str, float | int]] = {
     "bpr": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED},
     "logistic": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED},
@@ -63,7 +72,9 @@ LOSS_DEFAULTS: dict[str, dict[str, float | int]] = {
         "batch_size": 1,
         "initial_accumulator": 1.0,
         "max_sampled": 30,
+        "shared_negatives": 0,
     },
+    "softmax": {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **_BATCHED, "shared_negatives": 256},
 }
 
 
@@ -72,7 +83,7 @@ def loss_defaults(loss: str | Callable) -> dict[str, float | int]:
 
     Parameters
     ----------
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "softmax"} or callable
         The loss; a callable takes the ``"bpr"`` row.
 
     Returns
@@ -100,7 +111,7 @@ def resolve(loss: str | Callable, **params: Any) -> dict[str, Any]:
 
     Parameters
     ----------
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "softmax"} or callable
         The loss whose row of :data:`LOSS_DEFAULTS` fills in ``"auto"``.
     **params
         Some of the parameters of :data:`AUTO_PARAMS`, each a number or

@@ -30,12 +30,13 @@ class TrainingProblem:
         Share of implicit draws in ``mixed`` sampling.
     user_map, item_map : FeatureMap
         Feature rows of users and items (or the identity).
-    loss : {"bpr", "logistic", "hinge", "warp"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "softmax"} or callable
     sigma, margin, alpha : float
-        BPR sharpness, hinge/WARP margin, L2 weight on the representations
-        a batch uses.
+        BPR sharpness (the softmax's inverse temperature), hinge/WARP margin,
+        L2 weight on the representations a batch uses.
     draws_per_sample : int
-        Negatives drawn per positive (WARP's candidates).
+        Negatives drawn per positive (WARP's candidates); unused with shared
+        negatives.
     batch_size : int
         Positives per optimisation step (the loss is their mean).
     weights : Tensor or None, default=None
@@ -43,6 +44,14 @@ class TrainingProblem:
         ``users``): it multiplies that sample's term of the batch-mean loss,
         so its value and its gradient with respect to the sample's scores,
         never the L2 terms. ``None``: every sample counts 1.
+    shared_negatives : int, default=0
+        ``S > 0``: every positive of a batch is scored against the same
+        ``S`` items drawn for the batch (one dense product per batch) instead
+        of negatives of its own; ``sampling`` must then be ``"uniform"``.
+        0: per-positive negatives.
+    shared_sampling : {"uniform", "popularity"}, default="uniform"
+        How the shared items are drawn
+        (:func:`skbpr.training.sampling.shared_distribution`).
     """
 
     users: torch.Tensor
@@ -60,6 +69,8 @@ class TrainingProblem:
     draws_per_sample: int
     batch_size: int
     weights: torch.Tensor | None = None
+    shared_negatives: int = 0
+    shared_sampling: str = "uniform"
 
     @property
     def n_samples(self) -> int:
