@@ -821,150 +821,196 @@ inline double shared_row(const Problem& P, float s0, float* z, const char* ok, c
 
 // ok[s] = 0 where shared item s is one of the user's (sorted) training
 // positives: one merge of the positives with the shared items in item order.
-inline void shared_mask(const Problem& P, int64_t user, const int64_t* shared, char* ok) {
+inline void shared_mask(const Problem& P, int64_t user, const int64_t* shared, const int64_t* order, char* ok) {
     const int64_t S = P.n_shared;
     for (int64_t s = 0; s < S; ++s) ok[s] = 1;
     const int32_t* pos = P.pos_indices + P.pos_indptr[user];
     const int64_t n = P.pos_indptr[user + 1] - P.pos_indptr[user];
     int64_t i = 0, k = 0;
     while (i < n && k < S) {
-        const int64_t a = pos[i], c = shared[P.shared_order[k]];
+        const int64_t a = pos[i], c = shared[order[k]];
         if (a < c) {
             ++i;
         } else if (c < a) {
             ++k;
         } else {
-            ok[P.shared_order[k]] = 0;
+            ok[order[k]] = 0;
             ++k;
         }
     }
 }
 
-constexpr int64_t TILE_ROWS = 4, TILE_COLS = 8;
+// The dense products run on tiles of 4 rows (or shared columns) by 16
+// lanes, whose 8 vector accumulators stay in registers; the lanes run along
+// the shared items for the scores (over the transposed shared items, so that
+// no horizontal sum is needed) and along the embedding for the gradients.
+constexpr int64_t TILE = 4, LANES = 16;
 
-// Scores of batch rows [j0, j0 + r) (r <= TILE_ROWS) against every shared
-// item: Z[j, s] = u_j . v_s + b_s, four rows at a time so that each shared
-// row is loaded once per tile.
-inline void shared_scores(const Problem& P, const float* U, int64_t j0, int64_t r, float* Z) {
-    const int64_t S = P.n_shared, d = P.user.n_cols, di = P.item.n_cols;
+// Scores of batch rows [j0, j0 + r) (r <= TILE) against every shared item:
+// Z[j, s] = u_j . v_s + b_s, from the transposed shared items
+// (Vt, (d + 1) x stride, biases last, padding columns zero).
+inline void shared_scores(const Problem& P, const float* Vt, const float* U, int64_t j0, int64_t r, float* Z) {
+    const int64_t Sp = P.shared_stride, d = P.user.n_cols;
     const float* u0 = U + j0 * d;
     const float* u1 = U + (j0 + (r > 1 ? 1 : 0)) * d;
     const float* u2 = U + (j0 + (r > 2 ? 2 : 0)) * d;
     const float* u3 = U + (j0 + (r > 3 ? 3 : 0)) * d;
-    for (int64_t s = 0; s < S; ++s) {
-        const float* v = P.rep_shared + s * di;
-        float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
-#pragma omp simd reduction(+ : a0, a1, a2, a3)
+    for (int64_t sb = 0; sb < Sp; sb += LANES) {
+        float a0[LANES], a1[LANES], a2[LANES], a3[LANES];
+        const float* bias = Vt + d * Sp + sb;
+        for (int64_t t = 0; t < LANES; ++t) a0[t] = a1[t] = a2[t] = a3[t] = bias[t];
         for (int64_t c = 0; c < d; ++c) {
-            a0 += u0[c] * v[c];
-            a1 += u1[c] * v[c];
-            a2 += u2[c] * v[c];
-            a3 += u3[c] * v[c];
+            const float* v = Vt + c * Sp + sb;
+            const float x0 = u0[c], x1 = u1[c], x2 = u2[c], x3 = u3[c];
+#pragma omp simd
+            for (int64_t t = 0; t < LANES; ++t) {
+                a0[t] += x0 * v[t];
+                a1[t] += x1 * v[t];
+                a2[t] += x2 * v[t];
+                a3[t] += x3 * v[t];
+            }
         }
-        const float bias = v[d];
-        float* z = Z + j0 * S + s;
-        z[0] = a0 + bias;
-        if (r > 1) z[S] = a1 + bias;
-        if (r > 2) z[2 * S] = a2 + bias;
-        if (r > 3) z[3 * S] = a3 + bias;
+        float* z = Z + j0 * Sp + sb;
+        for (int64_t t = 0; t < LANES; ++t) z[t] = a0[t];
+        if (r > 1)
+            for (int64_t t = 0; t < LANES; ++t) z[Sp + t] = a1[t];
+        if (r > 2)
+            for (int64_t t = 0; t < LANES; ++t) z[2 * Sp + t] = a2[t];
+        if (r > 3)
+            for (int64_t t = 0; t < LANES; ++t) z[3 * Sp + t] = a3[t];
     }
 }
 
-// gu += sum_s z[s] * v_s (the first d columns) for rows [j0, j0 + r).
-inline void shared_user_gradients(const Problem& P, const float* Z, int64_t j0, int64_t r, float* G) {
-    const int64_t S = P.n_shared, d = P.user.n_cols, di = P.item.n_cols;
-    float* g0 = G + j0 * d;
-    float* g1 = G + (j0 + (r > 1 ? 1 : 0)) * d;
-    float* g2 = G + (j0 + (r > 2 ? 2 : 0)) * d;
-    float* g3 = G + (j0 + (r > 3 ? 3 : 0)) * d;
-    const float* z = Z + j0 * S;
-    for (int64_t s = 0; s < S; ++s) {
-        const float z0 = z[s], z1 = r > 1 ? z[S + s] : 0.0f, z2 = r > 2 ? z[2 * S + s] : 0.0f,
-                    z3 = r > 3 ? z[3 * S + s] : 0.0f;
-        if (z0 == 0.0f && z1 == 0.0f && z2 == 0.0f && z3 == 0.0f) continue;
-        const float* v = P.rep_shared + s * di;
-        if (r == TILE_ROWS) {
+// G[j] += sum_s Z[j, s] * v_s (the first d columns of the shared items Vs) for rows [j0, j0 + r).
+inline void shared_user_gradients(const Problem& P, const float* Vs, const float* Z, int64_t j0, int64_t r,
+                                  float* G) {
+    const int64_t S = P.n_shared, Sp = P.shared_stride, d = P.user.n_cols, di = P.item.n_cols;
+    const float* z0 = Z + j0 * Sp;
+    const float* z1 = Z + (j0 + (r > 1 ? 1 : 0)) * Sp;
+    const float* z2 = Z + (j0 + (r > 2 ? 2 : 0)) * Sp;
+    const float* z3 = Z + (j0 + (r > 3 ? 3 : 0)) * Sp;
+    int64_t cb = 0;
+    for (; cb + LANES <= d; cb += LANES) {
+        float a0[LANES] = {}, a1[LANES] = {}, a2[LANES] = {}, a3[LANES] = {};
+        for (int64_t s = 0; s < S; ++s) {
+            const float* v = Vs + s * di + cb;
+            const float x0 = z0[s], x1 = z1[s], x2 = z2[s], x3 = z3[s];
 #pragma omp simd
-            for (int64_t c = 0; c < d; ++c) {
-                g0[c] += z0 * v[c];
-                g1[c] += z1 * v[c];
-                g2[c] += z2 * v[c];
-                g3[c] += z3 * v[c];
+            for (int64_t t = 0; t < LANES; ++t) {
+                a0[t] += x0 * v[t];
+                a1[t] += x1 * v[t];
+                a2[t] += x2 * v[t];
+                a3[t] += x3 * v[t];
             }
-        } else {  // the last, partial tile: rows past r alias row j0 and must not be added twice
-            for (int64_t k = 0; k < r; ++k) {
-                float* g = G + (j0 + k) * d;
-                const float zk = z[k * S + s];
-#pragma omp simd
-                for (int64_t c = 0; c < d; ++c) g[c] += zk * v[c];
-            }
+        }
+        const float* acc[TILE] = {a0, a1, a2, a3};
+        for (int64_t k = 0; k < r; ++k)
+            for (int64_t t = 0; t < LANES; ++t) G[(j0 + k) * d + cb + t] += acc[k][t];
+    }
+    if (cb < d) {  // the last columns of an embedding that is not a multiple of LANES wide
+        for (int64_t k = 0; k < r; ++k) {
+            float* g = G + (j0 + k) * d;
+            const float* z = Z + (j0 + k) * Sp;
+            for (int64_t s = 0; s < S; ++s)
+                for (int64_t c = cb; c < d; ++c) g[c] += z[s] * Vs[s * di + c];
         }
     }
 }
 
-// Gradients of shared columns [s0, s0 + w) (w <= TILE_COLS):
-// sum_j Z[j, s] * [u_j, 1] + reg * v_s, into grad_item entries b + s.
-inline void shared_item_gradients(const Problem& P, const float* U, const float* Z, int64_t b, int64_t s0, int64_t w,
-                                  float reg) {
-    const int64_t S = P.n_shared, d = P.user.n_cols, di = P.item.n_cols;
-    float* g[TILE_COLS];
-    for (int64_t k = 0; k < TILE_COLS; ++k) {
-        g[k] = P.grad_item + (b + s0 + (k < w ? k : 0)) * di;
-        if (k < w) {
-            const float* v = P.rep_shared + (s0 + k) * di;
-            for (int64_t c = 0; c <= d; ++c) g[k][c] = reg * v[c];
+// Gradients of shared columns [s0, s0 + w) (w <= TILE), into grad_item
+// entries b + s: sum_j Z[j, s] * [u_j, 1] + reg * v_s.
+inline void shared_item_gradients(const Problem& P, const float* Vs, const float* U, const float* Z, int64_t b,
+                                  int64_t s0, int64_t w, float reg) {
+    const int64_t Sp = P.shared_stride, d = P.user.n_cols, di = P.item.n_cols;
+    float* g[TILE];
+    for (int64_t k = 0; k < TILE; ++k) g[k] = P.grad_item + (b + s0 + (k < w ? k : 0)) * di;
+    int64_t cb = 0;
+    for (; cb + LANES <= d; cb += LANES) {
+        float a0[LANES] = {}, a1[LANES] = {}, a2[LANES] = {}, a3[LANES] = {};
+        for (int64_t j = 0; j < b; ++j) {
+            const float* u = U + j * d + cb;
+            const float* z = Z + j * Sp + s0;  // the padding keeps z[w..TILE) readable
+            const float x0 = z[0], x1 = z[1], x2 = z[2], x3 = z[3];
+#pragma omp simd
+            for (int64_t t = 0; t < LANES; ++t) {
+                a0[t] += x0 * u[t];
+                a1[t] += x1 * u[t];
+                a2[t] += x2 * u[t];
+                a3[t] += x3 * u[t];
+            }
         }
-    }
-    for (int64_t j = 0; j < b; ++j) {
-        const float* u = U + j * d;
-        const float* z = Z + j * S + s0;
+        const float* acc[TILE] = {a0, a1, a2, a3};
         for (int64_t k = 0; k < w; ++k) {
-            const float zk = z[k];
-            if (zk == 0.0f) continue;
-            float* gk = g[k];
-#pragma omp simd
-            for (int64_t c = 0; c < d; ++c) gk[c] += zk * u[c];
-            gk[d] += zk;
+            const float* v = Vs + (s0 + k) * di + cb;
+            for (int64_t t = 0; t < LANES; ++t) g[k][cb + t] = acc[k][t] + reg * v[t];
+        }
+    }
+    for (int64_t k = 0; k < w; ++k) {  // the remaining columns and the bias
+        const float* v = Vs + (s0 + k) * di;
+        for (int64_t c = cb; c <= d; ++c) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < b; ++j) sum += Z[j * Sp + s0 + k] * (c < d ? U[j * d + c] : 1.0f);
+            g[k][c] = sum + reg * v[c];
         }
     }
 }
 
 double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle) {
     const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
-    const int64_t S = P.n_shared, B = P.batch_size, d = P.user.n_cols, di = P.item.n_cols;
+    const int64_t S = P.n_shared, Sp = P.shared_stride, B = P.batch_size, d = P.user.n_cols, di = P.item.n_cols;
     const int64_t stop = start + count;
-    const int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    // A thread needs enough of a batch's products to outweigh its three
+    // barriers; the weights do not depend on the team size.
+    constexpr int64_t MIN_PRODUCTS_PER_THREAD = int64_t{1} << 21;
+    const int64_t products = B * S * (d + 1);
+    if (products < MIN_PRODUCTS_PER_THREAD * n_threads)
+        n_threads = static_cast<int>(std::max<int64_t>(1, products / MIN_PRODUCTS_PER_THREAD));
     float* U = P.rep_user;   // b x d: the batch's user representations
     float* Vp = P.rep_item;  // b x (d + 1): its positives'
     float* Z = P.shared_scores;
     double total = 0.0;
-    for (int64_t first = start; first < stop; first += B) {
-        const int64_t b = (stop - first < B) ? stop - first : B;
-        const uint64_t batch = static_cast<uint64_t>(first / B);
-        int64_t* shared = P.batch_items + b;  // the entries after the positives
-        const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b));
-        const float reg_shared = static_cast<float>(2.0 * P.alpha / static_cast<double>(S));
-        int64_t user_step = 0, item_step = 0;
-        if (P.optimizer == ADAM) {
-            user_step = ++*P.user.step;
-            item_step = ++*P.item.step;
-        }
-        const double adam_lr_user = adam_step_size(P, user_step), adam_lr_item = adam_step_size(P, item_step);
+
 #pragma omp parallel num_threads(n_threads)
-        {
+    {
 #ifdef _OPENMP
-            const int tid = omp_get_thread_num();
-            const int team = omp_get_num_threads();
+        const int tid = omp_get_thread_num();
+        const int team = omp_get_num_threads();
 #else
-            const int tid = 0;
-            const int team = 1;
+        const int tid = 0;
+        const int team = 1;
 #endif
-            std::vector<char> ok(static_cast<size_t>(S));
-            std::vector<int64_t> rows;
-            std::vector<Contribution> chain;
-            std::vector<float> sum;
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < b; ++j) {  // the samples and their representations
+        // every thread draws the batch's shared items into its own copies
+        // (S is small), which saves a barrier
+        std::vector<int64_t> shared(static_cast<size_t>(S)), order(static_cast<size_t>(S));
+        std::vector<float> Vs(static_cast<size_t>(S * di)), Vt(static_cast<size_t>(di * Sp), 0.0f);
+        std::vector<char> ok(static_cast<size_t>(S));
+        std::vector<int64_t> rows;
+        std::vector<Contribution> chain;
+        std::vector<float> sum;
+        int64_t user_step = P.optimizer == ADAM ? *P.user.step : 0;  // private copies: no race on the counters
+        int64_t item_step = P.optimizer == ADAM ? *P.item.step : 0;
+        for (int64_t first = start; first < stop; first += B) {
+            const int64_t b = (stop - first < B) ? stop - first : B;
+            const uint64_t batch = static_cast<uint64_t>(first / B);
+            const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b));
+            const float reg_shared = static_cast<float>(2.0 * P.alpha / static_cast<double>(S));
+            for (int64_t s = 0; s < S; ++s) {
+                const int64_t item = draw_shared(P, seed, batch * static_cast<uint64_t>(S) + static_cast<uint64_t>(s));
+                shared[s] = item;
+                float* v = Vs.data() + s * di;
+                copy_rep(P.item_rows, P.item.weight, di, item, v);
+                for (int64_t c = 0; c < di; ++c) Vt[c * Sp + s] = v[c];
+                order[s] = s;
+            }
+            std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+                return shared[x] < shared[y] || (shared[x] == shared[y] && x < y);
+            });
+            // this thread's rows, whole tiles: samples, scores, masks, losses,
+            // the gradients of the users and of the positives
+            const int64_t tiles = (b + TILE - 1) / TILE;
+            const int64_t lo = std::min(b, tiles * tid / team * TILE), hi = std::min(b, tiles * (tid + 1) / team * TILE);
+            for (int64_t j = lo; j < hi; ++j) {
                 const uint64_t p = static_cast<uint64_t>(first + j);
                 const int64_t idx = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
                 P.batch_users[j] = P.users[idx];
@@ -973,33 +1019,18 @@ double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t see
                 copy_rep(P.user_rows, P.user.weight, d, P.batch_users[j], U + j * d);
                 copy_rep(P.item_rows, P.item.weight, di, P.items[idx], Vp + j * di);
             }
-#pragma omp for schedule(static)
-            for (int64_t s = 0; s < S; ++s) {  // the shared items of the batch
-                const int64_t item = draw_shared(P, seed, batch * static_cast<uint64_t>(S) + static_cast<uint64_t>(s));
-                shared[s] = item;
-                copy_rep(P.item_rows, P.item.weight, di, item, P.rep_shared + s * di);
-            }
-#pragma omp single
-            {
-                for (int64_t s = 0; s < S; ++s) P.shared_order[s] = s;
-                std::sort(P.shared_order, P.shared_order + S, [&](int64_t x, int64_t y) {
-                    return shared[x] < shared[y] || (shared[x] == shared[y] && x < y);
-                });
-            }
-            // rows: scores, masks, losses, the gradients of the users and of the positives
-#pragma omp for schedule(static)
-            for (int64_t j0 = 0; j0 < b; j0 += TILE_ROWS) {
-                const int64_t r = (b - j0 < TILE_ROWS) ? b - j0 : TILE_ROWS;
-                shared_scores(P, U, j0, r, Z);
+            for (int64_t j0 = lo; j0 < hi; j0 += TILE) {
+                const int64_t r = (hi - j0 < TILE) ? hi - j0 : TILE;
+                shared_scores(P, Vt.data(), U, j0, r, Z);
                 for (int64_t j = j0; j < j0 + r; ++j) {
                     const float* u = U + j * d;
                     const float* vp = Vp + j * di;
-                    shared_mask(P, P.batch_users[j], shared, ok.data());
+                    shared_mask(P, P.batch_users[j], shared.data(), order.data(), ok.data());
                     float d0;
-                    double value = shared_row(P, dot(u, vp, d) + vp[d], Z + j * S, ok.data(), shared, b, d0);
+                    double value = shared_row(P, dot(u, vp, d) + vp[d], Z + j * Sp, ok.data(), shared.data(), b, d0);
                     if (P.weights) {
                         const float c = P.batch_weights[j];
-                        float* z = Z + j * S;
+                        float* z = Z + j * Sp;
                         for (int64_t s = 0; s < S; ++s) z[s] *= c;
                         d0 *= c;
                         value *= static_cast<double>(c);
@@ -1014,7 +1045,7 @@ double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t see
                     }
                     gp[d] = d0 + reg * vp[d];
                 }
-                shared_user_gradients(P, Z, j0, r, P.grad_user);
+                shared_user_gradients(P, Vs.data(), Z, j0, r, P.grad_user);
                 for (int64_t j = j0; j < j0 + r; ++j) {
                     float* gu = P.grad_user + j * d;
                     const float* u = U + j * d;
@@ -1022,20 +1053,39 @@ double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t see
                     for (int64_t c = 0; c < d; ++c) gu[c] += reg * u[c];
                 }
             }
-            // columns: the gradients of the shared items
-#pragma omp for schedule(static)
-            for (int64_t s0 = 0; s0 < S; s0 += TILE_COLS) {
-                shared_item_gradients(P, U, Z, b, s0, (S - s0 < TILE_COLS) ? S - s0 : TILE_COLS, reg_shared);
+            if (team > 1) {  // every score gradient of the batch is written
+#pragma omp barrier
             }
-            // every gradient of the batch is written (the loop's barrier); phase 2 as per positive
-            update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team, adam_lr_user, chain, rows,
-                         sum);
-            update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b + S, tid, team, adam_lr_item, chain,
-                         rows, sum);
+            // this thread's shared columns, whole tiles: their gradients
+            const int64_t col_tiles = (S + TILE - 1) / TILE;
+            const int64_t clo = std::min(S, col_tiles * tid / team * TILE);
+            const int64_t chi = std::min(S, col_tiles * (tid + 1) / team * TILE);
+            for (int64_t s = clo; s < chi; ++s) P.batch_items[b + s] = shared[s];
+            for (int64_t s0 = clo; s0 < chi; s0 += TILE)
+                shared_item_gradients(P, Vs.data(), U, Z, b, s0, (chi - s0 < TILE) ? chi - s0 : TILE, reg_shared);
+            if (team > 1) {
+#pragma omp barrier
+            }
+            // every gradient of the batch is written; phase 2 as per positive, Adam counts one step per batch
+            ++user_step;
+            ++item_step;
+            update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team,
+                         adam_step_size(P, user_step), chain, rows, sum);
+            update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b + S, tid, team,
+                         adam_step_size(P, item_step), chain, rows, sum);
+            if (tid == 0) {
+                double batch_loss = 0.0;
+                for (int64_t j = 0; j < b; ++j) batch_loss += P.sample_loss[j];
+                total += batch_loss * static_cast<double>(b);
+            }
+            if (team > 1) {
+#pragma omp barrier
+            }
         }
-        double batch_loss = 0.0;
-        for (int64_t j = 0; j < b; ++j) batch_loss += P.sample_loss[j];
-        total += batch_loss * static_cast<double>(b);
+        if (tid == 0 && P.optimizer == ADAM) {
+            *P.user.step = user_step;
+            *P.item.step = item_step;
+        }
     }
     return total;
 }

@@ -174,9 +174,8 @@ class Kernel {
             rep_user_.resize(b * d);
             rep_item_.resize(b * (d + 1));
             batch_items_.resize(b + n_shared);
-            rep_shared_.resize(n_shared * (d + 1));
-            shared_scores_.resize(b * n_shared);
-            shared_order_.resize(n_shared);
+            P.shared_stride = (n_shared + 15) / 16 * 16;
+            shared_scores_.resize(b * P.shared_stride);
         }
         if (P.weights) batch_weights_.resize(b);
         sample_loss_.resize(b);
@@ -188,9 +187,7 @@ class Kernel {
         P.batch_items = batch_items_.data();
         P.batch_weights = batch_weights_.empty() ? nullptr : batch_weights_.data();
         P.sample_loss = sample_loss_.data();
-        P.rep_shared = rep_shared_.empty() ? nullptr : rep_shared_.data();
         P.shared_scores = shared_scores_.empty() ? nullptr : shared_scores_.data();
-        P.shared_order = shared_order_.empty() ? nullptr : shared_order_.data();
     }
 
     double train(int64_t start, int64_t count, uint64_t seed, int64_t n_threads, bool shuffle,
@@ -275,8 +272,7 @@ class Kernel {
     std::vector<py::object> keep_;  // every array P_ points into
     std::vector<float> grad_user_, grad_item_, rep_user_, rep_item_;
     std::vector<int64_t> batch_users_, batch_items_;
-    std::vector<float> batch_weights_, rep_shared_, shared_scores_;
-    std::vector<int64_t> shared_order_;
+    std::vector<float> batch_weights_, shared_scores_;
     std::vector<double> sample_loss_;
     std::vector<int32_t> head_user_, head_item_;
 };

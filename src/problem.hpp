@@ -83,9 +83,8 @@ struct Problem {
     double* sample_loss = nullptr;   // batch_size
     // shared-negatives workspace (n_shared > 0; rep_user, rep_item then hold
     // batch_size rows each, batch_items and grad_item batch_size + S entries)
-    float* rep_shared = nullptr;     // S x (d + 1)
-    float* shared_scores = nullptr;  // batch_size x S, then their gradients
-    int64_t* shared_order = nullptr; // S: the shared columns in item order
+    float* shared_scores = nullptr;  // batch_size x shared_stride: scores, then their gradients
+    int64_t shared_stride = 0;       // S rounded up to a multiple of 16
 };
 
 // One build of the kernel (an instruction set): its entry points.

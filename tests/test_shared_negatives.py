@@ -162,7 +162,7 @@ def test_valid_masks_exactly_the_users_positives():
 # ------------------------------------------------------------------ engines
 
 
-def _pair(loss, optimizer, modes, *, sampling="uniform", n_shared=6, weighted=False, batch_size=8, seed=0):
+def _pair(loss, optimizer, modes, *, sampling="uniform", n_shared=6, weighted=False, batch_size=8, seed=0, dim=DIM):
     """The torch trainer and the kernel over two identical copies of one fit."""
     R = _positives(seed)
     rng = np.random.default_rng(seed)
@@ -176,7 +176,7 @@ def _pair(loss, optimizer, modes, *, sampling="uniform", n_shared=6, weighted=Fa
     for engine in (Trainer, NativeKernel):
         user_map, item_map = FeatureMap(Fu, N_USERS, CPU), FeatureMap(Fi, N_ITEMS, CPU)
         model = HybridFactorization(
-            user_map.n_features, item_map.n_features, DIM, init_std=0.5, generator=torch.Generator().manual_seed(seed)
+            user_map.n_features, item_map.n_features, dim, init_std=0.5, generator=torch.Generator().manual_seed(seed)
         )
         model.item_weight.data[:, -1] = torch.linspace(-0.5, 0.5, model.item_weight.shape[0])
         opt_u = make_optimizer(optimizer, model.user_weight.data, 0.05)
@@ -211,15 +211,30 @@ def test_kernel_and_torch_train_the_same_weights(loss, optimizer, modes, samplin
 
 
 @needs_kernel
-def test_kernel_weights_do_not_depend_on_threads_and_tiles():
-    runs = []
-    for threads in (1, 2, 3):
-        (_, _, _, _), (kernel, model, *_) = _pair("softmax", "adagrad", ("identity", "identity"), n_shared=11)
-        for epoch in range(2):
-            kernel.epoch(seed=epoch, n_threads=threads)
-        runs.append((model.user_weight.data.clone(), model.item_weight.data.clone()))
-    for user, item in runs[1:]:
-        assert torch.equal(user, runs[0][0]) and torch.equal(item, runs[0][1])
+@pytest.mark.parametrize("loss", ["bpr", "softmax"])
+@pytest.mark.parametrize(("dim", "n_shared", "batch_size"), [(16, 16, 8), (21, 37, 13), (40, 5, 64)])
+def test_kernel_and_torch_agree_on_full_and_partial_tiles(loss, dim, n_shared, batch_size):
+    # embeddings wider than one 16-lane block (and not a multiple of it), shared sets that are not a
+    # multiple of the tile, batches split between threads with a partial last tile
+    pair = _pair(loss, "adagrad", ("both", "identity"), n_shared=n_shared, batch_size=batch_size, dim=dim)
+    (trainer, mt, *_), (kernel, mn, *_) = pair
+    for epoch in range(2):
+        assert kernel.epoch(seed=epoch, n_threads=3) == pytest.approx(trainer.epoch(seed=epoch), rel=1e-5)
+    torch.testing.assert_close(mn.user_weight.data, mt.user_weight.data, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mn.item_weight.data, mt.item_weight.data, rtol=1e-4, atol=1e-5)
+
+
+@needs_kernel
+def test_kernel_weights_do_not_depend_on_the_thread_count():
+    # batches large enough (2048 x 128 shared x 17 columns) for the kernel to split them between threads
+    data = make_interactions(300, 200, 6000, random_state=0)
+    params = dict(n_components=16, epochs=2, random_state=0, batch_size=2048, loss="softmax", shared_negatives=128)
+    fits = [HybridBPR(backend="native", n_threads=n, **params).fit(data) for n in (1, 2, 3)]
+    for fit in fits[1:]:
+        np.testing.assert_array_equal(fit.user_embeddings_, fits[0].user_embeddings_)
+        np.testing.assert_array_equal(fit.item_embeddings_, fits[0].item_embeddings_)
+    torch_fit = HybridBPR(backend="torch", **params).fit(data)
+    np.testing.assert_allclose(torch_fit.item_embeddings_, fits[1].item_embeddings_, atol=1e-4)
 
 
 def test_torch_batch_is_one_product_against_the_drawn_items():
