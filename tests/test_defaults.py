@@ -34,7 +34,13 @@ def test_table_has_a_row_for_every_loss_with_every_auto_parameter():
 
 def test_documented_values():
     # the values the estimator's docstring and docs/guide.md quote
-    batched = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10, "shared_negatives": 0}
+    batched = {
+        "init_std": 0.1,
+        "batch_size": 4096,
+        "initial_accumulator": 0.0,
+        "max_sampled": 10,
+        "shared_negatives": 0,
+    }
     assert loss_defaults("bpr") == {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **batched}
     assert loss_defaults("logistic")["n_negatives"] == 16 and loss_defaults("hinge")["n_negatives"] == 1
     assert loss_defaults("warp") == {
