@@ -224,8 +224,9 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
                 total += d[k];
             }
             value = (static_cast<double>(std::log(total)) + peak - sigma * s[0]) * inv_b;
-            for (int64_t k = 0; k <= M; ++k) d[k] = d[k] / total * scale;
-            d[0] -= scale;
+            // (p - 1) before the scale, as torch rounds it: p is near 1 once the positive wins
+            d[0] = (d[0] / total - 1.0f) * scale;
+            for (int64_t k = 1; k <= M; ++k) d[k] = d[k] / total * scale;
             break;
         }
         case WARP: {

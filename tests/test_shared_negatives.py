@@ -292,6 +292,7 @@ def test_estimator_engines_agree_and_repeat(loss, sampling):
     assert np.isfinite(fits[backends[0]].score(test))
 
 
+@pytest.mark.slow
 def test_shared_negatives_train_a_useful_model():
     from skbpr.model_selection import train_test_split
 

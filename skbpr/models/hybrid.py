@@ -102,8 +102,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ``softmax`` only; ``negatives`` must be ``"uniform"`` or ``"auto"``
         (implicit negatives are not drawn) and training is deterministic
         whatever ``deterministic`` says. 0: per-positive negatives.
-        ``"auto"``: the loss's default (256 for ``softmax``, 0 for the
-        others), resolved in ``fit`` into ``shared_negatives_``.
+        ``"auto"``: the loss's default (64 for ``softmax``, with batches of
+        256; 0 for the others), resolved in ``fit`` into
+        ``shared_negatives_``.
     shared_sampling : {"uniform", "popularity"}, default="uniform"
         How shared negatives are drawn: uniformly over the catalogue, or in
         proportion to each item's training positives plus one. With
