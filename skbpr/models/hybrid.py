@@ -125,8 +125,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Sparse-row optimiser: only the rows a batch touched are updated.
     learning_rate : float or "auto", default="auto"
         Step size of the optimiser (for a loss averaged over the batch).
-        ``"auto"``: the loss's default (0.1; 0.02 for ``warp``), resolved in
-        ``fit`` into ``learning_rate_``.
+        ``"auto"``: the loss's default (0.1; 0.02 for ``warp`` and
+        ``softmax``), resolved in ``fit`` into ``learning_rate_``.
     alpha : float or "auto", default="auto"
         L2 penalty on the representations a batch uses (per occurrence).
         ``"auto"``: the loss's default (0.01; 0 for ``warp``), resolved in
@@ -143,7 +143,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         (LightFM's sequential WARP). The compiled kernel runs such small
         batches on one thread; the torch engine takes a step per positive,
         which is slow: set a larger ``batch_size`` (and ``learning_rate``)
-        for WARP on a GPU. Resolved into ``batch_size_``.
+        for WARP on a GPU. 256 for ``softmax``: with shared negatives an
+        item is pushed down once per batch it is drawn in, so smaller
+        batches reach more of the catalogue. Resolved into ``batch_size_``.
     initial_accumulator : float or "auto", default="auto"
         Adagrad: where its per-coordinate sums of squared gradients start
         (``torch.optim.Adagrad``'s ``initial_accumulator_value``), in units
