@@ -29,6 +29,7 @@
 // Every standard header comes before any target pragma (see
 // bpr_kernel_avx2.cpp): templates and inline functions defined in them must
 // keep the baseline instruction set in every translation unit.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -209,6 +210,23 @@ inline double loss_and_grad(const Problem& P, const float* s, float* d, int64_t 
                     d[k] = 0.0f;
                 }
             }
+            break;
+        }
+        case SOFTMAX: {
+            // sampled softmax: the positive against its negatives, logits sigma * score
+            const float sigma = static_cast<float>(P.sigma);
+            const float scale = static_cast<float>(P.sigma * inv_b);
+            float peak = sigma * s[0];
+            for (int64_t k = 1; k <= M; ++k) peak = std::max(peak, sigma * s[k]);
+            float total = 0.0f;
+            for (int64_t k = 0; k <= M; ++k) {
+                d[k] = std::exp(sigma * s[k] - peak);
+                total += d[k];
+            }
+            value = (static_cast<double>(std::log(total)) + peak - sigma * s[0]) * inv_b;
+            // (p - 1) before the scale, as torch rounds it: p is near 1 once the positive wins
+            d[0] = (d[0] / total - 1.0f) * scale;
+            for (int64_t k = 1; k <= M; ++k) d[k] = d[k] / total * scale;
             break;
         }
         case WARP: {
@@ -685,6 +703,398 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
     return total;
 }
 
+// ---------------------------------------------------------------------------
+// Shared negatives (Problem::n_shared = S > 0): each batch of b positives is
+// scored against one set of S items drawn for the whole batch, so that the
+// scores are a dense (b x d) @ (d x S) product and the gradients two more,
+// computed in register-blocked loops over tiles of the batch x shared-items
+// matrix. A shared item that is one of a row's user's training positives
+// takes no part in that row's loss. The update is the torch engine's
+// Trainer.shared_gradients: L2 of 2 * alpha / b on each positive's user and
+// item, 2 * alpha / S on each shared item; phase 2 (update_table) is the
+// per-positive mode's, over the entries [positives..., shared items...].
+// Always deterministic: every phase splits rows or columns between threads.
+
+constexpr uint64_t SHARED_SALT = 0x2545F4914F6CDD1DULL;  // skbpr/training/sampling.py
+
+// Shared item number `counter` of an epoch: uniform, or by the popularity cdf.
+inline int64_t draw_shared(const Problem& P, uint64_t seed, uint64_t counter) {
+    const double u = uniform01(seed ^ SHARED_SALT, counter);
+    int64_t r;
+    if (P.shared_cdf != nullptr) r = std::upper_bound(P.shared_cdf, P.shared_cdf + P.n_items, u) - P.shared_cdf;
+    else r = static_cast<int64_t>(u * static_cast<double>(P.n_items));
+    return r < P.n_items ? r : P.n_items - 1;
+}
+
+// Representation of entity `row` (identity or feature rows) into out.
+inline void copy_rep(const FeatureRows& F, const float* table, int64_t n_cols, int64_t row, float* out) {
+    if (F.indptr == nullptr) {
+        const float* src = table + row * n_cols;
+        for (int64_t c = 0; c < n_cols; ++c) out[c] = src[c];
+    } else {
+        gather_features(F, table, n_cols, row, out);
+    }
+}
+
+// Loss of one positive scoring s0 against the shared scores z (S of them,
+// those with ok[s] taking part), as the batch mean of
+// skbpr/training/losses.py's shared_grad: z is overwritten with the gradient
+// with respect to each shared score (0 where !ok), d0 receives the
+// positive's; returns the loss value.
+inline double shared_row(const Problem& P, float s0, float* z, const char* ok, const int64_t* shared, int64_t b,
+                         float& d0) {
+    const int64_t S = P.n_shared;
+    const double inv_b = 1.0 / static_cast<double>(b);
+    double value = 0.0;
+    d0 = 0.0f;
+    if (P.loss == SOFTMAX) {
+        const float sigma = static_cast<float>(P.sigma);
+        const float top = sigma * s0;
+        float peak = top;
+        for (int64_t s = 0; s < S; ++s) {
+            if (!ok[s]) continue;
+            z[s] = sigma * z[s] - (P.shared_log_q ? P.shared_log_q[shared[s]] : 0.0f);
+            peak = std::max(peak, z[s]);
+        }
+        const float e0 = std::exp(top - peak);
+        float total = e0;
+        for (int64_t s = 0; s < S; ++s) {
+            z[s] = ok[s] ? std::exp(z[s] - peak) : 0.0f;
+            total += z[s];
+        }
+        const float scale = static_cast<float>(P.sigma * inv_b);
+        for (int64_t s = 0; s < S; ++s) z[s] = z[s] / total * scale;
+        d0 = (e0 / total - 1.0f) * scale;
+        return (static_cast<double>(std::log(total)) + peak - top) * inv_b;
+    }
+    int64_t n = 0;
+    for (int64_t s = 0; s < S; ++s) n += ok[s];
+    if (P.loss == LOGISTIC) {
+        d0 = -sigmoidf(-s0) * static_cast<float>(inv_b);
+        value = softplus(static_cast<double>(-s0)) * inv_b;
+    }
+    if (n == 0) {
+        for (int64_t s = 0; s < S; ++s) z[s] = 0.0f;
+        return value;
+    }
+    const float share = static_cast<float>(inv_b / static_cast<double>(n));
+    const double share_d = inv_b / static_cast<double>(n);
+    switch (P.loss) {
+        case BPR: {
+            const float sigma = static_cast<float>(P.sigma);
+            for (int64_t s = 0; s < S; ++s) {
+                if (!ok[s]) {
+                    z[s] = 0.0f;
+                    continue;
+                }
+                const float x = sigma * (s0 - z[s]);
+                const float g = sigmoidf(-x) * sigma * share;
+                z[s] = g;
+                d0 -= g;
+                value += softplus(static_cast<double>(-x)) * share_d;
+            }
+            break;
+        }
+        case LOGISTIC: {
+            for (int64_t s = 0; s < S; ++s) {
+                if (!ok[s]) {
+                    z[s] = 0.0f;
+                    continue;
+                }
+                value += softplus(static_cast<double>(z[s])) * share_d;
+                z[s] = sigmoidf(z[s]) * share;
+            }
+            break;
+        }
+        default: {  // HINGE
+            const float margin = static_cast<float>(P.margin);
+            for (int64_t s = 0; s < S; ++s) {
+                const float slack = margin - (s0 - z[s]);
+                if (ok[s] && slack > 0) {
+                    z[s] = share;
+                    d0 -= share;
+                    value += static_cast<double>(slack) * share_d;
+                } else {
+                    z[s] = 0.0f;
+                }
+            }
+            break;
+        }
+    }
+    return value;
+}
+
+// ok[s] = 0 where shared item s is one of the user's (sorted) training
+// positives: one merge of the positives with the shared items in item order.
+inline void shared_mask(const Problem& P, int64_t user, const int64_t* shared, const int64_t* order, char* ok) {
+    const int64_t S = P.n_shared;
+    for (int64_t s = 0; s < S; ++s) ok[s] = 1;
+    const int32_t* pos = P.pos_indices + P.pos_indptr[user];
+    const int64_t n = P.pos_indptr[user + 1] - P.pos_indptr[user];
+    int64_t i = 0, k = 0;
+    while (i < n && k < S) {
+        const int64_t a = pos[i], c = shared[order[k]];
+        if (a < c) {
+            ++i;
+        } else if (c < a) {
+            ++k;
+        } else {
+            ok[order[k]] = 0;
+            ++k;
+        }
+    }
+}
+
+// The dense products run on tiles of 4 rows (or shared columns) by 16
+// lanes, whose 8 vector accumulators stay in registers; the lanes run along
+// the shared items for the scores (over the transposed shared items, so that
+// no horizontal sum is needed) and along the embedding for the gradients.
+constexpr int64_t TILE = 4, LANES = 16;
+
+// Scores of batch rows [j0, j0 + r) (r <= TILE) against every shared item:
+// Z[j, s] = u_j . v_s + b_s, from the transposed shared items
+// (Vt, (d + 1) x stride, biases last, padding columns zero).
+inline void shared_scores(const Problem& P, const float* Vt, const float* U, int64_t j0, int64_t r, float* Z) {
+    const int64_t Sp = P.shared_stride, d = P.user.n_cols;
+    const float* u0 = U + j0 * d;
+    const float* u1 = U + (j0 + (r > 1 ? 1 : 0)) * d;
+    const float* u2 = U + (j0 + (r > 2 ? 2 : 0)) * d;
+    const float* u3 = U + (j0 + (r > 3 ? 3 : 0)) * d;
+    for (int64_t sb = 0; sb < Sp; sb += LANES) {
+        float a0[LANES], a1[LANES], a2[LANES], a3[LANES];
+        const float* bias = Vt + d * Sp + sb;
+        for (int64_t t = 0; t < LANES; ++t) a0[t] = a1[t] = a2[t] = a3[t] = bias[t];
+        for (int64_t c = 0; c < d; ++c) {
+            const float* v = Vt + c * Sp + sb;
+            const float x0 = u0[c], x1 = u1[c], x2 = u2[c], x3 = u3[c];
+#pragma omp simd
+            for (int64_t t = 0; t < LANES; ++t) {
+                a0[t] += x0 * v[t];
+                a1[t] += x1 * v[t];
+                a2[t] += x2 * v[t];
+                a3[t] += x3 * v[t];
+            }
+        }
+        float* z = Z + j0 * Sp + sb;
+        for (int64_t t = 0; t < LANES; ++t) z[t] = a0[t];
+        if (r > 1)
+            for (int64_t t = 0; t < LANES; ++t) z[Sp + t] = a1[t];
+        if (r > 2)
+            for (int64_t t = 0; t < LANES; ++t) z[2 * Sp + t] = a2[t];
+        if (r > 3)
+            for (int64_t t = 0; t < LANES; ++t) z[3 * Sp + t] = a3[t];
+    }
+}
+
+// G[j] += sum_s Z[j, s] * v_s (the first d columns of the shared items Vs) for rows [j0, j0 + r).
+inline void shared_user_gradients(const Problem& P, const float* Vs, const float* Z, int64_t j0, int64_t r,
+                                  float* G) {
+    const int64_t S = P.n_shared, Sp = P.shared_stride, d = P.user.n_cols, di = P.item.n_cols;
+    const float* z0 = Z + j0 * Sp;
+    const float* z1 = Z + (j0 + (r > 1 ? 1 : 0)) * Sp;
+    const float* z2 = Z + (j0 + (r > 2 ? 2 : 0)) * Sp;
+    const float* z3 = Z + (j0 + (r > 3 ? 3 : 0)) * Sp;
+    int64_t cb = 0;
+    for (; cb + LANES <= d; cb += LANES) {
+        float a0[LANES] = {}, a1[LANES] = {}, a2[LANES] = {}, a3[LANES] = {};
+        for (int64_t s = 0; s < S; ++s) {
+            const float* v = Vs + s * di + cb;
+            const float x0 = z0[s], x1 = z1[s], x2 = z2[s], x3 = z3[s];
+#pragma omp simd
+            for (int64_t t = 0; t < LANES; ++t) {
+                a0[t] += x0 * v[t];
+                a1[t] += x1 * v[t];
+                a2[t] += x2 * v[t];
+                a3[t] += x3 * v[t];
+            }
+        }
+        const float* acc[TILE] = {a0, a1, a2, a3};
+        for (int64_t k = 0; k < r; ++k)
+            for (int64_t t = 0; t < LANES; ++t) G[(j0 + k) * d + cb + t] += acc[k][t];
+    }
+    if (cb < d) {  // the last columns of an embedding that is not a multiple of LANES wide
+        for (int64_t k = 0; k < r; ++k) {
+            float* g = G + (j0 + k) * d;
+            const float* z = Z + (j0 + k) * Sp;
+            for (int64_t s = 0; s < S; ++s)
+                for (int64_t c = cb; c < d; ++c) g[c] += z[s] * Vs[s * di + c];
+        }
+    }
+}
+
+// Gradients of shared columns [s0, s0 + w) (w <= TILE), into grad_item
+// entries b + s: sum_j Z[j, s] * [u_j, 1] + reg * v_s.
+inline void shared_item_gradients(const Problem& P, const float* Vs, const float* U, const float* Z, int64_t b,
+                                  int64_t s0, int64_t w, float reg) {
+    const int64_t Sp = P.shared_stride, d = P.user.n_cols, di = P.item.n_cols;
+    float* g[TILE];
+    for (int64_t k = 0; k < TILE; ++k) g[k] = P.grad_item + (b + s0 + (k < w ? k : 0)) * di;
+    int64_t cb = 0;
+    for (; cb + LANES <= d; cb += LANES) {
+        float a0[LANES] = {}, a1[LANES] = {}, a2[LANES] = {}, a3[LANES] = {};
+        for (int64_t j = 0; j < b; ++j) {
+            const float* u = U + j * d + cb;
+            const float* z = Z + j * Sp + s0;  // the padding keeps z[w..TILE) readable
+            const float x0 = z[0], x1 = z[1], x2 = z[2], x3 = z[3];
+#pragma omp simd
+            for (int64_t t = 0; t < LANES; ++t) {
+                a0[t] += x0 * u[t];
+                a1[t] += x1 * u[t];
+                a2[t] += x2 * u[t];
+                a3[t] += x3 * u[t];
+            }
+        }
+        const float* acc[TILE] = {a0, a1, a2, a3};
+        for (int64_t k = 0; k < w; ++k) {
+            const float* v = Vs + (s0 + k) * di + cb;
+            for (int64_t t = 0; t < LANES; ++t) g[k][cb + t] = acc[k][t] + reg * v[t];
+        }
+    }
+    for (int64_t k = 0; k < w; ++k) {  // the remaining columns and the bias
+        const float* v = Vs + (s0 + k) * di;
+        for (int64_t c = cb; c <= d; ++c) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < b; ++j) sum += Z[j * Sp + s0 + k] * (c < d ? U[j * d + c] : 1.0f);
+            g[k][c] = sum + reg * v[c];
+        }
+    }
+}
+
+double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle) {
+    const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
+    const int64_t S = P.n_shared, Sp = P.shared_stride, B = P.batch_size, d = P.user.n_cols, di = P.item.n_cols;
+    const int64_t stop = start + count;
+    int n_threads = static_cast<int>(P.n_threads < 1 ? 1 : P.n_threads);
+    // A thread needs enough of a batch's products to outweigh its three
+    // barriers; the weights do not depend on the team size.
+    constexpr int64_t MIN_PRODUCTS_PER_THREAD = int64_t{1} << 21;
+    const int64_t products = B * S * (d + 1);
+    if (products < MIN_PRODUCTS_PER_THREAD * n_threads)
+        n_threads = static_cast<int>(std::max<int64_t>(1, products / MIN_PRODUCTS_PER_THREAD));
+    float* U = P.rep_user;   // b x d: the batch's user representations
+    float* Vp = P.rep_item;  // b x (d + 1): its positives'
+    float* Z = P.shared_scores;
+    double total = 0.0;
+
+#pragma omp parallel num_threads(n_threads)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num();
+        const int team = omp_get_num_threads();
+#else
+        const int tid = 0;
+        const int team = 1;
+#endif
+        // every thread draws the batch's shared items into its own copies
+        // (S is small), which saves a barrier
+        std::vector<int64_t> shared(static_cast<size_t>(S)), order(static_cast<size_t>(S));
+        std::vector<float> Vs(static_cast<size_t>(S * di)), Vt(static_cast<size_t>(di * Sp), 0.0f);
+        std::vector<char> ok(static_cast<size_t>(S));
+        std::vector<int64_t> rows;
+        std::vector<Contribution> chain;
+        std::vector<float> sum;
+        int64_t user_step = P.optimizer == ADAM ? *P.user.step : 0;  // private copies: no race on the counters
+        int64_t item_step = P.optimizer == ADAM ? *P.item.step : 0;
+        for (int64_t first = start; first < stop; first += B) {
+            const int64_t b = (stop - first < B) ? stop - first : B;
+            const uint64_t batch = static_cast<uint64_t>(first / B);
+            const float reg = static_cast<float>(2.0 * P.alpha / static_cast<double>(b));
+            const float reg_shared = static_cast<float>(2.0 * P.alpha / static_cast<double>(S));
+            for (int64_t s = 0; s < S; ++s) {
+                const int64_t item = draw_shared(P, seed, batch * static_cast<uint64_t>(S) + static_cast<uint64_t>(s));
+                shared[s] = item;
+                float* v = Vs.data() + s * di;
+                copy_rep(P.item_rows, P.item.weight, di, item, v);
+                for (int64_t c = 0; c < di; ++c) Vt[c * Sp + s] = v[c];
+                order[s] = s;
+            }
+            std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+                return shared[x] < shared[y] || (shared[x] == shared[y] && x < y);
+            });
+            // this thread's rows, whole tiles: samples, scores, masks, losses,
+            // the gradients of the users and of the positives
+            const int64_t tiles = (b + TILE - 1) / TILE;
+            const int64_t lo = std::min(b, tiles * tid / team * TILE), hi = std::min(b, tiles * (tid + 1) / team * TILE);
+            for (int64_t j = lo; j < hi; ++j) {
+                const uint64_t p = static_cast<uint64_t>(first + j);
+                const int64_t idx = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
+                P.batch_users[j] = P.users[idx];
+                P.batch_items[j] = P.items[idx];
+                if (P.weights) P.batch_weights[j] = P.weights[idx];
+                copy_rep(P.user_rows, P.user.weight, d, P.batch_users[j], U + j * d);
+                copy_rep(P.item_rows, P.item.weight, di, P.items[idx], Vp + j * di);
+            }
+            for (int64_t j0 = lo; j0 < hi; j0 += TILE) {
+                const int64_t r = (hi - j0 < TILE) ? hi - j0 : TILE;
+                shared_scores(P, Vt.data(), U, j0, r, Z);
+                for (int64_t j = j0; j < j0 + r; ++j) {
+                    const float* u = U + j * d;
+                    const float* vp = Vp + j * di;
+                    shared_mask(P, P.batch_users[j], shared.data(), order.data(), ok.data());
+                    float d0;
+                    double value = shared_row(P, dot(u, vp, d) + vp[d], Z + j * Sp, ok.data(), shared.data(), b, d0);
+                    if (P.weights) {
+                        const float c = P.batch_weights[j];
+                        float* z = Z + j * Sp;
+                        for (int64_t s = 0; s < S; ++s) z[s] *= c;
+                        d0 *= c;
+                        value *= static_cast<double>(c);
+                    }
+                    P.sample_loss[j] = value;
+                    float* gu = P.grad_user + j * d;
+                    float* gp = P.grad_item + j * di;
+#pragma omp simd
+                    for (int64_t c = 0; c < d; ++c) {
+                        gu[c] = d0 * vp[c];
+                        gp[c] = d0 * u[c] + reg * vp[c];
+                    }
+                    gp[d] = d0 + reg * vp[d];
+                }
+                shared_user_gradients(P, Vs.data(), Z, j0, r, P.grad_user);
+                for (int64_t j = j0; j < j0 + r; ++j) {
+                    float* gu = P.grad_user + j * d;
+                    const float* u = U + j * d;
+#pragma omp simd
+                    for (int64_t c = 0; c < d; ++c) gu[c] += reg * u[c];
+                }
+            }
+            if (team > 1) {  // every score gradient of the batch is written
+#pragma omp barrier
+            }
+            // this thread's shared columns, whole tiles: their gradients
+            const int64_t col_tiles = (S + TILE - 1) / TILE;
+            const int64_t clo = std::min(S, col_tiles * tid / team * TILE);
+            const int64_t chi = std::min(S, col_tiles * (tid + 1) / team * TILE);
+            for (int64_t s = clo; s < chi; ++s) P.batch_items[b + s] = shared[s];
+            for (int64_t s0 = clo; s0 < chi; s0 += TILE)
+                shared_item_gradients(P, Vs.data(), U, Z, b, s0, (chi - s0 < TILE) ? chi - s0 : TILE, reg_shared);
+            if (team > 1) {
+#pragma omp barrier
+            }
+            // every gradient of the batch is written; phase 2 as per positive, Adam counts one step per batch
+            ++user_step;
+            ++item_step;
+            update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team,
+                         adam_step_size(P, user_step), chain, rows, sum);
+            update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b + S, tid, team,
+                         adam_step_size(P, item_step), chain, rows, sum);
+            if (tid == 0) {
+                double batch_loss = 0.0;
+                for (int64_t j = 0; j < b; ++j) batch_loss += P.sample_loss[j];
+                total += batch_loss * static_cast<double>(b);
+            }
+            if (team > 1) {
+#pragma omp barrier
+            }
+        }
+        if (tid == 0 && P.optimizer == ADAM) {
+            *P.user.step = user_step;
+            *P.item.step = item_step;
+        }
+    }
+    return total;
+}
+
 // The entry points of this build.
 
 // Train on epoch positions [start, start + count) in batches of batch_size
@@ -694,6 +1104,7 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
 // batches of (batch mean loss x batch size).
 double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool shuffle,
              const int64_t* fixed_negatives) {
+    if (P.n_shared > 0) return train_shared(P, start, count, seed, shuffle);
     if (!P.deterministic) return train_lock_free(P, start, count, seed, shuffle, fixed_negatives);
     const Permutation perm(static_cast<uint64_t>(P.n_samples), seed ^ 0x5bd1e9955bd1e995ULL);
     const int64_t M = P.n_negatives, B = P.batch_size;

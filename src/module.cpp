@@ -101,9 +101,12 @@ class Kernel {
            py::object item_state1, py::object item_state2, py::object item_step, int64_t optimizer,
            double learning_rate, double eps, double beta1, double beta2, int64_t loss, double sigma, double margin,
            double alpha, int64_t n_negatives, int64_t batch_size, bool deterministic, const std::string& isa,
-           py::object weights)
+           py::object weights, int64_t n_shared, py::object shared_cdf, py::object shared_log_q)
         : fn_(pick_build(isa)) {
-        if (loss < BPR || loss > WARP) throw py::value_error("loss code must be in [0, 3], got " + std::to_string(loss));
+        if (loss < BPR || loss > SOFTMAX)
+            throw py::value_error("loss code must be in [0, 4], got " + std::to_string(loss));
+        if (n_shared < 0) throw py::value_error("n_shared must be >= 0, got " + std::to_string(n_shared));
+        if (n_shared > 0 && loss == WARP) throw py::value_error("n_shared must be 0 with the WARP loss");
         if (optimizer < SGD || optimizer > ADAM)
             throw py::value_error("optimizer code must be in [0, 2], got " + std::to_string(optimizer));
         if (negatives < UNIFORM || negatives > MIXED)
@@ -146,6 +149,15 @@ class Kernel {
         P.alpha = alpha;
         P.n_negatives = n_negatives;
         P.deterministic = deterministic;
+        P.n_shared = n_shared;
+        if (!shared_cdf.is_none()) {
+            P.shared_cdf = typed<double>(keep_, shared_cdf, "shared_cdf", "float64", 1, {n_items});
+            for (int64_t i = 1; i < n_items; ++i)
+                if (!(P.shared_cdf[i] >= P.shared_cdf[i - 1]))
+                    throw py::value_error("shared_cdf must be nondecreasing, got a decrease at " + std::to_string(i));
+        }
+        if (!shared_log_q.is_none())
+            P.shared_log_q = typed<float>(keep_, shared_log_q, "shared_log_q", "float32", 1, {n_items});
         // The workspace holds one batch, and no batch is longer than the data.
         const int64_t b = std::max<int64_t>(1, std::min(batch_size, P.n_samples));
         P.batch_size = b;
@@ -157,6 +169,14 @@ class Kernel {
         if (P.item_rows.indptr) rep_item_.resize(b * m1 * (d + 1));
         batch_users_.resize(b);
         batch_items_.resize(b * m1);
+        if (n_shared > 0) {  // the shared-negatives layout (see problem.hpp)
+            grad_item_.resize((b + n_shared) * (d + 1));
+            rep_user_.resize(b * d);
+            rep_item_.resize(b * (d + 1));
+            batch_items_.resize(b + n_shared);
+            P.shared_stride = (n_shared + 15) / 16 * 16;
+            shared_scores_.resize(b * P.shared_stride);
+        }
         if (P.weights) batch_weights_.resize(b);
         sample_loss_.resize(b);
         P.grad_user = grad_user_.data();
@@ -167,6 +187,7 @@ class Kernel {
         P.batch_items = batch_items_.data();
         P.batch_weights = batch_weights_.empty() ? nullptr : batch_weights_.data();
         P.sample_loss = sample_loss_.data();
+        P.shared_scores = shared_scores_.empty() ? nullptr : shared_scores_.data();
     }
 
     double train(int64_t start, int64_t count, uint64_t seed, int64_t n_threads, bool shuffle,
@@ -213,6 +234,7 @@ class Kernel {
     int64_t batch_size() const { return batch_size_; }
     int64_t workspace_batch() const { return P_.batch_size; }
     int64_t n_negatives() const { return P_.n_negatives; }
+    int64_t n_shared() const { return P_.n_shared; }
     int64_t n_users() const { return n_users_; }
     std::string isa() const { return fn_->isa; }
     bool deterministic() const { return P_.deterministic; }
@@ -250,7 +272,7 @@ class Kernel {
     std::vector<py::object> keep_;  // every array P_ points into
     std::vector<float> grad_user_, grad_item_, rep_user_, rep_item_;
     std::vector<int64_t> batch_users_, batch_items_;
-    std::vector<float> batch_weights_;
+    std::vector<float> batch_weights_, shared_scores_;
     std::vector<double> sample_loss_;
     std::vector<int32_t> head_user_, head_item_;
 };
@@ -285,7 +307,8 @@ PYBIND11_MODULE(_kernel, m) {
         .def(py::init<py::object, py::object, py::object, py::object, py::object, py::object, int64_t, int64_t, double,
                       py::object, py::object, int64_t, int64_t, py::object, py::object, py::object, py::object,
                       py::object, py::object, py::object, py::object, int64_t, double, double, double, double,
-                      int64_t, double, double, double, int64_t, int64_t, bool, const std::string&, py::object>(),
+                      int64_t, double, double, double, int64_t, int64_t, bool, const std::string&, py::object,
+                      int64_t, py::object, py::object>(),
              py::kw_only(), py::arg("users"), py::arg("items"), py::arg("pos_indptr"), py::arg("pos_indices"),
              py::arg("neg_indptr").none(true), py::arg("neg_indices").none(true), py::arg("n_items"),
              py::arg("negatives"), py::arg("implicit_ratio"), py::arg("user_rows").none(true),
@@ -295,7 +318,8 @@ PYBIND11_MODULE(_kernel, m) {
              py::arg("item_step").none(true), py::arg("optimizer"), py::arg("learning_rate"), py::arg("eps"),
              py::arg("beta1"), py::arg("beta2"), py::arg("loss"), py::arg("sigma"), py::arg("margin"),
              py::arg("alpha"), py::arg("n_negatives"), py::arg("batch_size"), py::arg("deterministic") = true,
-             py::arg("isa") = "", py::arg("weights").none(true) = py::none())
+             py::arg("isa") = "", py::arg("weights").none(true) = py::none(), py::arg("n_shared") = 0,
+             py::arg("shared_cdf").none(true) = py::none(), py::arg("shared_log_q").none(true) = py::none())
         .def("train", &Kernel::train, py::kw_only(), py::arg("start"), py::arg("count"), py::arg("seed"),
              py::arg("n_threads"), py::arg("shuffle") = true, py::arg("negatives").none(true) = py::none(),
              "Train on epoch positions [start, start + count); the summed batch-mean losses times batch sizes.")
@@ -305,6 +329,7 @@ PYBIND11_MODULE(_kernel, m) {
         .def_property_readonly("batch_size", &Kernel::batch_size)
         .def_property_readonly("workspace_batch", &Kernel::workspace_batch)
         .def_property_readonly("n_negatives", &Kernel::n_negatives)
+        .def_property_readonly("n_shared", &Kernel::n_shared)
         .def_property_readonly("isa", &Kernel::isa)
         .def_property_readonly("deterministic", &Kernel::deterministic)
         .def_property_readonly("weighted", &Kernel::weighted);

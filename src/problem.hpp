@@ -15,7 +15,7 @@
 
 namespace skbpr {
 
-enum Loss : int64_t { BPR = 0, LOGISTIC = 1, HINGE = 2, WARP = 3 };
+enum Loss : int64_t { BPR = 0, LOGISTIC = 1, HINGE = 2, WARP = 3, SOFTMAX = 4 };
 enum Optimizer : int64_t { SGD = 0, ADAGRAD = 1, ADAM = 2 };
 enum Negatives : int64_t { UNIFORM = 0, IMPLICIT = 1, MIXED = 2 };
 
@@ -68,6 +68,10 @@ struct Problem {
     int64_t batch_size = 1;  // effective: at most n_samples, the workspace holds this many samples
     int64_t n_threads = 1;
     bool deterministic = true;  // false: lock-free (Hogwild) updates, see train_lock_free
+    // shared negatives (see train_shared): S items drawn per batch, 0 = per-positive negatives
+    int64_t n_shared = 0;
+    const double* shared_cdf = nullptr;   // n_items: cumulative popularity distribution (null: uniform draws)
+    const float* shared_log_q = nullptr;  // n_items: the softmax's log-Q correction (or null)
     // batch workspace
     float* grad_user = nullptr;      // batch_size x d
     float* grad_item = nullptr;      // batch_size x (M + 1) x (d + 1)
@@ -77,6 +81,10 @@ struct Problem {
     int64_t* batch_items = nullptr;  // batch_size x (M + 1)
     float* batch_weights = nullptr;  // batch_size (when weights is set)
     double* sample_loss = nullptr;   // batch_size
+    // shared-negatives workspace (n_shared > 0; rep_user, rep_item then hold
+    // batch_size rows each, batch_items and grad_item batch_size + S entries)
+    float* shared_scores = nullptr;  // batch_size x shared_stride: scores, then their gradients
+    int64_t shared_stride = 0;       // S rounded up to a multiple of 16
 };
 
 // One build of the kernel (an instruction set): its entry points.

@@ -38,13 +38,20 @@ def test_table_has_a_row_for_every_loss_with_every_auto_parameter():
 
 def test_documented_values():
     # the values the estimator's docstring and docs/guide.md quote
-    batched = {"init_std": 0.1, "batch_size": 4096, "initial_accumulator": 0.0, "max_sampled": 10}
+    batched = {
+        "init_std": 0.1,
+        "batch_size": 4096,
+        "initial_accumulator": 0.0,
+        "max_sampled": 10,
+        "shared_negatives": 0,
+    }
     batched.update(unobserved_weight=None, reg_exponent=None)
     assert loss_defaults("bpr") == {"learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, **batched}
     assert loss_defaults("logistic")["n_negatives"] == 16 and loss_defaults("hinge")["n_negatives"] == 1
     assert loss_defaults("warp") == {
         "learning_rate": 0.02, "alpha": 0.0, "n_negatives": 1, "init_std": 0.01, "batch_size": 1,
-        "initial_accumulator": 1.0, "max_sampled": 30, "unobserved_weight": None, "reg_exponent": None,
+        "initial_accumulator": 1.0, "max_sampled": 30, "shared_negatives": 0,
+        "unobserved_weight": None, "reg_exponent": None,
     }  # fmt: skip
     assert loss_defaults(lambda pos, neg: (neg - pos[:, None]).mean()) == loss_defaults("bpr")
 

@@ -97,6 +97,8 @@ def test_get_params_returns_constructor_args_unchanged():
         "weighting": np.sqrt,
         "n_negatives": 3,
         "max_sampled": 5,
+        "shared_negatives": 0,
+        "shared_sampling": "uniform",
         "sigma": 2.0,
         "margin": 0.5,
         "user_features_mode": "features",

@@ -100,6 +100,8 @@ def _weighted_reference(loss, Fu, Fi, U0, V0, users, items, negatives, weights, 
         per_positive = softplus(-pos) + softplus(neg).mean(1)
     elif loss == "hinge":
         per_positive = torch.relu(MARGIN - (pos[:, None] - neg)).mean(1)
+    elif loss == "softmax":
+        per_positive = torch.logsumexp(SIGMA * torch.cat([pos[:, None], neg], 1), 1) - SIGMA * pos
     else:
         first, rank_weight = warp_weights(pos.detach(), neg.detach(), n_items=N_ITEMS, margin=MARGIN)
         chosen = neg.gather(1, first[:, None])[:, 0]

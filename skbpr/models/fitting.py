@@ -335,8 +335,9 @@ class FittingMixin:
         positives = batch if earlier is None else _latest_union(earlier[0], batch)
         negatives = data.negatives
         mode = self.negatives
+        shared = int(self._resolved()["shared_negatives"])
         if mode == "auto":
-            mode = "mixed" if negatives is not None and negatives.nnz else "uniform"
+            mode = "mixed" if negatives is not None and negatives.nnz and not shared else "uniform"
         user_matrix = build_feature_matrix(data.user_features, data.n_users, self.user_features_mode)
         item_matrix = build_feature_matrix(data.item_features, data.n_items, self.item_features_mode)
         user_map = FeatureMap(user_matrix, data.n_users, device)
@@ -426,6 +427,8 @@ class FittingMixin:
             weights=weights,
             unobserved_weight=float(self.unobserved_weight_) if ials else 0.0,
             reg_exponent=float(self.reg_exponent_) if ials else 0.0,
+            shared_negatives=int(self.shared_negatives_ or 0),
+            shared_sampling=self.shared_sampling,
         )
         engine = Engine(problem, model, opt_u, opt_i, backend=backend, deterministic=self.deterministic)
         self.backend_ = backend

@@ -39,9 +39,12 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
     ----------
     n_components : int, default=64
         Dimension of the latent space.
-    loss : {"bpr", "logistic", "hinge", "warp", "ials"} or callable, default="bpr"
+    loss : {"bpr", "logistic", "hinge", "warp", "softmax", "ials"} or callable, default="bpr"
         Ranking loss. A callable ``(pos_scores, neg_scores) -> scalar tensor``
         receives scores of shape ``(B,)`` and ``(B, n_negatives)``.
+        ``softmax``: sampled softmax cross-entropy of each positive against
+        its negatives (``sigma`` its inverse temperature), by default over
+        shared negatives.
         ``"ials"``: the implicit-ALS objective, ``sum over positives of
         c (1 - s)^2 + unobserved_weight * sum over all pairs of s^2`` plus
         L2 (``alpha``, ``reg_exponent``), computed over all pairs through
@@ -99,8 +102,31 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         WARP: the most candidates drawn per positive in search of one that
         violates the margin. ``"auto"``: 30 (the other losses ignore it),
         resolved in ``fit`` into ``max_sampled_``.
+    shared_negatives : int or "auto", default="auto"
+        Shared negatives: ``S > 0`` scores each batch of positives against
+        one set of ``S`` items drawn for the whole batch (with replacement),
+        one dense product per batch, instead of ``n_negatives`` draws per
+        positive: many negatives for the cost of a few. A shared item that is
+        one of a user's training positives is left out of that user's
+        negatives, and each positive's loss averages over the shared items
+        left (``bpr``, ``logistic``, ``hinge``) or sums over them in its
+        denominator (``softmax``). ``bpr``, ``logistic``, ``hinge`` and
+        ``softmax`` only; ``negatives`` must be ``"uniform"`` or ``"auto"``
+        (implicit negatives are not drawn) and training is deterministic
+        whatever ``deterministic`` says. 0: per-positive negatives.
+        ``"auto"``: the loss's default (64 for ``softmax``, with batches of
+        256; 0 for the others), resolved in ``fit`` into
+        ``shared_negatives_``.
+    shared_sampling : {"uniform", "popularity"}, default="uniform"
+        How shared negatives are drawn: uniformly over the catalogue, or in
+        proportion to each item's training positives plus one. With
+        ``popularity`` the softmax subtracts from each shared item's logit
+        the log of its sampling probability relative to uniform draws (the
+        log-Q correction), so that popular items are not pushed down for
+        being drawn often. Needs ``shared_negatives > 0``.
     sigma : float, default=1.0
-        BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``.
+        BPR sharpness: ``-log sigmoid(sigma * (pos - neg))``; for
+        ``softmax``, the inverse temperature (logits ``sigma * score``).
     margin : float, default=1.0
         Margin of the ``hinge`` and ``warp`` losses.
     user_features_mode, item_features_mode : {"identity", "features", "both"}, default="both"
@@ -111,8 +137,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Sparse-row optimiser: only the rows a batch touched are updated.
     learning_rate : float or "auto", default="auto"
         Step size of the optimiser (for a loss averaged over the batch).
-        ``"auto"``: the loss's default (0.1; 0.02 for ``warp``), resolved in
-        ``fit`` into ``learning_rate_``.
+        ``"auto"``: the loss's default (0.1; 0.02 for ``warp`` and
+        ``softmax``), resolved in ``fit`` into ``learning_rate_``.
     alpha : float or "auto", default="auto"
         L2 penalty on the representations a batch uses (per occurrence);
         for ``ials``, the weight lambda of the L2 penalty on the table rows.
@@ -130,7 +156,9 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         (LightFM's sequential WARP). The compiled kernel runs such small
         batches on one thread; the torch engine takes a step per positive,
         which is slow: set a larger ``batch_size`` (and ``learning_rate``)
-        for WARP on a GPU. Resolved into ``batch_size_``.
+        for WARP on a GPU. 256 for ``softmax``: with shared negatives an
+        item is pushed down once per batch it is drawn in, so smaller
+        batches reach more of the catalogue. Resolved into ``batch_size_``.
     initial_accumulator : float or "auto", default="auto"
         Adagrad: where its per-coordinate sums of squared gradients start
         (``torch.optim.Adagrad``'s ``initial_accumulator_value``), in units
@@ -264,7 +292,7 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         The values the last fit used: the parameter, or the loss's default
         (:func:`skbpr.training.defaults.loss_defaults`) where it is
         ``"auto"``.
-    n_negatives_, batch_size_, max_sampled_ : int
+    n_negatives_, batch_size_, max_sampled_, shared_negatives_ : int
         Resolved likewise (``None`` where the loss does not use them).
     unobserved_weight_, reg_exponent_ : float or None
         Resolved likewise: numbers for ``ials``, ``None`` for the others.
@@ -299,6 +327,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         weighting: Weighting = "log",
         n_negatives: int | str = "auto",
         max_sampled: int | str = "auto",
+        shared_negatives: int | str = "auto",
+        shared_sampling: str = "uniform",
         sigma: float = 1.0,
         margin: float = 1.0,
         user_features_mode: str = "both",
@@ -332,6 +362,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         self.weighting = weighting
         self.n_negatives = n_negatives
         self.max_sampled = max_sampled
+        self.shared_negatives = shared_negatives
+        self.shared_sampling = shared_sampling
         self.sigma = sigma
         self.margin = margin
         self.user_features_mode = user_features_mode

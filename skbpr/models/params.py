@@ -14,9 +14,9 @@ from skbpr.training.callbacks import CallbackList
 from skbpr.training.defaults import AUTO, AUTO_PARAMS, loss_defaults, resolve
 from skbpr.training.devices import OPTIMIZER_STATES, available_memory, resolve_device, table_bytes
 from skbpr.training.engine import BACKENDS
-from skbpr.training.losses import LOSSES
+from skbpr.training.losses import LOSSES, SHARED_LOSSES
 from skbpr.training.model import FEATURE_MODES
-from skbpr.training.sampling import SAMPLERS
+from skbpr.training.sampling import SAMPLERS, SHARED_SAMPLINGS
 from skbpr.training.weighting import check_weighting
 from skbpr.utils.validation import check_bool, check_choice, check_number, invalid
 
@@ -71,6 +71,10 @@ def check_model_params(estimator: Any) -> None:
         check_number(estimator.n_negatives, "n_negatives", integer=True, low=0, low_open=True, also=AUTO_ALSO)
     if not _is_auto(estimator.max_sampled) and not _not_applicable(estimator, "max_sampled"):
         check_number(estimator.max_sampled, "max_sampled", integer=True, low=0, low_open=True, also=AUTO_ALSO)
+    if not _is_auto(estimator.shared_negatives) and not _not_applicable(estimator, "shared_negatives"):
+        check_number(estimator.shared_negatives, "shared_negatives", integer=True, low=0, also=AUTO_ALSO)
+    check_choice(estimator.shared_sampling, "shared_sampling", SHARED_SAMPLINGS)
+    _check_shared(estimator)
     check_number(estimator.sigma, "sigma", low=0, low_open=True)
     check_number(estimator.margin, "margin", low=0)
     check_choice(estimator.user_features_mode, "user_features_mode", FEATURE_MODES)
@@ -120,6 +124,29 @@ def check_table_memory(
         f"available on {device}"
     )
     raise invalid("n_components", what, estimator.n_components)
+
+
+def _check_shared(estimator: Any) -> None:
+    """Shared negatives need a loss that trains on them and uniform per-user sampling."""
+    shared = estimator.shared_negatives
+    if _is_auto(shared):
+        shared = 0 if callable(estimator.loss) else resolve(estimator.loss, shared_negatives=AUTO)["shared_negatives"]
+    shared = shared or 0  # None: the loss ("ials") draws no negative at all
+    if shared > 0 and (callable(estimator.loss) or estimator.loss not in SHARED_LOSSES):
+        loss = "a loss callable" if callable(estimator.loss) else f"loss={estimator.loss!r}"
+        what = f"0 with {loss}: shared negatives train the losses {SHARED_LOSSES} only"
+        raise invalid("shared_negatives", what, estimator.shared_negatives)
+    if shared > 0 and estimator.negatives not in ("auto", "uniform"):
+        what = (
+            f"0 with negatives={estimator.negatives!r}: shared negatives are drawn from the whole catalogue, "
+            "not from implicit negatives"
+        )
+        raise invalid("shared_negatives", what, estimator.shared_negatives)
+    if shared == 0 and estimator.shared_sampling != "uniform":
+        what = (
+            f"'uniform' when no shared negative is drawn (shared_negatives resolves to 0 for loss={estimator.loss!r})"
+        )
+        raise invalid("shared_sampling", what, estimator.shared_sampling)
 
 
 def check_float32_range(estimator: Any) -> None:

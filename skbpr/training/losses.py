@@ -13,6 +13,14 @@ the confidence of each positive, which multiplies that positive's term of
 the batch mean, ``sum_i c_i * L_i / B``, so its value and its gradient with
 respect to the positive's score and its negatives' scores (for WARP, the
 rank-weighted gradient). With ``sample_weight=None`` every positive counts 1.
+
+Shared negatives (:func:`shared_grad`): a batch's positives are scored against
+one set of ``S`` items drawn for the whole batch, ``neg`` of shape ``(B, S)``,
+with a boolean ``mask`` of the same shape that is False where a shared item is
+one of the row's user's training positives. Such a pair takes no part: each
+positive's loss averages over its own valid columns (``bpr``, ``logistic``,
+``hinge``), or leaves them out of the softmax's denominator (``softmax``).
+A row without any valid column has no negative term.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ from torch.nn.functional import logsigmoid
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
-PAIRWISE_LOSSES = ("bpr", "logistic", "hinge", "warp")
+PAIRWISE_LOSSES = ("bpr", "logistic", "hinge", "warp", "softmax")
 # "ials" is no function of sampled scores: a squared loss over all pairs, solved in blocks
 # by skbpr.training.alternating rather than by the engines' per-batch updates
 LOSSES = (*PAIRWISE_LOSSES, "ials")
+SHARED_LOSSES = ("bpr", "logistic", "hinge", "softmax")  # the losses that train on shared negatives
 
 
 def bpr(pos: torch.Tensor, neg: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
@@ -77,6 +86,38 @@ def warp(pos: torch.Tensor, neg: torch.Tensor, *, n_items: int, margin: float = 
     first, weight = warp_weights(pos.detach(), neg.detach(), n_items=n_items, margin=margin)
     chosen = neg.gather(1, first[:, None])[:, 0]
     return (weight * torch.relu(margin - pos + chosen)).mean()
+
+
+def _negative_logits(
+    neg: torch.Tensor, sigma: float, mask: torch.Tensor | None, log_q: torch.Tensor | None
+) -> torch.Tensor:
+    """``sigma * neg - log_q``, with ``-inf`` where ``mask`` is False."""
+    z = sigma * neg
+    if log_q is not None:
+        z = z - log_q
+    if mask is not None:
+        z = z.masked_fill(~mask, float("-inf"))
+    return z
+
+
+def softmax(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    *,
+    sigma: float = 1.0,
+    mask: torch.Tensor | None = None,
+    log_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Sampled softmax cross-entropy of each positive against its negatives.
+
+    ``-log(exp(sigma * pos) / (exp(sigma * pos) + sum_k exp(sigma * neg_k - log_q_k)))``:
+    ``sigma`` is the inverse temperature; ``log_q`` (shape ``(M,)``, or
+    ``None`` for 0) the log-Q correction of each negative column, the log of
+    its sampling probability relative to uniform sampling; columns where
+    ``mask`` is False are left out of the sum.
+    """
+    logits = torch.cat([sigma * pos[:, None], _negative_logits(neg, sigma, mask, log_q)], dim=1)
+    return (torch.logsumexp(logits, dim=1) - sigma * pos).mean()
 
 
 def _weigh(rows: torch.Tensor, d_pos: torch.Tensor, d_neg: torch.Tensor, sample_weight: torch.Tensor):
@@ -139,6 +180,108 @@ def warp_grad(
     return (weight * torch.relu(slack)).sum() / pos.numel(), -w, d_neg
 
 
+def softmax_grad(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    *,
+    sigma: float = 1.0,
+    mask: torch.Tensor | None = None,
+    log_q: torch.Tensor | None = None,
+    sample_weight: torch.Tensor | None = None,
+):
+    """Closed-form value and gradients of :func:`softmax` (weighted by ``sample_weight``, see the module)."""
+    top = sigma * pos
+    z = _negative_logits(neg, sigma, mask, log_q)
+    peak = torch.maximum(top, z.max(dim=1).values)
+    e_pos = torch.exp(top - peak)
+    e_neg = torch.exp(z - peak[:, None])
+    total = e_pos + e_neg.sum(dim=1)
+    scale = 1.0 / pos.numel()
+    rows = (torch.log(total) + peak - top) * scale
+    d_pos = (e_pos / total - 1.0) * (sigma * scale)
+    d_neg = e_neg / total[:, None] * (sigma * scale)
+    if sample_weight is not None:
+        return _weigh(rows, d_pos, d_neg, sample_weight)
+    return rows.sum(), d_pos, d_neg
+
+
+def shared_loss(
+    loss: str,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    sigma: float = 1.0,
+    margin: float = 1.0,
+    log_q: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The batch-mean loss over shared negatives (see the module), written for autograd.
+
+    Parameters
+    ----------
+    loss : {"bpr", "logistic", "hinge", "softmax"}
+    pos : Tensor of shape (B,)
+        Scores of the positives.
+    neg : Tensor of shape (B, S)
+        Scores of the shared items for each positive's user.
+    mask : BoolTensor of shape (B, S)
+        False where the shared item is one of the user's training positives.
+    sigma, margin : float
+        BPR sharpness (the softmax's inverse temperature), hinge margin.
+    log_q : Tensor of shape (S,) or None
+        The softmax's log-Q correction of each shared item.
+    """
+    if loss == "softmax":
+        return softmax(pos, neg, sigma=sigma, mask=mask, log_q=log_q)
+    share = mask.to(pos.dtype) / mask.sum(dim=1, keepdim=True).clamp(min=1).to(pos.dtype)
+    if loss == "bpr":
+        rows = (-logsigmoid(sigma * (pos[:, None] - neg)) * share).sum(dim=1)
+    elif loss == "logistic":
+        rows = -logsigmoid(pos) - (logsigmoid(-neg) * share).sum(dim=1)
+    elif loss == "hinge":
+        rows = (torch.relu(margin - (pos[:, None] - neg)) * share).sum(dim=1)
+    else:
+        raise ValueError(f"loss must be one of {SHARED_LOSSES} with shared negatives, got {loss!r}")
+    return rows.mean()
+
+
+def shared_grad(
+    loss: str,
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    sigma: float = 1.0,
+    margin: float = 1.0,
+    log_q: torch.Tensor | None = None,
+    sample_weight: torch.Tensor | None = None,
+):
+    """Closed-form value and gradients of :func:`shared_loss` (weighted by ``sample_weight``, see the module)."""
+    if loss == "softmax":
+        return softmax_grad(pos, neg, sigma=sigma, mask=mask, log_q=log_q, sample_weight=sample_weight)
+    scale = 1.0 / pos.numel()
+    share = mask.to(pos.dtype) * scale / mask.sum(dim=1, keepdim=True).clamp(min=1).to(pos.dtype)
+    if loss == "bpr":
+        x = sigma * (pos[:, None] - neg)
+        d_neg = torch.sigmoid(-x) * sigma * share
+        rows = (-logsigmoid(x) * share).sum(dim=1)
+        d_pos = -d_neg.sum(dim=1)
+    elif loss == "logistic":
+        d_neg = torch.sigmoid(neg) * share
+        rows = -logsigmoid(pos) * scale - (logsigmoid(-neg) * share).sum(dim=1)
+        d_pos = -torch.sigmoid(-pos) * scale
+    elif loss == "hinge":
+        slack = margin - (pos[:, None] - neg)
+        d_neg = (slack > 0).to(pos.dtype) * share
+        rows = (torch.relu(slack) * share).sum(dim=1)
+        d_pos = -d_neg.sum(dim=1)
+    else:
+        raise ValueError(f"loss must be one of {SHARED_LOSSES} with shared negatives, got {loss!r}")
+    if sample_weight is not None:
+        return _weigh(rows, d_pos, d_neg, sample_weight)
+    return rows.sum(), d_pos, d_neg
+
+
 def autograd_grad(loss_fn: LossFn) -> GradFn:
     """Turn any loss callable into a gradient function by autograd on the scores.
 
@@ -180,6 +323,7 @@ def resolve_loss(loss: str | LossFn, *, sigma: float, margin: float, n_items: in
             partial(warp, n_items=n_items, margin=margin),
             partial(warp_grad, n_items=n_items, margin=margin),
         ),
+        "softmax": (partial(softmax, sigma=sigma), partial(softmax_grad, sigma=sigma)),
     }
     if loss == "ials":
         raise ValueError(

@@ -23,8 +23,9 @@ import torch
 from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowAdagrad, RowAdam, RowSGD
 from skbpr.training.problem import TrainingProblem
+from skbpr.training.sampling import shared_distribution
 
-LOSS_CODES = {"bpr": 0, "logistic": 1, "hinge": 2, "warp": 3}
+LOSS_CODES = {"bpr": 0, "logistic": 1, "hinge": 2, "warp": 3, "softmax": 4}
 OPTIMIZER_CODES = {RowAdagrad: 1, RowAdam: 2, RowSGD: 0}
 NEGATIVE_CODES = {"uniform": 0, "implicit": 1, "mixed": 2}
 
@@ -146,6 +147,11 @@ class NativeKernel:
         if problem.sampling != "uniform" and problem.negatives is not None and problem.negatives.nnz:
             neg = problem.negatives.tocsr()
             neg_indptr, neg_indices = _array(neg.indptr, np.int64), _array(neg.indices, np.int32)
+        shared_cdf = shared_log_q = None
+        if problem.shared_negatives > 0:
+            shared_cdf, shared_log_q = shared_distribution(pos, problem.shared_sampling)
+            if problem.loss != "softmax":
+                shared_log_q = None
         optimizer = user_optimizer
         betas = getattr(optimizer, "betas", (0.9, 0.999))
         self._kernel = ext.Kernel(
@@ -176,6 +182,9 @@ class NativeKernel:
             deterministic=bool(deterministic),
             isa=isa,
             weights=None if problem.weights is None else _array(problem.weights, np.float32),
+            n_shared=int(problem.shared_negatives),
+            shared_cdf=shared_cdf,
+            shared_log_q=shared_log_q,
         )
         self.isa = self._kernel.isa
         self._openmp = bool(ext.OPENMP)

@@ -30,12 +30,13 @@ class TrainingProblem:
         Share of implicit draws in ``mixed`` sampling.
     user_map, item_map : FeatureMap
         Feature rows of users and items (or the identity).
-    loss : {"bpr", "logistic", "hinge", "warp", "ials"} or callable
+    loss : {"bpr", "logistic", "hinge", "warp", "softmax", "ials"} or callable
     sigma, margin, alpha : float
-        BPR sharpness, hinge/WARP margin, L2 weight on the representations
-        a batch uses.
+        BPR sharpness (the softmax's inverse temperature), hinge/WARP margin,
+        L2 weight on the representations a batch uses.
     draws_per_sample : int
-        Negatives drawn per positive (WARP's candidates).
+        Negatives drawn per positive (WARP's candidates); unused with shared
+        negatives.
     batch_size : int
         Positives per optimisation step (the loss is their mean).
     weights : Tensor or None, default=None
@@ -47,6 +48,14 @@ class TrainingProblem:
         ``loss="ials"`` only: the weight of every (user, item) pair's squared
         score and the exponent of the frequency-scaled L2 penalty (see
         :mod:`skbpr.training.alternating`); ``alpha`` is its lambda.
+    shared_negatives : int, default=0
+        ``S > 0``: every positive of a batch is scored against the same
+        ``S`` items drawn for the batch (one dense product per batch) instead
+        of negatives of its own; ``sampling`` must then be ``"uniform"``.
+        0: per-positive negatives.
+    shared_sampling : {"uniform", "popularity"}, default="uniform"
+        How the shared items are drawn
+        (:func:`skbpr.training.sampling.shared_distribution`).
     """
 
     users: torch.Tensor
@@ -66,6 +75,8 @@ class TrainingProblem:
     weights: torch.Tensor | None = None
     unobserved_weight: float = 0.0
     reg_exponent: float = 0.0
+    shared_negatives: int = 0
+    shared_sampling: str = "uniform"
 
     @property
     def n_samples(self) -> int:

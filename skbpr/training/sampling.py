@@ -127,3 +127,78 @@ class NegativeSampler:
         pick = (starts.index_select(0, users)[:, None] + offset).clamp_(max=neg_items.numel() - 1)
         implicit = neg_items.index_select(0, pick.flatten()).view_as(pick)
         return torch.where(use, implicit, items)
+
+
+SHARED_SAMPLINGS = ("uniform", "popularity")
+SHARED_SALT = 0x2545F4914F6CDD1D  # keeps the shared draws apart from the per-positive ones
+
+
+def shared_distribution(positives: sp.csr_matrix, mode: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """How shared negatives are drawn: ``(cdf, log_q)``, both ``None`` for uniform draws.
+
+    ``popularity`` draws item ``j`` with probability ``q_j`` proportional to
+    its number of training positives plus one (so that every item can be
+    drawn). ``cdf`` (float64, ``n_items``) is the cumulative distribution
+    that both engines search; ``log_q`` (float32) is ``log(n_items * q_j)``,
+    the log of each item's sampling probability relative to uniform draws,
+    which the softmax loss subtracts from the item's logit (log-Q correction).
+    """
+    if mode not in SHARED_SAMPLINGS:
+        raise ValueError(f"shared_sampling must be one of {SHARED_SAMPLINGS}, got {mode!r}")
+    if mode == "uniform":
+        return None, None
+    n_items = positives.shape[1]
+    counts = np.bincount(positives.indices, minlength=n_items).astype(np.float64) + 1.0
+    q = counts / counts.sum()
+    return np.cumsum(q), np.log(q * n_items).astype(np.float32)
+
+
+class SharedSampler:
+    """The shared negatives of each batch and the positives among them.
+
+    Batch ``t`` of an epoch draws ``n_shared`` items with replacement, draw
+    ``s`` a function of ``(seed, t * n_shared + s)`` alone
+    (:func:`skbpr.training.stream.uniform01`), the draw of the compiled
+    kernel: uniform over the catalogue, or by popularity
+    (:func:`shared_distribution`).
+
+    Parameters
+    ----------
+    positives : scipy.sparse.csr_matrix
+        Training positives, users x items, canonical.
+    n_shared : int
+        Items drawn per batch.
+    mode : {"uniform", "popularity"}
+        How they are drawn.
+    device : torch.device
+        Where the draws happen.
+    """
+
+    def __init__(self, positives: sp.csr_matrix, n_shared: int, mode: str, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self.n_shared = int(n_shared)
+        self.n_items = positives.shape[1]
+        cdf, log_q = shared_distribution(positives, mode)
+        self.cdf = None if cdf is None else torch.as_tensor(cdf, device=self.device)
+        self.log_q = None if log_q is None else torch.as_tensor(log_q, device=self.device)
+        indptr, indices = _csr_tensors(positives, self.device)
+        rows = torch.repeat_interleave(torch.arange(positives.shape[0], device=self.device), indptr[1:] - indptr[:-1])
+        self._keys = rows * self.n_items + indices  # ascending: the matrix is canonical
+
+    def draw(self, seed: int, batch: int) -> torch.Tensor:
+        """The shared items of batch number ``batch`` of the epoch ``seed``, shape ``(n_shared,)``."""
+        counters = batch * self.n_shared + torch.arange(self.n_shared, device=self.device)
+        u = uniform01((seed ^ SHARED_SALT) & ((1 << 64) - 1), counters)
+        if self.cdf is None:
+            items = (u * self.n_items).long()
+        else:
+            items = torch.searchsorted(self.cdf, u, right=True)
+        return items.clamp_(max=self.n_items - 1)
+
+    def valid(self, users: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+        """``(len(users), n_shared)`` booleans: False where the shared item is a training positive of the user."""
+        if self._keys.numel() == 0:
+            return torch.ones((users.numel(), shared.numel()), dtype=torch.bool, device=self.device)
+        probe = users[:, None] * self.n_items + shared[None, :]
+        at = torch.searchsorted(self._keys, probe).clamp_(max=self._keys.numel() - 1)
+        return self._keys[at] != probe

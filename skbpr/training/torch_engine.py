@@ -11,13 +11,15 @@ decay over whole tables. The epoch order and the negatives come from
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
-from skbpr.training.losses import resolve_loss
+from skbpr.training.losses import resolve_loss, shared_grad
 from skbpr.training.model import HybridFactorization
 from skbpr.training.optimizers import RowSGD
 from skbpr.training.problem import TrainingProblem
-from skbpr.training.sampling import NegativeSampler
+from skbpr.training.sampling import NegativeSampler, SharedSampler
 from skbpr.training.stream import permutation
 
 
@@ -54,6 +56,13 @@ class Trainer:
             implicit_ratio=problem.implicit_ratio,
             device=problem.users.device,
         )
+        self.shared = None
+        if problem.shared_negatives > 0:
+            self.shared = SharedSampler(
+                problem.positives, problem.shared_negatives, problem.shared_sampling, problem.users.device
+            )
+            self.log_q = self.shared.log_q if problem.loss == "softmax" else None
+            self.shared_grad_fn = partial(shared_grad, problem.loss, sigma=problem.sigma, margin=problem.margin)
 
     def gradients(
         self, users: torch.Tensor, items: torch.Tensor, negatives: torch.Tensor, weights: torch.Tensor | None = None
@@ -94,6 +103,37 @@ class Trainer:
             item_rows, g_v = item_rows[keep], g_v[keep]
         return loss, self.user_map.table_gradients(users, g_u), self.item_map.table_gradients(item_rows, g_v)
 
+    def shared_gradients(
+        self, users: torch.Tensor, items: torch.Tensor, shared: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Loss and table-row gradients of one batch scored against the ``shared`` items.
+
+        The scores of the ``B`` users against the ``S`` shared items are one
+        ``(B, d + 1) @ (d + 1, S)`` product; the gradients with respect to the
+        user and shared-item representations are two more. L2: ``2 * alpha /
+        B`` on each positive's user and item (as per positive), and ``2 *
+        alpha / S`` on each shared item: the per-positive mode's ``2 * alpha
+        / (B * M)`` per negative, summed over the ``B`` positives that share
+        it. The item rows are the batch's positives, then the shared items.
+        """
+        b, s = users.numel(), shared.numel()
+        u = self.model.user_vectors(self.user_map, users)
+        u1 = torch.cat([u, torch.ones((b, 1), dtype=u.dtype, device=u.device)], dim=1)
+        v_pos = self.model.item_vectors(self.item_map, items)
+        v_shared = self.model.item_vectors(self.item_map, shared)
+        pos = (u1 * v_pos).sum(dim=1)
+        neg = u1 @ v_shared.T
+        mask = self.shared.valid(users, shared)
+        log_q = None if self.log_q is None else self.log_q.index_select(0, shared)
+        sample_weight = None if weights is None else weights.to(pos.dtype)
+        loss, d_pos, d_neg = self.shared_grad_fn(pos, neg, mask, log_q=log_q, sample_weight=sample_weight)
+        reg = 2.0 * self.alpha / b
+        g_u = (d_pos[:, None] * v_pos + d_neg @ v_shared)[:, :-1].add_(u, alpha=reg)
+        g_pos = (d_pos[:, None] * u1).add_(v_pos, alpha=reg)
+        g_shared = (d_neg.T @ u1).add_(v_shared, alpha=2.0 * self.alpha / s)
+        item_rows, g_v = torch.cat([items, shared]), torch.cat([g_pos, g_shared])
+        return loss, self.user_map.table_gradients(users, g_u), self.item_map.table_gradients(item_rows, g_v)
+
     def step(
         self,
         users: torch.Tensor,
@@ -105,11 +145,17 @@ class Trainer:
         """Draw the negatives of one batch, update the touched rows, return the loss.
 
         ``positions`` are the samples' places in the epoch: with the epoch
-        ``seed`` they fix the negatives, as in the compiled kernel.
+        ``seed`` they fix the negatives, as in the compiled kernel (with
+        shared negatives, the batch's number, ``positions[0] // batch_size``,
+        fixes them).
         ``weights``: the samples' confidences, or ``None``.
         """
-        negatives = self.sampler.sample(users, self.n_negatives, seed, positions=positions)
-        loss, (u_rows, u_grads), (i_rows, i_grads) = self.gradients(users, items, negatives, weights)
+        if self.shared is not None:
+            shared = self.shared.draw(seed, int(positions[0]) // self.batch_size)
+            loss, (u_rows, u_grads), (i_rows, i_grads) = self.shared_gradients(users, items, shared, weights)
+        else:
+            negatives = self.sampler.sample(users, self.n_negatives, seed, positions=positions)
+            loss, (u_rows, u_grads), (i_rows, i_grads) = self.gradients(users, items, negatives, weights)
         self.user_optimizer.step(u_rows, u_grads)
         self.item_optimizer.step(i_rows, i_grads)
         return loss
