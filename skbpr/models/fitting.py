@@ -335,7 +335,7 @@ class FittingMixin:
         positives = batch if earlier is None else _latest_union(earlier[0], batch)
         negatives = data.negatives
         mode = self.negatives
-        shared = int(self._resolved()["shared_negatives"])
+        shared = int(self._resolved()["shared_negatives"] or 0)  # None: "ials" draws nothing
         if mode == "auto":
             mode = "mixed" if negatives is not None and negatives.nnz and not shared else "uniform"
         user_matrix = build_feature_matrix(data.user_features, data.n_users, self.user_features_mode)
