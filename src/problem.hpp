@@ -77,6 +77,8 @@ struct Problem {
     int64_t* batch_items = nullptr;  // batch_size x (M + 1)
     float* batch_weights = nullptr;  // batch_size (when weights is set)
     double* sample_loss = nullptr;   // batch_size
+    // the team size the last train call ran (it may run fewer threads than n_threads)
+    mutable int64_t threads_used = 0;
 };
 
 // One build of the kernel (an instruction set): its entry points.

@@ -367,7 +367,10 @@ class FittingMixin:
         self.negatives_ = mode
         self.device_ = device
         self._optimizer_state = (opt_u.state, opt_i.state)  # the live state: kept whatever the epochs do
-        self._run_epochs(engine, epochs, data, eval_data, search)
+        try:
+            self._run_epochs(engine, epochs, data, eval_data, search)
+        finally:
+            self.n_threads_ = engine.threads_used
 
     def _check_feature_rows(self, matrix: sp.csr_matrix | None, name: str, mode_name: str) -> None:
         if matrix is None:

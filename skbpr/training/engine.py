@@ -95,6 +95,7 @@ class Engine:
         deterministic: bool = True,
     ) -> None:
         self.problem, self.model, self.backend = problem, model, backend
+        self.threads_used = 0  # the threads of the last epoch
         self.user_optimizer, self.item_optimizer = user_optimizer, item_optimizer
         if backend == "native":
             self._runner = native.NativeKernel(
@@ -104,7 +105,15 @@ class Engine:
             self._runner = Trainer(problem, model, user_optimizer, item_optimizer)
 
     def epoch(self, seed: int) -> float:
-        """One pass over the samples in the order of the epoch ``seed``; the mean batch loss."""
+        """One pass over the samples in the order of the epoch ``seed``; the mean batch loss.
+
+        The kernel runs torch's thread count, within the thread budget of its
+        OpenMP runtime (:func:`native.thread_budget`: a joblib worker's share
+        of the cores, a ``threadpoolctl`` limit).
+        """
         if self.backend == "native":
-            return self._runner.epoch(seed, n_threads=torch.get_num_threads())
+            loss = self._runner.epoch(seed, n_threads=native.thread_budget(torch.get_num_threads()))
+            self.threads_used = self._runner.threads_used
+            return loss
+        self.threads_used = torch.get_num_threads()
         return self._runner.epoch(seed)

@@ -78,6 +78,30 @@ def _array(a: np.ndarray | torch.Tensor, dtype: type) -> np.ndarray:
     return np.array(a, dtype=dtype, order="C", copy=True)
 
 
+def thread_budget(requested: int) -> int:
+    """The threads the kernel may run for a request of ``requested``: at most its OpenMP runtime's budget.
+
+    The budget is ``omp_get_max_threads()`` of the runtime the kernel runs
+    on, which ``OMP_NUM_THREADS`` (joblib's ``loky`` workers set it to their
+    share of the cores, or to ``inner_max_num_threads``) and
+    ``omp_set_num_threads`` (``threadpoolctl.threadpool_limits``, and
+    torch's ``set_num_threads`` where torch shares the runtime) set, and at
+    most one thread per CPU the process may run on. The deterministic
+    mode's weights do not depend on the count.
+
+    Examples
+    --------
+    >>> from skbpr.training import native
+    >>> 1 <= native.thread_budget(64) <= 64
+    True
+    """
+    requested = max(1, int(requested))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ext = _extension()[0]
+    runtime = int(ext.max_threads()) if ext is not None and hasattr(ext, "max_threads") else requested
+    return max(1, min(requested, runtime, cores))
+
+
 def _writable(t: torch.Tensor | None) -> np.ndarray | None:
     """The numpy view of a tensor the kernel writes into: no copy, so a wrong dtype fails in the kernel's checks."""
     return None if t is None else t.numpy()
@@ -179,6 +203,16 @@ class NativeKernel:
         )
         self.isa = self._kernel.isa
         self._openmp = bool(ext.OPENMP)
+
+    @property
+    def threads_used(self) -> int:
+        """The number of threads the last :meth:`train` call ran (0 before the first).
+
+        It may be below the ``n_threads`` asked: the deterministic mode runs
+        at most one thread per 64 samples of a batch, and a build without
+        OpenMP runs one.
+        """
+        return int(self._kernel.threads_used)
 
     def train(
         self,
