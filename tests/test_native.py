@@ -557,7 +557,7 @@ def test_weights_do_not_depend_on_the_team_that_shares_each_batch(loss):
     for threads in (1, 2, 3, 4):
         kernel = _shared_batch_kernel(loss)
         assert kernel.threads_used == 0
-        losses.append([kernel.epoch(epoch, n_threads=threads) for epoch in range(3)])
+        losses.append([kernel.epoch(epoch, n_threads=threads, adapt=False) for epoch in range(3)])
         assert kernel.threads_used == threads
         results.append(torch.cat([kernel.model.user_weight.data.flatten(), kernel.model.item_weight.data.flatten()]))
     for other in results[1:]:
@@ -567,11 +567,44 @@ def test_weights_do_not_depend_on_the_team_that_shares_each_batch(loss):
 
 def test_small_batches_run_fewer_threads_and_say_so():
     kernel = _shared_batch_kernel("bpr", batch_size=128)  # 64 samples per thread at least: two threads
-    kernel.epoch(0, n_threads=4)
+    kernel.epoch(0, n_threads=4, adapt=False)
     assert kernel.threads_used == 2
     kernel = _shared_batch_kernel("bpr", deterministic=False)  # the lock-free mode runs what it is given
-    kernel.epoch(0, n_threads=3)
+    kernel.epoch(0, n_threads=3, adapt=False)
     assert kernel.threads_used == 3
+
+
+def test_the_thread_tuner_runs_the_faster_team_and_probes_the_other():
+    tuner = native.ThreadTuner(2, probe_every=4)
+    seen = []
+    for _ in range(12):
+        threads = tuner.next()
+        seen.append(threads)
+        # one thread is 4x faster, as when another process holds one of two cores
+        tuner.record(threads, (4e-6 if threads == 2 else 1e-6) * 1000, 1000)
+    # warm-up and a first timing at 2, a probe of 1, then 1 but for a probe of 2 every 4th call
+    assert seen == [2, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1]
+    assert tuner.current == 1 and tuner.seconds_per_sample[2] > tuner.seconds_per_sample[1]
+    quiet = native.ThreadTuner(2, probe_every=4)
+    for _ in range(12):
+        threads = quiet.next()
+        quiet.record(threads, (1e-6 if threads == 2 else 1.8e-6) * 1000, 1000)
+    assert quiet.current == 2 and quiet.next() in (1, 2)
+    single = native.ThreadTuner(1)
+    assert [single.next() for _ in range(3)] == [1, 1, 1]
+
+
+def test_the_adaptive_team_changes_no_weight():
+    # chunks of 512 samples: several calls per epoch, the tuner probing both team sizes along the way
+    adaptive, fixed = _shared_batch_kernel("bpr"), _shared_batch_kernel("bpr")
+    for epoch in range(6):
+        assert adaptive.epoch(epoch, n_threads=2, chunk=512) == fixed.epoch(epoch, n_threads=2, chunk=512, adapt=False)
+    assert set(adaptive._tuner.seconds_per_sample) == {1, 2}
+    for a, b in (
+        (adaptive.model.user_weight, fixed.model.user_weight),
+        (adaptive.model.item_weight, fixed.model.item_weight),
+    ):
+        assert torch.equal(a.data, b.data)
 
 
 def _fit_in_worker() -> tuple[int, int, int]:
