@@ -582,14 +582,18 @@ def test_the_thread_tuner_runs_the_faster_team_and_probes_the_other():
         seen.append(threads)
         # one thread is 4x faster, as when another process holds one of two cores
         tuner.record(threads, (4e-6 if threads == 2 else 1e-6) * 1000, 1000)
-    # warm-up and a first timing at 2, a probe of 1, then 1 but for a probe of 2 every 4th call
-    assert seen == [2, 2, 1, 1, 2, 1, 1, 1, 2, 1, 1, 1]
+    # warm-up and a first timing at 2, a try of 1 (faster: switch), a try of 2 four calls later (slower: stay,
+    # and the next try waits twice as long)
+    assert seen == [2, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
     assert tuner.current == 1 and tuner.seconds_per_sample[2] > tuner.seconds_per_sample[1]
+    assert tuner.next_probe == 16
     quiet = native.ThreadTuner(2, probe_every=4)
+    seen = []
     for _ in range(12):
         threads = quiet.next()
+        seen.append(threads)
         quiet.record(threads, (1e-6 if threads == 2 else 1.8e-6) * 1000, 1000)
-    assert quiet.current == 2 and quiet.next() in (1, 2)
+    assert seen == [2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 1] and quiet.current == 2
     single = native.ThreadTuner(1)
     assert [single.next() for _ in range(3)] == [1, 1, 1]
 

@@ -111,17 +111,21 @@ class ThreadTuner:
     per-batch barriers, at the end of each call): two threads can then train
     several times slower than one. The tuner times every call, keeps the
     seconds per sample of both team sizes (an average of the recent calls),
-    runs the faster, and tries the other again every ``probe_every`` calls,
-    so that it follows a load that comes and goes. The first call warms up
-    and is not counted. The deterministic mode's weights do not depend on
-    the team size, so the choice changes only the speed.
+    runs the faster, and tries the other again ``probe_every`` calls later,
+    twice as many calls after each try that confirms the choice (up to
+    ``max_interval``), so that it follows a load that comes and goes at a
+    small cost on a quiet machine. The first call warms up and is not
+    counted. The deterministic mode's weights do not depend on the team
+    size, so the choice changes only the speed.
 
     Parameters
     ----------
     requested : int
         The threads asked for; 1 leaves nothing to choose.
     probe_every : int, default=8
-        Calls between two tries of the team size not in use.
+        Calls between a change of team size and the next try of the other.
+    max_interval : int, default=64
+        The most calls between two tries.
 
     Examples
     --------
@@ -136,12 +140,14 @@ class ThreadTuner:
     (1, 1)
     """
 
-    def __init__(self, requested: int, probe_every: int = 8) -> None:
+    def __init__(self, requested: int, probe_every: int = 8, max_interval: int = 64) -> None:
         self.requested = max(1, int(requested))
-        self.probe_every = int(probe_every)
+        self.probe_every, self.max_interval = int(probe_every), int(max_interval)
+        self.interval = self.probe_every
         self.current = self.requested
         self.seconds_per_sample: dict[int, float] = {}
         self.calls = 0
+        self.next_probe = 2  # right after the warm-up call and one timed call of the threads asked
 
     def _other(self) -> int:
         return 1 if self.current != 1 else self.requested
@@ -150,9 +156,7 @@ class ThreadTuner:
         """The team size of the next call."""
         if self.requested == 1 or self.calls < 2:
             return self.requested
-        if self._other() not in self.seconds_per_sample or self.calls % self.probe_every == 0:
-            return self._other()
-        return self.current
+        return self._other() if self.calls >= self.next_probe else self.current
 
     def record(self, threads: int, seconds: float, samples: int) -> None:
         """Count a call of ``threads`` threads that took ``seconds`` for ``samples`` samples."""
@@ -162,8 +166,13 @@ class ThreadTuner:
         rate = seconds / samples
         before = self.seconds_per_sample.get(threads)
         self.seconds_per_sample[threads] = rate if before is None else (before + rate) / 2
-        if len(self.seconds_per_sample) == 2:
-            self.current = min(self.seconds_per_sample, key=self.seconds_per_sample.__getitem__)
+        if threads == self.current or len(self.seconds_per_sample) < 2:
+            return
+        # a try of the other team size: switch if it was faster, and try again sooner after a switch
+        best = min(self.seconds_per_sample, key=self.seconds_per_sample.__getitem__)
+        self.interval = self.probe_every if best != self.current else min(2 * self.interval, self.max_interval)
+        self.current = best
+        self.next_probe = self.calls + self.interval
 
 
 def _writable(t: torch.Tensor | None) -> np.ndarray | None:
