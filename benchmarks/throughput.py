@@ -447,7 +447,8 @@ def main(argv: list[str] | None = None) -> dict:
     result["markdown"] = markdown(result)
     if contention:
         result["contention_markdown"] = contention_markdown(contention)
-    print(result["markdown"])
+    if rows:
+        print(result["markdown"])
     print(json.dumps({k: result[k] for k in ("quality_3_seeds", "scale", "scale_flatness", "serving")}, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
