@@ -69,6 +69,9 @@ import torch
 from skbpr import HybridBPR, Interactions, __version__
 from skbpr.metrics import evaluate_scores
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import load_text, machine_load, mark, worst  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
 METRICS = ["recall@10", "ndcg@10", "auc"]
@@ -319,15 +322,17 @@ def run(args: argparse.Namespace) -> list[dict]:
                     if result is None:
                         continue
                     scores, seconds = result
+                    load = machine_load()  # right after the fit (and the scoring of its cold rows)
                     metrics = evaluate(scores, problem.test)
                     n_eval = int((np.diff(problem.test.indptr) > 0).sum())
                     row = {"set": name, "features": desc, "system": system, "seed": seed, **metrics}
                     row.update(fit_s=seconds, n_users_evaluated=n_eval, n_candidates=int(problem.test.shape[1]))
+                    row["fit_load"] = load
                     rows.append(row)
                     print(
                         f"{name:>12} {desc:<40} {system:>26} seed {seed}: "
                         + " ".join(f"{m} {metrics[m]:.4f}" for m in METRICS)
-                        + f" fit {seconds:.1f}s",
+                        + f" fit {seconds:.1f}s ({load_text(load)})",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -347,6 +352,7 @@ def summarise(rows: list[dict]) -> list[dict]:
             entry[metric], entry[f"{metric}_std"] = float(values.mean()), float(values.std())
         entry["n_users_evaluated"] = group[0]["n_users_evaluated"]
         entry["n_candidates"] = group[0]["n_candidates"]
+        entry["fit_load"] = worst(r.get("fit_load") for r in group)
         out.append(entry)
     return out
 
@@ -376,7 +382,7 @@ def markdown(summary: list[dict]) -> str:
             cells = [f"{e[m]:.3f} ± {e[m + '_std']:.3f}" for m in METRICS]
             lines.append(f"| {e['features']} | {e['system']} | " + " | ".join(cells) + f" | {e['fit_s']:.1f} |")
         parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+    return mark("\n\n".join(parts), [e.get("fit_load") for e in summary])
 
 
 def main(argv: list[str] | None = None) -> dict:

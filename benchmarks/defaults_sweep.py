@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import movielens as bench  # noqa: E402  (the sibling benchmark script: same loading and peers)
+from _timing import load_text, mark, timed  # noqa: E402
 
 from skbpr import HybridBPR  # noqa: E402
 from skbpr.metrics import evaluate, evaluate_scores  # noqa: E402
@@ -96,30 +96,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for params in settings:
             base = {"user_features_mode": "identity", "item_features_mode": "identity"}
             model = HybridBPR(n_components=64, random_state=args.seed, n_threads=args.threads, **{**base, **params})
-            start = time.perf_counter()
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), timed() as timing:
                 warnings.filterwarnings("ignore", message=".*interaction weights.*", category=UserWarning)
                 warnings.filterwarnings("ignore", message=".*implicit negatives.*", category=UserWarning)
                 model.fit(fit)
-            seconds = time.perf_counter() - start
             scores = evaluate(model, val, metrics=METRICS)
-            rows.append({"dataset": dataset, "system": f"skbpr {json.dumps(params)}", **scores, "fit_s": seconds})
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            rows.append(
+                {"dataset": dataset, "system": f"skbpr {json.dumps(params)}", **scores, "fit_s": timing.seconds}
+            )
+            rows[-1]["fit_load"] = timing.load
+            print(json.dumps(rows[-1]), load_text(timing.load), file=sys.stderr, flush=True)
         peer_args = argparse.Namespace(factors=64, threads=args.threads)
         for name in args.peers:
             fitted = bench.fit_peer(name, fit, args.seed, peer_args)
             if fitted is None:
                 print(f"# {name}: not importable, skipped", file=sys.stderr)
                 continue
-            score_fn, seconds, _ = fitted
+            score_fn, timing, _ = fitted
             scores = evaluate_scores(score_fn, val.positives, exclude=fit.positives, metrics=METRICS)
-            rows.append({"dataset": dataset, "system": name, **scores, "fit_s": seconds})
+            rows.append(
+                {"dataset": dataset, "system": name, **scores, "fit_s": timing.seconds, "fit_load": timing.load}
+            )
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    lines = ["| data set | system | val NDCG@10 | val AUC | fit s |", "|---|---|---|---|---|"]
+    lines = ["| data set | system | val NDCG@10 | val AUC | fit s | load (1 min) |", "|---|---|---|---|---|---|"]
     lines += [
-        f"| {r['dataset']} | {r['system']} | {r['ndcg@10']:.3f} | {r['auc']:.3f} | {r['fit_s']:.1f} |" for r in rows
+        f"| {r['dataset']} | {r['system']} | {r['ndcg@10']:.3f} | {r['auc']:.3f} | {r['fit_s']:.1f} | "
+        f"{r['fit_load']['load_1m']:.2f}/{r['fit_load']['cores']} |"
+        for r in rows
     ]
-    print("\n".join(lines))
+    print(mark("\n".join(lines), [r["fit_load"] for r in rows]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seed": args.seed, "threads": args.threads, "rows": rows}, indent=2))
     return rows

@@ -16,7 +16,7 @@ import argparse
 import json
 import os
 import platform
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,9 @@ from skbpr import HybridBPR, __version__
 from skbpr.datasets import load_movielens
 from skbpr.metrics import evaluate, make_ranking_scorer
 from skbpr.model_selection import PerUserKFold, train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import load_text, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["ndcg@10", "precision@10", "recall@10", "auc"]
@@ -83,14 +86,17 @@ def main(argv: list[str] | None = None) -> dict:
         refit="ndcg@10",
         n_jobs=args.n_jobs,
     )
-    start = time.perf_counter()
-    search.fit(train)
-    seconds = time.perf_counter() - start
+    with timed() as timing:
+        search.fit(train)
+    seconds = timing.seconds
     held_out = evaluate(search.best_estimator_, test, metrics=METRICS)
     table = markdown(search)
     print(table)
     print(f"\nbest {search.best_params_}; held-out " + ", ".join(f"{k} {v:.3f}" for k, v in held_out.items()))
-    print(f"search wall time {seconds:.0f} s with n_jobs={args.n_jobs} (refit {search.refit_time_:.0f} s)")
+    print(
+        f"search wall time {seconds:.0f} s with n_jobs={args.n_jobs} (refit {search.refit_time_:.0f} s; "
+        f"{load_text(timing.load)})"
+    )
     print(f"machine: {machine()}")
     result = {
         "dataset": args.dataset,
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best_params": search.best_params_,
         "held_out": held_out,
         "search_seconds": seconds,
+        "search_load": timing.load,
         "refit_seconds": search.refit_time_,
         "markdown": table,
     }

@@ -17,6 +17,19 @@ system runs in this one process with the same thread count. Tables show the
 mean ± standard deviation (numpy's, ddof=0) over the seeds; the JSON also
 holds the minimum and maximum.
 
+The strongest simple baselines run as grids, one row per setting: implicit's
+``AlternatingLeastSquares`` (64 factors, 15 iterations, regularization in
+{1, 10, 30, 100} x alpha in {1, 10, 40}, on the binary train matrix, the
+protocol's thread count) and EASE (Steck 2019), written here from its closed
+form: ``P = (X'X + lambda I)^-1``, ``B = I - P diag(1/diag P)`` (so
+``diag(B) = 0``), scores ``X B``, lambda in {50, 200, 500, 1000}, float32 in
+torch. The tables mark each grid's best setting per data set: it is chosen
+on the test split, which favours these peers.
+
+Every fit time is printed with the machine's load beside it and kept with it
+in the JSON (``benchmarks/_timing.py``); a table whose times were taken while
+the 1-minute load exceeded the core count says so in its first line.
+
 Examples
 --------
 python benchmarks/movielens.py                       # ml-100k, all configurations, 3 seeds
@@ -25,6 +38,7 @@ python benchmarks/movielens.py --configs bpr warp --seeds 0
 python benchmarks/movielens.py --dataset synthetic   # no download, a smoke run
 python benchmarks/movielens.py --dataset lastfm --seeds 1 --out lastfm-1.json   # one seed per process...
 python benchmarks/movielens.py --merge lastfm-0.json lastfm-1.json lastfm-2.json --out lastfm.json  # ...joined
+python benchmarks/movielens.py --dataset ml-100k lastfm --configs implicit-als ease   # the two grids
 """
 
 from __future__ import annotations
@@ -34,18 +48,21 @@ import importlib.util
 import json
 import platform
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from skbpr import HybridBPR, PopularityRecommender, __version__
 from skbpr.evaluation.compare import paired_p_value
 from skbpr.metrics import correct_p_values, evaluate, evaluate_scores, evaluate_scores_per_user
 from skbpr.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import load_text, machine_load, mark, timed, worst  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
@@ -75,11 +92,24 @@ LIGHTFM = {
     "lightfm-warp": ("warp", 0.01, 100),
     "lightfm-warp-lr0.05": ("warp", 0.05, 50),
 }
-PEERS = ("popularity", "implicit-bpr", "cornac-bpr", *LIGHTFM)
+# The grids of the strongest simple baselines, one configuration per setting:
+# name -> (regularization, alpha) of implicit's ALS, and name -> lambda of EASE.
+ALS_ITERATIONS = 15
+ALS = {f"implicit-als r{r} a{a}": (float(r), float(a)) for r in (1, 10, 30, 100) for a in (1, 10, 40)}
+EASE = {f"ease l{lam}": float(lam) for lam in (50, 200, 500, 1000)}
+# --configs names that stand for a whole grid; the table marks each grid's best row.
+GRIDS = {"implicit-als": list(ALS), "ease": list(EASE)}
+PEERS = ("popularity", "implicit-bpr", "cornac-bpr", *LIGHTFM, *ALS, *EASE)
 PEER_SETTINGS = {
     "implicit-bpr": "implicit 0.7 BPR, lr 0.05, reg 0.01, 200 iterations",
     "cornac-bpr": "cornac BPR, lr 0.01, lambda 0.01, 400 iterations",
     **{name: f"LightFM {loss.upper()}, lr {lr}, {ep} epochs" for name, (loss, lr, ep) in LIGHTFM.items()},
+    **{
+        name: f"implicit 0.7 AlternatingLeastSquares, regularization {r:g}, alpha {a:g}, {ALS_ITERATIONS} iterations, "
+        "binary train matrix"
+        for name, (r, a) in ALS.items()
+    },
+    **{name: f"EASE, lambda {lam:g}, float32 (torch)" for name, lam in EASE.items()},
 }
 
 
@@ -104,9 +134,9 @@ def fit_skbpr(params: dict, train, seed: int, args) -> tuple[object, float, int]
     model = HybridBPR(n_components=args.factors, random_state=seed, n_threads=args.threads, **params)
     if args.epochs is not None:
         model.set_params(epochs=args.epochs)
-    start = time.perf_counter()
-    model.fit(train)
-    return model, time.perf_counter() - start, model.epochs
+    with timed() as timing:
+        model.fit(train)
+    return model, timing, model.epochs
 
 
 def _factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, item_bias: np.ndarray | None = None) -> Callable:
@@ -121,9 +151,63 @@ def _factor_scores(user_factors: np.ndarray, item_factors: np.ndarray, item_bias
     return score
 
 
+def _binary(positives) -> sp.csr_matrix:
+    """The train positives as a float32 0/1 matrix (the grids ignore interaction weights)."""
+    X = sp.csr_matrix(positives, dtype=np.float32, copy=True)
+    X.data[:] = 1.0
+    return X
+
+
+def fit_ease(X: sp.csr_matrix, lam: float) -> torch.Tensor:
+    """EASE's item-item weights from its closed form, float32.
+
+    ``P = (X'X + lam I)^-1`` through a Cholesky factorisation (the Gramian
+    plus ``lam I`` is symmetric positive definite), then ``B = I - P
+    diag(1/diag P)``: ``B_ij = -P_ij / P_jj`` off the diagonal and 0 on it.
+    Dense: memory grows with the square of the number of items and time with
+    its cube.
+    """
+    dense = torch.as_tensor(X.toarray())
+    gram = dense.T @ dense
+    del dense
+    gram.diagonal().add_(lam)
+    factor = torch.linalg.cholesky(gram)
+    del gram
+    weights = torch.cholesky_inverse(factor)
+    del factor
+    weights.div_(-weights.diagonal().clone())  # column j divided by -P_jj
+    weights.diagonal().zero_()
+    return weights
+
+
 def fit_peer(name: str, train, seed: int, args) -> tuple[Callable, float, int] | None:
     """Fit a peer library when it is importable; ``None`` otherwise."""
     positives = train.positives
+    if name in EASE:
+        X = _binary(positives)
+        with timed() as timing:
+            weights = fit_ease(X, EASE[name])
+        rows = torch.as_tensor(X.toarray())
+
+        def ease_scores(users: torch.Tensor) -> torch.Tensor:
+            return rows.index_select(0, users) @ weights
+
+        return ease_scores, timing, 0
+    if name in ALS and importlib.util.find_spec("implicit"):
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        regularization, alpha = ALS[name]
+        X = _binary(positives)
+        # implicit runs its own threads (num_threads); BLAS threads on top would oversubscribe, as it warns
+        with threadpool_limits(limits=1, user_api="blas"):
+            model = AlternatingLeastSquares(
+                factors=args.factors, regularization=regularization, alpha=alpha, iterations=ALS_ITERATIONS,
+                num_threads=args.threads, random_state=seed,
+            )  # fmt: skip
+            with timed() as timing:
+                model.fit(X, show_progress=False)
+        return _factor_scores(model.user_factors, model.item_factors), timing, 0
     if name == "implicit-bpr" and importlib.util.find_spec("implicit"):
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
@@ -132,9 +216,9 @@ def fit_peer(name: str, train, seed: int, args) -> tuple[Callable, float, int] |
             factors=args.factors, learning_rate=0.05, regularization=0.01, iterations=epochs,
             num_threads=args.threads, random_state=seed,
         )  # fmt: skip
-        start = time.perf_counter()
-        model.fit(positives, show_progress=False)
-        return _factor_scores(model.user_factors, model.item_factors), time.perf_counter() - start, epochs
+        with timed() as timing:
+            model.fit(positives, show_progress=False)
+        return _factor_scores(model.user_factors, model.item_factors), timing, epochs
     if name == "cornac-bpr" and importlib.util.find_spec("cornac"):
         import cornac
 
@@ -145,9 +229,8 @@ def fit_peer(name: str, train, seed: int, args) -> tuple[Callable, float, int] |
         model = cornac.models.BPR(
             k=args.factors, max_iter=epochs, learning_rate=0.01, lambda_reg=0.01, seed=seed, verbose=False
         )
-        start = time.perf_counter()
-        model.fit(data)
-        seconds = time.perf_counter() - start
+        with timed() as timing:
+            model.fit(data)
         # cornac indexes the users and items it saw; unseen items rank last.
         n_users, n_items = positives.shape
         u = np.zeros((n_users, args.factors), dtype=np.float32)
@@ -160,16 +243,15 @@ def fit_peer(name: str, train, seed: int, args) -> tuple[Callable, float, int] |
         u[uid] = model.u_factors[uix]
         v[iid] = model.i_factors[iix]
         b[iid] = model.i_biases[iix]
-        return _factor_scores(u, v, b), seconds, epochs
+        return _factor_scores(u, v, b), timing, epochs
     if name in LIGHTFM and importlib.util.find_spec("lightfm"):
         from lightfm import LightFM
 
         loss, learning_rate, epochs = LIGHTFM[name]
         model = LightFM(no_components=args.factors, loss=loss, learning_rate=learning_rate, random_state=seed)
-        start = time.perf_counter()
-        model.fit(positives.tocoo(), epochs=epochs, num_threads=args.threads)
-        seconds = time.perf_counter() - start
-        return _factor_scores(model.user_embeddings, model.item_embeddings, model.item_biases), seconds, epochs
+        with timed() as timing:
+            model.fit(positives.tocoo(), epochs=epochs, num_threads=args.threads)
+        return _factor_scores(model.user_embeddings, model.item_embeddings, model.item_biases), timing, epochs
     return None
 
 
@@ -186,14 +268,14 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
                 with warnings.catch_warnings():
                     # "bpr unweighted" ignores the play counts that the defaults use (weighting="log")
                     warnings.filterwarnings("ignore", message=".*interaction weights.*", category=UserWarning)
-                    model, seconds, epochs = fit_skbpr(dict(SKBPR_CONFIGS[name]), train, seed, args)
+                    model, timing, epochs = fit_skbpr(dict(SKBPR_CONFIGS[name]), train, seed, args)
                 scores = evaluate(model, test, metrics=METRICS)
                 system = f"skbpr {name}"
                 per_user[system] = evaluate(model, test, metrics=["ndcg@10"], per_user=True)["ndcg@10"].to_numpy()
             elif name == "popularity":
-                start = time.perf_counter()
-                model = PopularityRecommender().fit(train)
-                seconds, epochs = time.perf_counter() - start, 0
+                with timed() as timing:
+                    model = PopularityRecommender().fit(train)
+                epochs = 0
                 scores = evaluate(model, test, metrics=METRICS)
                 system = name
                 per_user[system] = evaluate(model, test, metrics=["ndcg@10"], per_user=True)["ndcg@10"].to_numpy()
@@ -202,25 +284,27 @@ def run(args: argparse.Namespace, dataset: str) -> list[dict]:
                 if fitted is None:
                     print(f"# {name}: not importable, skipped", file=sys.stderr)
                     continue
-                score_fn, seconds, epochs = fitted
+                score_fn, timing, epochs = fitted
                 scores = evaluate_scores(score_fn, test.positives, exclude=train.positives, metrics=METRICS)
                 system = name
                 per_user[system] = evaluate_scores_per_user(
                     score_fn, test.positives, exclude=train.positives, metrics=["ndcg@10"]
                 )[1]["ndcg@10"]
+            seconds = timing.seconds
             row = {
                 "system": system,
                 "dataset": dataset,
                 "seed": seed,
                 **scores,
                 "fit_s": seconds,
+                "fit_load": timing.load,
                 "samples_per_s": train.n_positives * epochs / seconds if epochs and seconds > 0 else None,
             }
             rows.append(row)
             print(
                 f"{dataset:>8} {system:>24} seed {seed}: "
                 + " ".join(f"{m} {row[m]:.4f}" for m in METRICS)
-                + f" fit {seconds:.2f}s",
+                + f" fit {seconds:.2f}s ({load_text(timing.load)})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -256,38 +340,70 @@ def summarise(rows: list[dict]) -> list[dict]:
         if p_values:  # the weakest evidence over the seeds
             entry["p_vs_best_peer"] = max(p_values)
             entry["best_peer"] = sorted({r["best_peer"] for r in group if r.get("best_peer")})
+        entry["fit_load"] = worst(r.get("fit_load") for r in group)  # the highest load any of its fits saw
         out.append(entry)
     return out
 
 
+def best_of_grids(summary: list[dict]) -> dict[str, str]:
+    """Each grid's (``GRIDS``) system with the highest mean NDCG@10 in ``summary``: grid name -> system."""
+    best = {}
+    for grid, members in GRIDS.items():
+        entries = [e for e in summary if e["system"] in members]
+        if entries:
+            best[grid] = max(entries, key=lambda e: e["ndcg@10"])["system"]
+    return best
+
+
+GRID_NOTE = (
+    "Bold: the best setting of each grid ({grids}) on this data set, chosen on the test split, which favours "
+    "these peers."
+)
+
+
 def markdown(summary: list[dict]) -> str:
-    """The summary as a markdown table (mean ± std over seeds)."""
-    head = "| system | P@10 | R@10 | NDCG@10 | AUC | Cov@10 | Nov@10 | ARP@10 | fit s | samples/s | p vs best peer |"
-    lines = [head, "|" + "---|" * 11]
+    """The summary as a markdown table (mean ± std over seeds), headed by the load its fit times were taken under."""
+    best = set(best_of_grids(summary).values())
+    head = (
+        "| system | P@10 | R@10 | NDCG@10 | AUC | Cov@10 | Nov@10 | ARP@10 | fit s | load (1 min) | samples/s "
+        "| p vs best peer |"
+    )
+    lines = [head, "|" + "---|" * 12]
     for e in summary:
         cells = [f"{e[m]:.3f} ± {e[m + '_std']:.3f}" for m in METRICS]
         sps = "" if e["samples_per_s"] is None else f"{e['samples_per_s'] / 1e6:.2f} M"
+        load = "" if not e.get("fit_load") else f"{e['fit_load']['load_1m']:.2f}/{e['fit_load']['cores']}"
         p = "" if "p_vs_best_peer" not in e else f"{e['p_vs_best_peer']:.2g} ({', '.join(e['best_peer'])})"
-        lines.append(f"| {e['system']} | " + " | ".join(cells) + f" | {e['fit_s']:.2f} | {sps} | {p} |")
-    return "\n".join(lines)
+        name = f"**{e['system']}**" if e["system"] in best else e["system"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {e['fit_s']:.2f} | {load} | {sps} | {p} |")
+    table = "\n".join(lines)
+    if best:
+        table += "\n\n" + GRID_NOTE.format(grids=", ".join(best_of_grids(summary)))
+    return mark(table, [e.get("fit_load") for e in summary])
 
 
 def ndcg_table(summaries: dict[str, list[dict]]) -> str:
     """NDCG@10 of every system on every data set side by side (mean ± std, [min, max] over seeds)."""
     datasets = list(summaries)
+    best = {dataset: set(best_of_grids(summary).values()) for dataset, summary in summaries.items()}
     systems = list(dict.fromkeys(e["system"] for s in summaries.values() for e in s))
     lines = ["| system | " + " | ".join(datasets) + " |", "|" + "---|" * (len(datasets) + 1)]
     for system in systems:
         cells = []
         for dataset in datasets:
             e = next((e for e in summaries[dataset] if e["system"] == system), None)
-            cells.append(
+            cell = (
                 ""
                 if e is None
                 else f"{e['ndcg@10']:.3f} ± {e['ndcg@10_std']:.3f} [{e['ndcg@10_min']:.3f}, {e['ndcg@10_max']:.3f}]"
             )
+            cells.append(f"**{cell}**" if system in best[dataset] else cell)
         lines.append(f"| {system} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    table = "\n".join(lines)
+    if any(best.values()):
+        grids = dict.fromkeys(g for summary in summaries.values() for g in best_of_grids(summary))
+        table += "\n\n" + GRID_NOTE.format(grids=", ".join(grids)).replace("this data set", "each data set")
+    return table
 
 
 def plot(summary: list[dict], path: Path, dataset: str = "MovieLens") -> None:
@@ -336,6 +452,8 @@ def merge(paths: list[Path], out: Path, plot_path: Path | None = None) -> dict:
     table = markdown(summary)
     print(table)
     result = {**parts[0], "seeds": seeds, "rows": rows, "summary": summary, "markdown": table}
+    result["best_of_grids"] = best_of_grids(summary)
+    result["peer_settings"] = {k: v for p in parts for k, v in p.get("peer_settings", {}).items()}
     result["merged_from"] = [str(p) for p in paths]
     out = _path_for(out, parts[0]["dataset"], 1, "out")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +470,12 @@ def main(argv: list[str] | None = None) -> dict:
         "--dataset", nargs="+", default=["ml-100k"], help="ml-100k, ml-1m, ..., lastfm or 'synthetic'; several allowed"
     )
     parser.add_argument("--data-home", type=Path, default=DEFAULT_DATA_HOME)
-    parser.add_argument("--configs", nargs="+", default=[*SKBPR_CONFIGS, *PEERS])
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        default=[*SKBPR_CONFIGS, *PEERS],
+        help=f"systems to run; {' and '.join(GRIDS)} stand for their whole grids",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=None, help="override HybridBPR's default epochs")
@@ -376,9 +499,10 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.merge is not None:
         return merge(args.merge, args.out, args.plot)
+    args.configs = list(dict.fromkeys(c for name in args.configs for c in GRIDS.get(name, [name])))
     unknown = [c for c in args.configs if c not in SKBPR_CONFIGS and c not in PEERS]
     if unknown:
-        parser.error(f"unknown --configs {unknown}; choose from {[*SKBPR_CONFIGS, *PEERS]}")
+        parser.error(f"unknown --configs {unknown}; choose from {[*SKBPR_CONFIGS, *PEERS, *GRIDS]}")
     outs = {d: _path_for(args.out, d, len(args.dataset), "out") for d in args.dataset}
     plots = {d: _path_for(args.plot, d, len(args.dataset), "plot") for d in args.dataset}
     results, summaries = {}, {}
@@ -397,6 +521,8 @@ def main(argv: list[str] | None = None) -> dict:
             "peer_settings": {k: v for k, v in PEER_SETTINGS.items() if k in args.configs},
             "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
             "skbpr": __version__,
+            "load_at_end": machine_load(),
+            "best_of_grids": best_of_grids(summary),
             "rows": rows,
             "summary": summary,
             "markdown": table,

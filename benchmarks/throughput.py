@@ -17,9 +17,18 @@ Quality of the lock-free mode
     the defaults (``--quality-epochs`` epochs), deterministic and lock-free.
 Time to quality
     The MovieLens protocol of ``benchmarks/movielens.py`` (seed 0): training
-    seconds (evaluation excluded) until skbpr's NDCG@10 reaches
-    ``--target-ndcg``, beside cornac's fit of its best setting (lr 0.01, 400
-    epochs).
+    seconds (evaluation excluded, an evaluation after every epoch) until
+    skbpr's NDCG@10 reaches ``--target-ndcg``, beside cornac's fit of its
+    best setting (lr 0.01, 400 epochs). ``--ttq-defaults`` times
+    ``HybridBPR()`` at its defaults (identity features) instead of one
+    negative per positive, and ``--ttq-dataset lastfm`` takes Last.fm.
+Contention
+    One-negative throughput on MovieLens 100K of skbpr (deterministic and
+    lock-free), cornac and implicit BPR, quiet and then with one core kept
+    busy by a busy-loop process (not pinned, then pinned to the last core the
+    benchmark may use), as when ``GridSearchCV(n_jobs=2)`` runs two fits or
+    anything else runs beside a fit. Ratios are to cornac in the same
+    condition.
 Scale
     One epoch on each synthetic size in a fresh process: peak resident memory
     of the whole process (data, model, sampler) and samples per second.
@@ -32,12 +41,19 @@ skbpr fits here with ``n_negatives=1``, the one negative per positive of the
 peers (and HybridBPR's default before its per-loss defaults), so a sample is
 the same work for every system.
 
+Every time is printed with the machine's load beside it and kept with it in
+the JSON (``benchmarks/_timing.py``); the table says when it was taken
+under a 1-minute load above the core count, and ``--plot`` refuses to write
+such timings into ``docs/``.
+
 Examples
 --------
 python benchmarks/throughput.py --plot docs/img/throughput.png   # everything (about 10 minutes on 2 cores)
 python benchmarks/throughput.py --sizes 1000000 --epochs 5       # a quick look
 python benchmarks/throughput.py --sections ml-100k quality       # MovieLens only
 python benchmarks/throughput.py --device cuda                    # skbpr on a GPU (peers stay on the CPU)
+python benchmarks/throughput.py --sections contention --repeats 3   # with and without a busy core
+python benchmarks/throughput.py --sections time-to-quality --ttq-defaults --target-ndcg 0.31
 """
 
 from __future__ import annotations
@@ -45,6 +61,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -59,6 +76,9 @@ from skbpr import HybridBPR, __version__
 from skbpr.datasets import load_movielens, make_interactions
 from skbpr.metrics import evaluate
 from skbpr.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import docs_guard, load_text, machine_load, mark, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ML20M_SHAPE = (138_000, 27_000)
@@ -75,27 +95,30 @@ VARIANTS = {
     "skbpr warp lock-free": {"loss": "warp", "deterministic": False},
 }
 SCALE_VARIANTS = ("skbpr bpr", "skbpr bpr lock-free")  # the skbpr rows of the synthetic sets
-SECTIONS = ("ml-100k", "quality", "time-to-quality", "scale", "synthetic", "serving")
+SECTIONS = ("ml-100k", "quality", "time-to-quality", "scale", "synthetic", "serving", "contention")
+CONDITIONS = ("quiet", "one busy core", "one busy core, pinned")
+# the systems of the contention section: skbpr's two modes and the peers
+CONTENTION = {"skbpr bpr": {}, "skbpr bpr lock-free": {"deterministic": False}}
 
 
-def _skbpr(data, epochs: int, args, **params) -> float:
-    """Samples per second of ``epochs`` epochs of HybridBPR on ``data``, setup included."""
+def _skbpr(data, epochs: int, args, **params) -> tuple[float, dict]:
+    """Samples per second of ``epochs`` epochs of HybridBPR on ``data``, setup included, and the load after."""
     model = HybridBPR(64, n_negatives=1, epochs=epochs, random_state=0, n_threads=args.threads, device=args.device)
     model.set_params(**{**IDENTITY, **params})
-    start = time.perf_counter()
-    model.fit(data)
-    return data.n_positives * epochs / (time.perf_counter() - start)
+    with timed() as timing:
+        model.fit(data)
+    return data.n_positives * epochs / timing.seconds, timing.load
 
 
-def _implicit(data, epochs: int, args) -> float | None:
+def _implicit(data, epochs: int, args) -> tuple[float, dict] | None:
     if not importlib.util.find_spec("implicit"):
         return None
     from implicit.cpu.bpr import BayesianPersonalizedRanking
 
     model = BayesianPersonalizedRanking(factors=64, iterations=epochs, num_threads=args.threads, random_state=0)
-    start = time.perf_counter()
-    model.fit(data.positives, show_progress=False)
-    return data.n_positives * epochs / (time.perf_counter() - start)
+    with timed() as timing:
+        model.fit(data.positives, show_progress=False)
+    return data.n_positives * epochs / timing.seconds, timing.load
 
 
 def _cornac_dataset(positives):
@@ -105,16 +128,29 @@ def _cornac_dataset(positives):
     return cornac.data.Dataset.build(list(zip(coo.row.tolist(), coo.col.tolist(), [1.0] * coo.nnz, strict=True)))
 
 
-def _cornac(data, epochs: int, args) -> float | None:
+def _cornac(data, epochs: int, args) -> tuple[float, dict] | None:
     if not importlib.util.find_spec("cornac"):
         return None
     import cornac
 
     train = _cornac_dataset(data.positives)  # building the data set is not timed
     model = cornac.models.BPR(k=64, max_iter=epochs, learning_rate=0.01, lambda_reg=0.01, seed=0, verbose=False)
-    start = time.perf_counter()
-    model.fit(train)
-    return data.n_positives * epochs / (time.perf_counter() - start)
+    with timed() as timing:
+        model.fit(train)
+    return data.n_positives * epochs / timing.seconds, timing.load
+
+
+def _best(fits: list[tuple[float, dict] | None]) -> tuple[float, dict] | None:
+    """The fastest of several fits (samples/s, load), ``None`` when the system is not importable."""
+    done = [f for f in fits if f is not None]
+    return max(done, key=lambda fit: fit[0]) if done else None
+
+
+def _row(data: str, system: str, fit: tuple[float, dict], **extra) -> dict:
+    row = {"data": data, "system": system, "samples_per_s": fit[0], "load": fit[1], **extra}
+    label = f"{data} {extra['condition']}" if "condition" in extra else data
+    print(f"# {label} {system}: {fit[0] / 1e6:.2f} M/s ({load_text(fit[1])})", file=sys.stderr, flush=True)
+    return row
 
 
 def training_rows(name: str, data, epochs: int, args, variants: bool, skip: tuple[str, ...] = ()) -> list[dict]:
@@ -123,16 +159,13 @@ def training_rows(name: str, data, epochs: int, args, variants: bool, skip: tupl
     repeats = args.repeats if data.n_positives <= 5_000_000 else 1
     systems = VARIANTS if variants else {k: VARIANTS[k] for k in SCALE_VARIANTS}
     for label, params in systems.items():
-        rate = max(_skbpr(data, epochs, args, **params) for _ in range(repeats))
-        rows.append({"data": name, "system": label, "samples_per_s": rate})
-        print(f"# {name} {label}: {rows[-1]['samples_per_s'] / 1e6:.2f} M/s", file=sys.stderr, flush=True)
+        rows.append(_row(name, label, _best([_skbpr(data, epochs, args, **params) for _ in range(repeats)])))
     peers = {}
     for label, fn in (("implicit bpr", _implicit), ("cornac bpr", _cornac)):
-        value = None if label in skip else max(fn(data, epochs, args) or 0 for _ in range(repeats)) or None
-        if value is not None:
-            rows.append({"data": name, "system": label, "samples_per_s": value})
-            peers[label.split()[0]] = value
-            print(f"# {name} {label}: {value / 1e6:.2f} M/s", file=sys.stderr, flush=True)
+        fit = None if label in skip else _best([fn(data, epochs, args) for _ in range(repeats)])
+        if fit is not None:
+            rows.append(_row(name, label, fit))
+            peers[label.split()[0]] = fit[0]
     for row in rows:
         if row["system"].startswith("skbpr"):
             for peer, value in peers.items():
@@ -140,9 +173,56 @@ def training_rows(name: str, data, epochs: int, args, variants: bool, skip: tupl
     return rows
 
 
-def time_to_quality(ml100k, args) -> dict:
-    """Training seconds until NDCG@10 >= target on the MovieLens split, beside cornac's best fit."""
-    train, test = train_test_split(ml100k, test_size=0.2, random_state=0)
+def busy_core(pinned: bool) -> subprocess.Popen:
+    """A process that keeps one core busy (a Python busy loop), pinned to the last core we may use or not."""
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = f"import os\nos.sched_setaffinity(0, {{{cores[-1]}}})\n" if pinned and cores else ""
+    return subprocess.Popen([sys.executable, "-c", pin + "while True:\n    pass\n"])
+
+
+def contention_rows(data, args) -> list[dict]:
+    """One-negative throughput of skbpr's two modes, cornac and implicit, quiet and beside a busy core."""
+    rows = []
+    for condition in args.conditions:
+        busy = None if condition == "quiet" else busy_core(pinned=condition.endswith("pinned"))
+        try:
+            if busy is not None:
+                time.sleep(args.busy_warmup)  # let the scheduler see the busy process
+            fits = {
+                label: _best([_skbpr(data, args.epochs, args, **params) for _ in range(args.repeats)])
+                for label, params in CONTENTION.items()
+            }
+            fits["cornac bpr"] = _best([_cornac(data, args.epochs, args) for _ in range(args.repeats)])
+            fits["implicit bpr"] = _best([_implicit(data, args.epochs, args) for _ in range(args.repeats)])
+        finally:
+            if busy is not None:
+                busy.terminate()
+                busy.wait()
+        cornac = fits["cornac bpr"]
+        for label, fit in fits.items():
+            if fit is None:
+                print(f"# {label}: not importable, skipped", file=sys.stderr)
+                continue
+            extra = {"condition": condition, "busy_pid": None if busy is None else busy.pid}
+            if cornac is not None and label != "cornac bpr":
+                extra["ratio_cornac"] = fit[0] / cornac[0]
+            rows.append(_row("ml-100k", label, fit, **extra))
+    return rows
+
+
+def contention_markdown(rows: list[dict]) -> str:
+    """The contention rows as a table headed by the load they were taken under."""
+    lines = ["| condition | system | samples/s | / cornac | load (1 min) |", "|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['ratio_cornac']:.2f}" if "ratio_cornac" in r else ""
+        load = f"{r['load']['load_1m']:.2f}/{r['load']['cores']}"
+        lines.append(f"| {r['condition']} | {r['system']} | {r['samples_per_s'] / 1e6:.2f} M | {ratio} | {load} |")
+    return mark("\n".join(lines), [r["load"] for r in rows])
+
+
+def time_to_quality(data, args) -> dict:
+    """Training seconds until NDCG@10 >= target on the benchmark's split (seed 0), beside cornac's best fit."""
+    train, test = train_test_split(data, test_size=0.2, random_state=0)
     state = {"eval_s": 0.0, "reached": None, "curve": []}
 
     def watch(estimator, epoch, logs):
@@ -156,13 +236,17 @@ def time_to_quality(ml100k, args) -> dict:
             return True  # stop: the target is reached
         return False
 
-    model = HybridBPR(
-        64, n_negatives=1, epochs=200, random_state=0, n_threads=args.threads, device=args.device, callbacks=[watch]
-    )
-    model.set_params(**IDENTITY)
+    model = HybridBPR(64, random_state=0, n_threads=args.threads, device=args.device, callbacks=[watch])
+    model.set_params(**IDENTITY, **({} if args.ttq_defaults else {"n_negatives": 1, "epochs": 200}))
     state["start"] = time.perf_counter()
     model.fit(train)
-    out = {"target_ndcg": args.target_ndcg, "skbpr_curve": state["curve"]}
+    out = {
+        "dataset": args.ttq_dataset,
+        "skbpr_params": "HybridBPR() defaults" if args.ttq_defaults else "n_negatives=1, up to 200 epochs",
+        "target_ndcg": args.target_ndcg,
+        "skbpr_curve": state["curve"],
+        "load_after": machine_load(),
+    }
     if state["reached"]:
         out["skbpr_epochs"], out["skbpr_s"] = state["reached"]
     if importlib.util.find_spec("cornac"):
@@ -173,8 +257,9 @@ def time_to_quality(ml100k, args) -> dict:
         sys.path.insert(0, str(Path(__file__).parent))
         from movielens import fit_peer
 
-        score_fn, seconds, _ = fit_peer("cornac-bpr", train, 0, argparse.Namespace(factors=64, threads=args.threads))
-        out["cornac_s"] = seconds
+        score_fn, timing, _ = fit_peer("cornac-bpr", train, 0, argparse.Namespace(factors=64, threads=args.threads))
+        seconds = out["cornac_s"] = timing.seconds
+        out["cornac_load"] = timing.load
         out["cornac_ndcg"] = evaluate_scores(score_fn, test.positives, exclude=train.positives, metrics=["ndcg@10"])[
             "ndcg@10"
         ]
@@ -208,8 +293,8 @@ def scale_child(size: int, args) -> dict:
     """One epoch on ``size`` synthetic positives in this (fresh) process: memory and speed."""
     torch.set_num_threads(args.threads)
     data = make_interactions(*ML20M_SHAPE, size, random_state=0)
-    rate = _skbpr(data, 1, args, deterministic=not args.lock_free)
-    return {"size": size, "samples_per_s": rate, "peak_rss_gb": _peak_gb(), "lock_free": args.lock_free}
+    rate, load = _skbpr(data, 1, args, deterministic=not args.lock_free)
+    return {"size": size, "samples_per_s": rate, "load": load, "peak_rss_gb": _peak_gb(), "lock_free": args.lock_free}
 
 
 def serving(ml100k, big, args) -> dict:
@@ -260,11 +345,15 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def markdown(result: dict) -> str:
-    lines = ["| data | system | samples/s | / implicit | / cornac |", "|---|---|---|---|---|"]
+    """The training rows as a table headed by the load they were taken under."""
+    lines = ["| data | system | samples/s | / implicit | / cornac | load (1 min) |", "|---|---|---|---|---|---|"]
     for r in result["training"]:
         ratios = [f"{r[k]:.2f}" if k in r else "" for k in ("ratio_implicit", "ratio_cornac")]
-        lines.append(f"| {r['data']} | {r['system']} | {r['samples_per_s'] / 1e6:.2f} M | " + " | ".join(ratios) + " |")
-    return "\n".join(lines)
+        load = f"{r['load']['load_1m']:.2f}/{r['load']['cores']}"
+        lines.append(
+            f"| {r['data']} | {r['system']} | {r['samples_per_s'] / 1e6:.2f} M | " + " | ".join(ratios) + f" | {load} |"
+        )
+    return mark("\n".join(lines), [r["load"] for r in result["training"]])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -276,14 +365,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="best of this many fits per system (sets up to 5M)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--target-ndcg", type=float, default=0.29)
+    parser.add_argument(
+        "--ttq-defaults", action="store_true", help="time to quality of HybridBPR() at its defaults (not n_negatives=1)"
+    )
+    parser.add_argument("--ttq-dataset", choices=("ml-100k", "lastfm"), default="ml-100k")
+    parser.add_argument(
+        "--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS), help="of the contention section"
+    )
+    parser.add_argument("--busy-warmup", type=float, default=2.0, help="seconds the busy process runs before a fit")
     parser.add_argument("--no-cornac-above", type=int, default=None, help="skip cornac on larger synthetic sets")
     parser.add_argument("--quality-epochs", type=int, default=30, help="epochs of the 3-seed NDCG@10 comparison")
     parser.add_argument(
         "--sections",
         nargs="+",
         choices=SECTIONS,
-        default=list(SECTIONS),
-        help="what to run (default: everything)",
+        default=[s for s in SECTIONS if s != "contention"],
+        help="what to run (default: everything but contention)",
     )
     parser.add_argument("--scale-child", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--lock-free", action="store_true", help=argparse.SUPPRESS)
@@ -300,7 +397,18 @@ def main(argv: list[str] | None = None) -> dict:
     run = set(args.sections)
     rows = training_rows("ml-100k", ml100k, args.epochs, args, variants=True) if "ml-100k" in run else []
     quality = seed_quality(ml100k, args) if "quality" in run else {}
-    ttq = time_to_quality(ml100k, args) if "time-to-quality" in run else {}
+    ttq = {}
+    if "time-to-quality" in run:
+        if args.ttq_dataset == "lastfm":
+            from skbpr.datasets import load_lastfm
+
+            lastfm = load_lastfm(data_home=args.data_home, user_features=False, item_features=False)
+            ttq = time_to_quality(lastfm, args)
+        else:
+            ttq = time_to_quality(ml100k, args)
+    contention = contention_rows(ml100k, args) if "contention" in run else []
+    if contention:
+        print(contention_markdown(contention))
     if ttq:
         print(f"# time to quality: {json.dumps({k: v for k, v in ttq.items() if k != 'skbpr_curve'})}", file=sys.stderr)
 
@@ -333,13 +441,19 @@ def main(argv: list[str] | None = None) -> dict:
         "scale": scale,
         "scale_flatness": min(rates) / max(rates) if rates else None,
         "serving": serving(ml100k, big, args) if big is not None and "serving" in run else {},
+        "contention": contention,
+        "load_at_end": machine_load(),
     }
     result["markdown"] = markdown(result)
-    print(result["markdown"])
+    if contention:
+        result["contention_markdown"] = contention_markdown(contention)
+    if rows:
+        print(result["markdown"])
     print(json.dumps({k: result[k] for k in ("quality_3_seeds", "scale", "scale_flatness", "serving")}, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     if args.plot is not None:
+        docs_guard(args.plot, [r["load"] for r in rows])
         plot(rows, args.plot)
     return result
 

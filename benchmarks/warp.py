@@ -29,7 +29,6 @@ import importlib.util
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,9 @@ from skbpr import HybridBPR, __version__
 from skbpr.metrics import evaluate, evaluate_scores
 from skbpr.model_selection import train_test_split
 from skbpr.training.defaults import loss_defaults
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import load_text, mark, timed, worst  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
@@ -85,26 +87,24 @@ def load(dataset: str, data_home: Path):
     return load_movielens(dataset, data_home=data_home, download=False)
 
 
-def fit_skbpr(params: dict, train, test, seed: int, threads: int) -> tuple[dict, float]:
-    """HybridBPR(loss="warp") with ``params`` on identity features: metrics and fit seconds."""
+def fit_skbpr(params: dict, train, test, seed: int, threads: int) -> tuple[dict, object]:
+    """HybridBPR(loss="warp") with ``params`` on identity features: metrics and the fit's timing (and load)."""
     model = HybridBPR(
         n_components=64, loss="warp", user_features_mode="identity", item_features_mode="identity",
         random_state=seed, n_threads=threads, **params,
     )  # fmt: skip
-    start = time.perf_counter()
-    model.fit(train)
-    seconds = time.perf_counter() - start
-    return evaluate(model, test, metrics=METRICS), seconds
+    with timed() as timing:
+        model.fit(train)
+    return evaluate(model, test, metrics=METRICS), timing
 
 
-def fit_lightfm(lr: float, epochs: int, train, test, seed: int, threads: int) -> tuple[dict, float]:
-    """LightFM's WARP (its defaults otherwise: Adagrad, max_sampled 10, no L2): metrics and fit seconds."""
+def fit_lightfm(lr: float, epochs: int, train, test, seed: int, threads: int) -> tuple[dict, object]:
+    """LightFM's WARP (its defaults otherwise: Adagrad, max_sampled 10, no L2): metrics and the fit's timing."""
     from lightfm import LightFM
 
     model = LightFM(no_components=64, loss="warp", learning_rate=lr, random_state=seed)
-    start = time.perf_counter()
-    model.fit(train.positives.tocoo(), epochs=epochs, num_threads=threads)
-    seconds = time.perf_counter() - start
+    with timed() as timing:
+        model.fit(train.positives.tocoo(), epochs=epochs, num_threads=threads)
     users = torch.as_tensor(model.user_embeddings)
     items = torch.as_tensor(model.item_embeddings)
     bias = torch.as_tensor(model.item_biases)
@@ -112,7 +112,7 @@ def fit_lightfm(lr: float, epochs: int, train, test, seed: int, threads: int) ->
     def score(rows: torch.Tensor) -> torch.Tensor:
         return users.index_select(0, rows) @ items.T + bias
 
-    return evaluate_scores(score, test.positives, exclude=train.positives, metrics=METRICS), seconds
+    return evaluate_scores(score, test.positives, exclude=train.positives, metrics=METRICS), timing
 
 
 def run(args: argparse.Namespace) -> list[dict]:
@@ -131,14 +131,16 @@ def run(args: argparse.Namespace) -> list[dict]:
                     if not lightfm:
                         print(f"# {name}: lightfm does not import, skipped", file=sys.stderr)
                         continue
-                    scores, seconds = fit_lightfm(*LIGHTFM_CONFIGS[name], train, test, seed, args.threads)
+                    scores, timing = fit_lightfm(*LIGHTFM_CONFIGS[name], train, test, seed, args.threads)
                 else:
                     params = {**SKBPR_CONFIGS, **ABLATION}[name]
-                    scores, seconds = fit_skbpr(params, train, test, seed, args.threads)
-                row = {"dataset": dataset, "system": name, "seed": seed, **scores, "fit_s": seconds}
+                    scores, timing = fit_skbpr(params, train, test, seed, args.threads)
+                row = {"dataset": dataset, "system": name, "seed": seed, **scores, "fit_s": timing.seconds}
+                row["fit_load"] = timing.load
                 rows.append(row)
                 print(
-                    f"{dataset} seed {seed} {name:>48}: ndcg@10 {row['ndcg@10']:.4f} fit {seconds:.1f}s",
+                    f"{dataset} seed {seed} {name:>48}: ndcg@10 {row['ndcg@10']:.4f} fit {timing.seconds:.1f}s "
+                    f"({load_text(timing.load)})",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -154,6 +156,7 @@ def summarise(rows: list[dict]) -> list[dict]:
         for key in [*METRICS, "fit_s"]:
             values = np.array([r[key] for r in group], dtype=float)
             entry[key], entry[f"{key}_std"] = float(values.mean()), float(values.std())
+        entry["fit_load"] = worst(r.get("fit_load") for r in group)
         out.append(entry)
     return out
 
@@ -172,7 +175,7 @@ def markdown(summary: list[dict]) -> str:
             name = e["system"] + (f" (seed{'s' * (e['n_seeds'] > 1)} {seeds})" if e["system"] in ABLATION else "")
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {e['fit_s']:.1f} |")
         parts.append("\n".join(lines))
-    return "\n\n".join(parts)
+    return mark("\n\n".join(parts), [e.get("fit_load") for e in summary])
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,7 +26,6 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,9 @@ import torch
 from skbpr import HybridBPR, Interactions, PopularityRecommender, __version__
 from skbpr.metrics import evaluate
 from skbpr.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import load_text, machine_load, timed  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
@@ -70,34 +72,41 @@ def run(args: argparse.Namespace) -> list[dict]:
         train, test = train_test_split(data, test_size=0.2, random_state=seed)
         systems = ["popularity", *args.weightings] if args.popularity else list(args.weightings)
         for name in systems:
-            start = time.perf_counter()
-            if name == "popularity":
-                model = PopularityRecommender().fit(train.positives.astype(bool).astype(np.float32))
-            else:
-                model = HybridBPR(
-                    n_components=args.factors,
-                    loss=args.loss,
-                    weighting=WEIGHTINGS[name],
-                    user_features_mode="identity",
-                    item_features_mode="identity",
-                    random_state=seed,
-                    n_threads=args.threads,
-                )
-                if args.epochs is not None:
-                    model.set_params(epochs=args.epochs)
-                model.fit(train)
-            seconds = time.perf_counter() - start
+            with timed() as timing:
+                model = fit_system(name, train, seed, args)
+            seconds = timing.seconds
             scores = evaluate(model, test, metrics=METRICS)
             system = name if name == "popularity" else f"skbpr {args.loss} weighting={name}"
-            rows.append({"system": system, "weighting": name, "seed": seed, **scores, "fit_s": seconds})
+            row = {"system": system, "weighting": name, "seed": seed, **scores, "fit_s": seconds}
+            rows.append({**row, "fit_load": timing.load})
             print(
                 f"{system:>32} seed {seed}: "
                 + " ".join(f"{m} {scores[m]:.4f}" for m in METRICS)
-                + f" fit {seconds:.1f}s",
+                + f" fit {seconds:.1f}s ({load_text(timing.load)})",
                 file=sys.stderr,
                 flush=True,
             )
     return rows
+
+
+def fit_system(name: str, train, seed: int, args: argparse.Namespace):
+    """Popularity, or HybridBPR with the weighting ``name``, fitted on ``train``."""
+    if name == "popularity":
+        model = PopularityRecommender().fit(train.positives.astype(bool).astype(np.float32))
+    else:
+        model = HybridBPR(
+            n_components=args.factors,
+            loss=args.loss,
+            weighting=WEIGHTINGS[name],
+            user_features_mode="identity",
+            item_features_mode="identity",
+            random_state=seed,
+            n_threads=args.threads,
+        )
+        if args.epochs is not None:
+            model.set_params(epochs=args.epochs)
+        model.fit(train)
+    return model
 
 
 def speed(args: argparse.Namespace) -> list[dict]:
@@ -119,16 +128,22 @@ def speed(args: argparse.Namespace) -> list[dict]:
                     n_threads=args.threads, backend="native", deterministic=deterministic,
                     user_features_mode="identity", item_features_mode="identity",
                 )  # fmt: skip
-                start = time.perf_counter()
-                model.fit(train)
-                best[weighting] = min(best[weighting], time.perf_counter() - start)
+                with timed() as timing:
+                    model.fit(train)
+                best[weighting] = min(best[weighting], timing.seconds)
         rates = {w: train.n_positives * epochs / t for w, t in best.items()}
+        now = machine_load()
         out.append(
-            {"deterministic": deterministic, "samples_per_s": rates, "log_over_none": rates["log"] / rates["none"]}
+            {
+                "deterministic": deterministic,
+                "samples_per_s": rates,
+                "log_over_none": rates["log"] / rates["none"],
+                "load": now,
+            }
         )
         print(
             f"{'deterministic' if deterministic else 'lock-free':>13}: none {rates['none'] / 1e6:.2f} M/s, "
-            f"log {rates['log'] / 1e6:.2f} M/s, ratio {rates['log'] / rates['none']:.3f}",
+            f"log {rates['log'] / 1e6:.2f} M/s, ratio {rates['log'] / rates['none']:.3f} ({load_text(now)})",
             flush=True,
         )
     return out

@@ -393,35 +393,101 @@ struct Contribution {
     int32_t next;  // the row's next contribution (in entry order), -1 at the end
 };
 
-// Phase 2 on one table, for the rows this thread owns: chain each row's
-// contributions in entry (sample) order through head[], sum them and step
-// the optimiser. Only a small int array is touched at random besides the
-// rows themselves.
+// Phase 2 splits each table's rows into buckets by a hash of the row; a
+// thread takes whole buckets, as many as it gets to (dynamic scheduling), so
+// that a thread the OS deschedules holds up one bucket rather than a fixed
+// share of the batch. Which thread takes a bucket changes nothing: every row
+// sums its contributions in entry (sample) order.
+inline int64_t bucket_of(int64_t row, int64_t n_buckets) {
+    return static_cast<int64_t>((static_cast<uint64_t>(static_cast<uint32_t>(row * 0x9E3779B1u)) * n_buckets) >> 32);
+}
+
+// One gradient contribution to a table row, routed to the row's bucket.
+struct Route {
+    int64_t row;
+    int64_t entry;
+    float weight;
+};
+
+// The contributions of entries [e0, e1) of a table (the table rows behind
+// each entity: one, or its feature rows), grouped by bucket in entry order:
+// bucket k's are out[offsets[k] .. offsets[k + 1]). Phase 1 routes the
+// entries of each chunk of samples it computes, so that phase 2 reads only
+// its buckets' contributions.
+void route(const FeatureRows& F, const int64_t* entities, int64_t e0, int64_t e1, int64_t n_buckets,
+           std::vector<Route>& out, int64_t* offsets, std::vector<Route>& scratch) {
+    scratch.clear();
+    for (int64_t e = e0; e < e1; ++e) {
+        const int64_t entity = entities[e];
+        if (entity < 0) continue;  // a WARP candidate after the first violation
+        if (F.indptr == nullptr) {
+            scratch.push_back({entity, e, 1.0f});
+        } else {
+            for (int64_t f = F.indptr[entity]; f < F.indptr[entity + 1]; ++f)
+                scratch.push_back({F.indices[f], e, F.data[f]});
+        }
+    }
+    for (int64_t k = 0; k <= n_buckets; ++k) offsets[k] = 0;
+    for (const Route& r : scratch) ++offsets[bucket_of(r.row, n_buckets) + 1];
+    for (int64_t k = 0; k < n_buckets; ++k) offsets[k + 1] += offsets[k];
+    out.resize(scratch.size());
+    for (const Route& r : scratch) out[static_cast<size_t>(offsets[bucket_of(r.row, n_buckets)]++)] = r;
+    for (int64_t k = n_buckets; k > 0; --k) offsets[k] = offsets[k - 1];  // back to the starts
+    offsets[0] = 0;
+}
+
+// The routed contributions of one table in a batch: per chunk of samples,
+// the contributions and the bucket offsets (n_buckets + 1 per chunk).
+struct Routes {
+    std::vector<std::vector<Route>> chunks;
+    std::vector<int64_t> offsets;
+};
+
+void apply_chains(const Problem& P, const Table& T, const float* grads, double adam_lr,
+                  std::vector<Contribution>& chain, std::vector<int64_t>& rows, std::vector<float>& sum);
+
+// Phase 2 on one table: chain each row's contributions in entry (sample)
+// order through head[], sum them and step the optimiser. With routes: the
+// rows of bucket `bucket` only; without: every row (a team of one). Only a
+// small int array is touched at random besides the rows themselves.
 void update_table(const Problem& P, const Table& T, const FeatureRows& F, const int64_t* entities,
-                  const float* grads, int64_t n_entries, int tid, int n_threads, double adam_lr,
-                  std::vector<Contribution>& chain, std::vector<int64_t>& rows, std::vector<float>& sum) {
-    const int64_t n_cols = T.n_cols;
+                  const float* grads, int64_t n_entries, const Routes* routes, int64_t n_chunks, int64_t bucket,
+                  int64_t n_buckets, double adam_lr, std::vector<Contribution>& chain, std::vector<int64_t>& rows,
+                  std::vector<float>& sum) {
     int32_t* head = T.head;
     chain.clear();
     rows.clear();
     auto add = [&](int64_t row, int64_t e, float w) {
-        // owner of a row: multiply-shift of a hash (no division in this hot loop)
-        if (n_threads > 1 &&
-            static_cast<int>((static_cast<uint64_t>(static_cast<uint32_t>(row * 0x9E3779B1u)) * n_threads) >> 32) != tid)
-            return;
         if (head[row] < 0) rows.push_back(row);
         chain.push_back({e, w, head[row]});
         head[row] = static_cast<int32_t>(chain.size() - 1);
     };
-    for (int64_t e = n_entries - 1; e >= 0; --e) {  // backwards, so that chains run forwards
-        const int64_t entity = entities[e];
-        if (entity < 0) continue;  // a WARP candidate after the first violation
-        if (F.indptr == nullptr) {
-            add(entity, e, 1.0f);
-        } else {
-            for (int64_t f = F.indptr[entity + 1] - 1; f >= F.indptr[entity]; --f) add(F.indices[f], e, F.data[f]);
+    if (routes != nullptr) {  // backwards, so that chains run forwards
+        for (int64_t c = n_chunks - 1; c >= 0; --c) {
+            const Route* r = routes->chunks[static_cast<size_t>(c)].data();
+            const int64_t* off = routes->offsets.data() + c * (n_buckets + 1);
+            for (int64_t i = off[bucket + 1] - 1; i >= off[bucket]; --i) add(r[i].row, r[i].entry, r[i].weight);
+        }
+    } else {
+        for (int64_t e = n_entries - 1; e >= 0; --e) {
+            const int64_t entity = entities[e];
+            if (entity < 0) continue;  // a WARP candidate after the first violation
+            if (F.indptr == nullptr) {
+                add(entity, e, 1.0f);
+            } else {
+                for (int64_t f = F.indptr[entity + 1] - 1; f >= F.indptr[entity]; --f)
+                    add(F.indices[f], e, F.data[f]);
+            }
         }
     }
+    apply_chains(P, T, grads, adam_lr, chain, rows, sum);
+}
+
+// Sum each chained row's contributions and step the optimiser on it.
+void apply_chains(const Problem& P, const Table& T, const float* grads, double adam_lr,
+                  std::vector<Contribution>& chain, std::vector<int64_t>& rows, std::vector<float>& sum) {
+    const int64_t n_cols = T.n_cols;
+    int32_t* head = T.head;
     const float lr = static_cast<float>(P.learning_rate);
     const float eps = static_cast<float>(P.eps);
     // (1 - beta) in double, then rounded, as torch rounds the Python float it is given: 1.0f - 0.999f
@@ -572,17 +638,22 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
     const float reg_neg = static_cast<float>(2.0 * P.alpha / static_cast<double>(B) / static_cast<double>(M));
     double total = 0.0;
 
+    // Threads take chunks of CHUNK positions as they become free (dynamic
+    // scheduling) rather than a fixed share of the epoch each, so that a
+    // thread the OS deschedules (another process on its core) delays one
+    // chunk rather than half the work. One thread runs them in order.
+    constexpr int64_t CHUNK = 4096;
+    const int64_t n_chunks = (count + CHUNK - 1) / CHUNK;
+
 #pragma omp parallel num_threads(n_threads) reduction(+ : total)
     {
 #ifdef _OPENMP
-        const int tid = omp_get_thread_num();
-        const int team = omp_get_num_threads();
+#pragma omp single nowait
+        P.threads_used = omp_get_num_threads();
 #else
-        const int tid = 0;
-        const int team = 1;
+        P.threads_used = 1;
 #endif
-        const int64_t lo = start + count * tid / team, hi = start + count * (tid + 1) / team;
-        // A software pipeline over the thread's positions: the memory each
+        // A software pipeline over the chunk's positions: the memory each
         // sample needs is requested several samples ahead of its use, STAGE
         // samples between stages (4, 8 and 16 measured alike on 1M positives).
         constexpr int64_t STAGE = 8, RING = 8 * STAGE;
@@ -600,99 +671,103 @@ double train_lock_free(const Problem& P, int64_t start, int64_t count, uint64_t 
                                          : draw_negative(P, ring_user[slot], seed, static_cast<uint64_t>(q), k);
         };
 
-        for (int64_t p = lo; p < hi + AHEAD; ++p) {
-            int64_t q = p - A;
-            if (q < hi) {  // position -> sample index; fetch the sample
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t chunk = 0; chunk < n_chunks; ++chunk) {
+            const int64_t lo = start + chunk * CHUNK, hi = (lo + CHUNK < start + count) ? lo + CHUNK : start + count;
+            for (int64_t p = lo; p < hi + AHEAD; ++p) {
+                int64_t q = p - A;
+                if (q < hi) {  // position -> sample index; fetch the sample
+                    const int64_t slot = q & (RING - 1);
+                    const int64_t idx = shuffle ? static_cast<int64_t>(perm(static_cast<uint64_t>(q))) : q;
+                    ring_index[slot] = idx;
+                    SKBPR_PREFETCH(P.users + idx);
+                    SKBPR_PREFETCH(P.items + idx);
+                    if (P.weights) SKBPR_PREFETCH(P.weights + idx);
+                }
+                q = p - Bd;
+                if (q >= lo && q < hi) {  // (user, item); fetch their rows and the user's positives
+                    const int64_t slot = q & (RING - 1);
+                    const int64_t idx = ring_index[slot];
+                    const int64_t user = P.users[idx], item = P.items[idx];
+                    ring_user[slot] = user;
+                    ring_ids[slot * (M + 1)] = item;
+                    ring_drawn[slot] = 0;
+                    SKBPR_PREFETCH(P.pos_indptr + user);
+                    if (P.neg_indptr) SKBPR_PREFETCH(P.neg_indptr + user);
+                    if (user_identity) prefetch_row(P.user, user);
+                    if (item_identity) prefetch_row(P.item, item);
+                }
+                q = p - C;
+                if (q >= lo && q < hi && !fixed_negatives) {
+                    const int64_t user = ring_user[q & (RING - 1)];
+                    prefetch_list(P, user);
+                }
+                q = p - D;
+                if (q >= lo && q < hi) {  // draw the negatives (WARP: the first one); fetch their rows
+                    const int64_t slot = q & (RING - 1);
+                    const int64_t n = warp ? 1 : M;
+                    for (int64_t k = 0; k < n; ++k) {
+                        draw(q, slot, k);
+                        if (item_identity) prefetch_row(P.item, ring_ids[slot * (M + 1) + k + 1]);
+                    }
+                    ring_drawn[slot] = n;
+                }
+                q = p - AHEAD;
+                if (q < lo) continue;
+                // the sample at position q: scores, gradients, updates
                 const int64_t slot = q & (RING - 1);
-                const int64_t idx = shuffle ? static_cast<int64_t>(perm(static_cast<uint64_t>(q))) : q;
-                ring_index[slot] = idx;
-                SKBPR_PREFETCH(P.users + idx);
-                SKBPR_PREFETCH(P.items + idx);
-                if (P.weights) SKBPR_PREFETCH(P.weights + idx);
-            }
-            q = p - Bd;
-            if (q >= lo && q < hi) {  // (user, item); fetch their rows and the user's positives
-                const int64_t slot = q & (RING - 1);
-                const int64_t idx = ring_index[slot];
-                const int64_t user = P.users[idx], item = P.items[idx];
-                ring_user[slot] = user;
-                ring_ids[slot * (M + 1)] = item;
-                ring_drawn[slot] = 0;
-                SKBPR_PREFETCH(P.pos_indptr + user);
-                if (P.neg_indptr) SKBPR_PREFETCH(P.neg_indptr + user);
-                if (user_identity) prefetch_row(P.user, user);
-                if (item_identity) prefetch_row(P.item, item);
-            }
-            q = p - C;
-            if (q >= lo && q < hi && !fixed_negatives) {
-                const int64_t user = ring_user[q & (RING - 1)];
-                prefetch_list(P, user);
-            }
-            q = p - D;
-            if (q >= lo && q < hi) {  // draw the negatives (WARP: the first one); fetch their rows
-                const int64_t slot = q & (RING - 1);
-                const int64_t n = warp ? 1 : M;
-                for (int64_t k = 0; k < n; ++k) {
-                    draw(q, slot, k);
-                    if (item_identity) prefetch_row(P.item, ring_ids[slot * (M + 1) + k + 1]);
+                const int64_t user = ring_user[slot];
+                int64_t* ids = ring_ids.data() + slot * (M + 1);
+                if (P.optimizer == ADAM && (q - start) / B != last_batch) {
+                    last_batch = (q - start) / B;
+                    adam_lr_user = static_cast<float>(adam_step_size(P, user_step0 + last_batch + 1));
+                    adam_lr_item = static_cast<float>(adam_step_size(P, item_step0 + last_batch + 1));
                 }
-                ring_drawn[slot] = n;
-            }
-            q = p - AHEAD;
-            if (q < lo) continue;
-            // the sample at position q: scores, gradients, updates
-            const int64_t slot = q & (RING - 1);
-            const int64_t user = ring_user[slot];
-            int64_t* ids = ring_ids.data() + slot * (M + 1);
-            if (P.optimizer == ADAM && (q - start) / B != last_batch) {
-                last_batch = (q - start) / B;
-                adam_lr_user = static_cast<float>(adam_step_size(P, user_step0 + last_batch + 1));
-                adam_lr_item = static_cast<float>(adam_step_size(P, item_step0 + last_batch + 1));
-            }
-            const float* u = P.user.weight + user * d;
-            if (!user_identity) {
-                gather_features(P.user_rows, P.user.weight, d, user, urep.data());
-                u = urep.data();
-            }
-            int64_t used = M;  // candidates that take part (WARP: up to the first violation)
-            for (int64_t k = 0; k <= M; ++k) {
-                if (k > ring_drawn[slot]) {
-                    draw(q, slot, k - 1);
-                    ring_drawn[slot] = k;
+                const float* u = P.user.weight + user * d;
+                if (!user_identity) {
+                    gather_features(P.user_rows, P.user.weight, d, user, urep.data());
+                    u = urep.data();
                 }
-                if (item_identity) {
-                    vrep[k] = P.item.weight + ids[k] * di;
-                } else {
-                    gather_features(P.item_rows, P.item.weight, di, ids[k], irep.data() + k * di);
-                    vrep[k] = irep.data() + k * di;
+                int64_t used = M;  // candidates that take part (WARP: up to the first violation)
+                for (int64_t k = 0; k <= M; ++k) {
+                    if (k > ring_drawn[slot]) {
+                        draw(q, slot, k - 1);
+                        ring_drawn[slot] = k;
+                    }
+                    if (item_identity) {
+                        vrep[k] = P.item.weight + ids[k] * di;
+                    } else {
+                        gather_features(P.item_rows, P.item.weight, di, ids[k], irep.data() + k * di);
+                        vrep[k] = irep.data() + k * di;
+                    }
+                    scores[k] = dot(u, vrep[k], d) + vrep[k][d];
+                    if (warp && k > 0 && violates(P, scores[0], scores[k])) {
+                        used = k;
+                        break;
+                    }
                 }
-                scores[k] = dot(u, vrep[k], d) + vrep[k][d];
-                if (warp && k > 0 && violates(P, scores[0], scores[k])) {
-                    used = k;
-                    break;
-                }
-            }
-            double value = loss_and_grad<float>(P, scores.data(), dscores.data(), B);
-            if (P.weights) value = weigh(P.weights[ring_index[slot]], dscores.data(), M, value);
-            total += value * static_cast<double>(B);
+                double value = loss_and_grad<float>(P, scores.data(), dscores.data(), B);
+                if (P.weights) value = weigh(P.weights[ring_index[slot]], dscores.data(), M, value);
+                total += value * static_cast<double>(B);
 #pragma omp simd
-            for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
-            for (int64_t k = 0; k <= used; ++k) {
-                const float dk = dscores[k];
-                const float* v = vrep[k];
+                for (int64_t c = 0; c < d; ++c) gu[c] = reg * u[c];
+                for (int64_t k = 0; k <= used; ++k) {
+                    const float dk = dscores[k];
+                    const float* v = vrep[k];
 #pragma omp simd
-                for (int64_t c = 0; c < d; ++c) gu[c] += dk * v[c];
-            }
-            for (int64_t k = 0; k <= used; ++k) {
-                const float dk = dscores[k];
-                const float decay = k == 0 ? reg : reg_neg;
-                const float* v = vrep[k];
+                    for (int64_t c = 0; c < d; ++c) gu[c] += dk * v[c];
+                }
+                for (int64_t k = 0; k <= used; ++k) {
+                    const float dk = dscores[k];
+                    const float decay = k == 0 ? reg : reg_neg;
+                    const float* v = vrep[k];
 #pragma omp simd
-                for (int64_t c = 0; c < d; ++c) gv[c] = dk * u[c] + decay * v[c];
-                gv[d] = dk + decay * v[d];
-                apply_rep(P, P.item, P.item_rows, ids[k], gv.data(), adam_lr_item);
+                    for (int64_t c = 0; c < d; ++c) gv[c] = dk * u[c] + decay * v[c];
+                    gv[d] = dk + decay * v[d];
+                    apply_rep(P, P.item, P.item_rows, ids[k], gv.data(), adam_lr_item);
+                }
+                apply_rep(P, P.user, P.user_rows, user, gu.data(), adam_lr_user);
             }
-            apply_rep(P, P.user, P.user_rows, user, gu.data(), adam_lr_user);
         }
     }
     if (P.optimizer == ADAM) {
@@ -985,6 +1060,7 @@ double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t see
         const int tid = 0;
         const int team = 1;
 #endif
+        if (tid == 0) P.threads_used = team;
         // every thread draws the batch's shared items into its own copies
         // (S is small), which saves a barrier
         std::vector<int64_t> shared(static_cast<size_t>(S)), order(static_cast<size_t>(S));
@@ -1114,17 +1190,34 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
     // each batch; the weights do not depend on the team size.
     constexpr int64_t MIN_SAMPLES_PER_THREAD = 64;
     if (B < MIN_SAMPLES_PER_THREAD * n_threads) n_threads = static_cast<int>(B / MIN_SAMPLES_PER_THREAD > 1 ? B / MIN_SAMPLES_PER_THREAD : 1);
+    // Phase 1 hands out chunks of CHUNK samples and phase 2 buckets of rows,
+    // BUCKETS_PER_THREAD per thread, to whichever thread is free (dynamic
+    // scheduling): a thread that the OS deschedules (another process on its
+    // core) then delays the batch by one chunk or bucket, not by its whole
+    // static share. Neither split changes the weights.
+    constexpr int64_t CHUNK = 64, BUCKETS_PER_THREAD = 8;
+    const int64_t max_chunks = (B + CHUNK - 1) / CHUNK;
     double total = 0.0;
+    Routes user_routes, item_routes;  // shared: chunk c is written by the thread that computes it
 
 #pragma omp parallel num_threads(n_threads)
     {
 #ifdef _OPENMP
-        const int tid = omp_get_thread_num();
         const int team = omp_get_num_threads();
 #else
-        const int tid = 0;
         const int team = 1;
 #endif
+        const int64_t n_buckets = team > 1 ? BUCKETS_PER_THREAD * team : 1;
+#pragma omp single
+        {
+            P.threads_used = team;
+            if (team > 1) {
+                for (Routes* r : {&user_routes, &item_routes}) {
+                    r->chunks.resize(static_cast<size_t>(max_chunks));
+                    r->offsets.resize(static_cast<size_t>(max_chunks * (n_buckets + 1)));
+                }
+            }
+        }  // (implicit barrier: the routes are sized)
         std::vector<float> scores(M + 1), dscores(M + 1);
         std::vector<const float*> vrep(M + 1);
         int64_t user_step = P.optimizer == ADAM ? *P.user.step : 0;  // private copies: no race on the counters
@@ -1132,59 +1225,80 @@ double train(const Problem& P, int64_t start, int64_t count, uint64_t seed, bool
         std::vector<int64_t> rows;
         std::vector<Contribution> chain;
         std::vector<float> sum;
+        std::vector<Route> scratch;
         rows.reserve(static_cast<size_t>(B * (M + 1)));
         chain.reserve(static_cast<size_t>(B * (M + 1)));
         for (int64_t first = start; first < stop; first += B) {
             const int64_t b = (stop - first < B) ? stop - first : B;
-            // This thread's slots of the batch. The passes over them are
-            // separate so that each pass's cache misses are independent of
-            // one another and overlap; prefetches stay inside the range.
-            const int64_t lo = b * tid / team, hi = b * (tid + 1) / team;
-            for (int64_t j = lo; j < hi; ++j) {  // positions -> sample indices (arithmetic only)
-                const uint64_t p = static_cast<uint64_t>(first + j);
-                P.batch_users[j] = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
-            }
-            for (int64_t j = lo; j < hi; ++j) {  // indices -> (user, item)
-                if (j + 16 < hi) {
-                    SKBPR_PREFETCH(P.users + P.batch_users[j + 16]);
-                    SKBPR_PREFETCH(P.items + P.batch_users[j + 16]);
+            const int64_t n_chunks = (b + CHUNK - 1) / CHUNK;
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t c = 0; c < n_chunks; ++c) {
+                // The chunk's slots of the batch. The passes over them are
+                // separate so that each pass's cache misses are independent of
+                // one another and overlap; prefetches stay inside the range.
+                const int64_t lo = c * CHUNK, hi = (lo + CHUNK < b) ? lo + CHUNK : b;
+                for (int64_t j = lo; j < hi; ++j) {  // positions -> sample indices (arithmetic only)
+                    const uint64_t p = static_cast<uint64_t>(first + j);
+                    P.batch_users[j] = shuffle ? static_cast<int64_t>(perm(p)) : static_cast<int64_t>(p);
                 }
-                fetch_sample(P, j, P.batch_users[j]);
-            }
-            for (int64_t j = lo; j < hi; ++j) {
-                if (j + 16 < hi) prefetch_positives(P, j + 16, false);
-                if (j + 8 < hi) prefetch_positives(P, j + 8, true);
-                draw_sample(P, j, seed, static_cast<uint64_t>(first + j), fixed_negatives);
-            }
-            for (int64_t j = lo; j < hi; ++j) {
-                if (j + 8 < hi) prefetch_sample(P, j + 8);
-                sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data(), seed,
-                                 static_cast<uint64_t>(first + j), fixed_negatives);
-            }
-            if (team > 1) {  // (a team of one needs no barrier: batches of one sample run this path)
-#pragma omp barrier
-            }
-            // every gradient of the batch is written; Adam counts one step per batch
+                for (int64_t j = lo; j < hi; ++j) {  // indices -> (user, item)
+                    if (j + 16 < hi) {
+                        SKBPR_PREFETCH(P.users + P.batch_users[j + 16]);
+                        SKBPR_PREFETCH(P.items + P.batch_users[j + 16]);
+                    }
+                    fetch_sample(P, j, P.batch_users[j]);
+                }
+                for (int64_t j = lo; j < hi; ++j) {
+                    if (j + 16 < hi) prefetch_positives(P, j + 16, false);
+                    if (j + 8 < hi) prefetch_positives(P, j + 8, true);
+                    draw_sample(P, j, seed, static_cast<uint64_t>(first + j), fixed_negatives);
+                }
+                for (int64_t j = lo; j < hi; ++j) {
+                    if (j + 8 < hi) prefetch_sample(P, j + 8);
+                    sample_gradients(P, j, b, scores.data(), dscores.data(), vrep.data(), seed,
+                                     static_cast<uint64_t>(first + j), fixed_negatives);
+                }
+                if (team > 1) {  // route the chunk's contributions to phase 2's buckets
+                    route(P.user_rows, P.batch_users, lo, hi, n_buckets, user_routes.chunks[c],
+                          user_routes.offsets.data() + c * (n_buckets + 1), scratch);
+                    route(P.item_rows, P.batch_items, lo * (M + 1), hi * (M + 1), n_buckets, item_routes.chunks[c],
+                          item_routes.offsets.data() + c * (n_buckets + 1), scratch);
+                }
+            }  // (implicit barrier: every gradient of the batch is written)
+            // Adam counts one step per batch
             ++user_step;
             ++item_step;
             const double adam_lr_user = adam_step_size(P, user_step);
             const double adam_lr_item = adam_step_size(P, item_step);
-            update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team, adam_lr_user, chain, rows,
-                         sum);
-            update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b * (M + 1), tid, team, adam_lr_item,
-                         chain, rows, sum);
-            if (tid == 0) {
+#pragma omp single nowait
+            {
                 double batch = 0.0;
                 for (int64_t j = 0; j < b; ++j) batch += P.sample_loss[j];
                 total += batch * static_cast<double>(b);
             }
-            if (team > 1) {
-#pragma omp barrier
+            if (team == 1) {
+                update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, nullptr, 0, 0, 1, adam_lr_user,
+                             chain, rows, sum);
+                update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b * (M + 1), nullptr, 0, 0, 1,
+                             adam_lr_item, chain, rows, sum);
+            } else {
+#pragma omp for schedule(dynamic, 1)
+                for (int64_t k = 0; k < 2 * n_buckets; ++k) {  // the user table's buckets, then the item table's
+                    if (k < n_buckets)
+                        update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, &user_routes, n_chunks,
+                                     k, n_buckets, adam_lr_user, chain, rows, sum);
+                    else
+                        update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b * (M + 1), &item_routes,
+                                     n_chunks, k - n_buckets, n_buckets, adam_lr_item, chain, rows, sum);
+                }  // (implicit barrier: the batch is applied before the next one reads the weights)
             }
         }
-        if (tid == 0 && P.optimizer == ADAM) {
-            *P.user.step = user_step;
-            *P.item.step = item_step;
+        if (P.optimizer == ADAM) {
+#pragma omp single nowait
+            {
+                *P.user.step = user_step;
+                *P.item.step = item_step;
+            }
         }
     }
     return total;

@@ -16,6 +16,10 @@
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "problem.hpp"
 
 namespace py = pybind11;
@@ -239,6 +243,7 @@ class Kernel {
     std::string isa() const { return fn_->isa; }
     bool deterministic() const { return P_.deterministic; }
     bool weighted() const { return P_.weights != nullptr; }
+    int64_t threads_used() const { return P_.threads_used; }
 
    private:
     void table(Table& T, const py::object& weight, const py::object& state1, const py::object& state2,
@@ -287,6 +292,17 @@ PYBIND11_MODULE(_kernel, m) {
     m.attr("OPENMP") = false;
 #endif
     m.attr("ISA") = pick_build("")->isa;
+    m.def(
+        "max_threads",
+        []() {
+#ifdef _OPENMP
+            return static_cast<int64_t>(omp_get_max_threads());
+#else
+            return int64_t{1};
+#endif
+        },
+        "The OpenMP runtime's thread budget for a parallel region now (OMP_NUM_THREADS, omp_set_num_threads, as "
+        "threadpoolctl sets it, and the CPUs of the affinity mask); 1 without OpenMP.");
     py::list isas;
     for (const auto* b : supported_builds()) isas.append(b->isa);
     m.attr("SUPPORTED_ISAS") = isas;
@@ -332,5 +348,7 @@ PYBIND11_MODULE(_kernel, m) {
         .def_property_readonly("n_shared", &Kernel::n_shared)
         .def_property_readonly("isa", &Kernel::isa)
         .def_property_readonly("deterministic", &Kernel::deterministic)
-        .def_property_readonly("weighted", &Kernel::weighted);
+        .def_property_readonly("weighted", &Kernel::weighted)
+        .def_property_readonly("threads_used", &Kernel::threads_used,
+                               "The number of threads the last train call ran (0 before the first).");
 }

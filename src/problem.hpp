@@ -85,6 +85,8 @@ struct Problem {
     // batch_size rows each, batch_items and grad_item batch_size + S entries)
     float* shared_scores = nullptr;  // batch_size x shared_stride: scores, then their gradients
     int64_t shared_stride = 0;       // S rounded up to a multiple of 16
+    // the team size the last train call ran (it may run fewer threads than n_threads)
+    mutable int64_t threads_used = 0;
 };
 
 // One build of the kernel (an instruction set): its entry points.

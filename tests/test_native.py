@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -520,3 +521,117 @@ def test_kernel_and_torch_fits_pickle_to_the_same_size():
         for backend in ("native", "torch")
     ]
     assert sizes[0] > 18e6 and abs(sizes[0] - sizes[1]) < 1_000, sizes
+
+
+def _shared_batch_kernel(loss: str, deterministic: bool = True, batch_size: int = 512) -> NativeKernel:
+    """A kernel over a set large enough that several threads share each batch (64 samples per thread at least)."""
+    n_users, n_items, seed = 150, 90, 3
+    R = sp.random(n_users, n_items, density=0.2, random_state=seed, format="csr", dtype=np.float32)
+    R.data[:] = 1.0
+    R.sort_indices()
+    rng = np.random.default_rng(seed)
+    uf = sp.csr_matrix(rng.random((n_users, 4)) * (rng.random((n_users, 4)) < 0.5), dtype=np.float32)
+    itf = sp.csr_matrix(rng.random((n_items, 3)) * (rng.random((n_items, 3)) < 0.6), dtype=np.float32)
+    user_map = FeatureMap(build_feature_matrix(uf, n_users, "both"), n_users, CPU)
+    item_map = FeatureMap(build_feature_matrix(itf, n_items, "both"), n_items, CPU)
+    model = HybridFactorization(
+        user_map.n_features, item_map.n_features, DIM, init_std=0.5, generator=torch.Generator().manual_seed(seed)
+    )
+    coo = R.tocoo()
+    problem = TrainingProblem(
+        users=torch.as_tensor(coo.row, dtype=torch.int64), items=torch.as_tensor(coo.col, dtype=torch.int64),
+        positives=R, negatives=None, sampling="uniform", implicit_ratio=0.0, user_map=user_map, item_map=item_map,
+        loss=loss, sigma=1.0, margin=0.7, alpha=0.2, draws_per_sample=4 if loss == "warp" else 2,
+        batch_size=batch_size, weights=torch.as_tensor(rng.uniform(0.5, 2.0, coo.nnz), dtype=torch.float32),
+    )  # fmt: skip
+    opt_u = make_optimizer("adam", model.user_weight.data, 0.05)
+    opt_i = make_optimizer("adam", model.item_weight.data, 0.05)
+    return NativeKernel(problem, model, opt_u, opt_i, deterministic=deterministic)
+
+
+@pytest.mark.parametrize("loss", ["bpr", "warp"])
+def test_weights_do_not_depend_on_the_team_that_shares_each_batch(loss):
+    # batches of 512 samples: teams of 2, 3 and 4 threads each take part of every batch (chunks of samples,
+    # then buckets of rows, handed out to whichever thread is free); the weights stay bit-identical
+    results, losses = [], []
+    for threads in (1, 2, 3, 4):
+        kernel = _shared_batch_kernel(loss)
+        assert kernel.threads_used == 0
+        losses.append([kernel.epoch(epoch, n_threads=threads, adapt=False) for epoch in range(3)])
+        assert kernel.threads_used == threads
+        results.append(torch.cat([kernel.model.user_weight.data.flatten(), kernel.model.item_weight.data.flatten()]))
+    for other in results[1:]:
+        assert torch.equal(results[0], other)
+    assert losses[0] == losses[1] == losses[2] == losses[3]
+
+
+def test_small_batches_run_fewer_threads_and_say_so():
+    kernel = _shared_batch_kernel("bpr", batch_size=128)  # 64 samples per thread at least: two threads
+    kernel.epoch(0, n_threads=4, adapt=False)
+    assert kernel.threads_used == 2
+    kernel = _shared_batch_kernel("bpr", deterministic=False)  # the lock-free mode runs what it is given
+    kernel.epoch(0, n_threads=3, adapt=False)
+    assert kernel.threads_used == 3
+
+
+def test_the_thread_tuner_runs_the_faster_team_and_probes_the_other():
+    tuner = native.ThreadTuner(2, probe_every=4)
+    seen = []
+    for _ in range(12):
+        threads = tuner.next()
+        seen.append(threads)
+        # one thread is 4x faster, as when another process holds one of two cores
+        tuner.record(threads, (4e-6 if threads == 2 else 1e-6) * 1000, 1000)
+    # warm-up and a first timing at 2, a try of 1 (faster: switch), a try of 2 four calls later (slower: stay,
+    # and the next try waits twice as long)
+    assert seen == [2, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
+    assert tuner.current == 1 and tuner.seconds_per_sample[2] > tuner.seconds_per_sample[1]
+    assert tuner.next_probe == 16
+    quiet = native.ThreadTuner(2, probe_every=4)
+    seen = []
+    for _ in range(12):
+        threads = quiet.next()
+        seen.append(threads)
+        quiet.record(threads, (1e-6 if threads == 2 else 1.8e-6) * 1000, 1000)
+    assert seen == [2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2, 1] and quiet.current == 2
+    single = native.ThreadTuner(1)
+    assert [single.next() for _ in range(3)] == [1, 1, 1]
+
+
+def test_the_adaptive_team_changes_no_weight():
+    # chunks of 512 samples: several calls per epoch, the tuner probing both team sizes along the way
+    adaptive, fixed = _shared_batch_kernel("bpr"), _shared_batch_kernel("bpr")
+    for epoch in range(6):
+        assert adaptive.epoch(epoch, n_threads=2, chunk=512) == fixed.epoch(epoch, n_threads=2, chunk=512, adapt=False)
+    assert set(adaptive._tuner.seconds_per_sample) == {1, 2}
+    for a, b in (
+        (adaptive.model.user_weight, fixed.model.user_weight),
+        (adaptive.model.item_weight, fixed.model.item_weight),
+    ):
+        assert torch.equal(a.data, b.data)
+
+
+def _fit_in_worker() -> tuple[int, int, int]:
+    """In a joblib worker: the thread budget, torch's thread count, and the threads a fit asking for 2 ran."""
+    data = make_interactions(150, 100, 2000, random_state=0)
+    model = HybridBPR(4, epochs=1, batch_size=512, n_threads=2, random_state=0, backend="native").fit(data)
+    return native.thread_budget(2), torch.get_num_threads(), model.n_threads_
+
+
+def test_a_fit_in_a_joblib_worker_takes_the_thread_budget_joblib_gives_it():
+    joblib = pytest.importorskip("joblib")
+    with joblib.parallel_config(backend="loky", n_jobs=2, inner_max_num_threads=1):
+        results = joblib.Parallel()(joblib.delayed(_fit_in_worker)() for _ in range(2))
+    # the fit asked for 2 threads (and set torch's count to 2 during the fit), the worker's budget is 1
+    assert results == [(1, 1, 1), (1, 1, 1)]
+
+
+def test_a_threadpoolctl_limit_caps_the_kernel_and_the_fit_reports_its_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    data = make_interactions(150, 100, 2000, random_state=0)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert native.thread_budget(8) == 1
+        model = HybridBPR(4, epochs=1, batch_size=512, n_threads=2, random_state=0, backend="native").fit(data)
+    assert model.n_threads_ == 1
+    model.fit(data)  # without the limit: the two threads asked, where the process may run on two cores
+    assert model.n_threads_ == min(2, len(os.sched_getaffinity(0)))

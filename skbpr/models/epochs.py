@@ -75,12 +75,19 @@ class EpochLoopMixin:
         return evaluate(self, eval_data, metrics=sorted(metrics))
 
     def _weights(self, engine: Engine | None = None) -> tuple[torch.Tensor, ...]:
-        """Copies of the tables, and of the optimisers' state when ``engine`` is given."""
+        """Copies of the tables, and of the optimisers' state when ``engine`` is given.
+
+        CPU tensors are copied by numpy, on the calling thread: torch's
+        ``clone`` splits a copy of this size over its intra-op threads, and
+        when another process holds a core it waits for the thread the OS
+        put aside (8 ms instead of 0.03 ms for a MovieLens 100K table, at
+        every epoch).
+        """
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
         if engine is not None:
             for state in engine.optimizer_states:
                 tensors.extend(state.values())
-        return tuple(t.clone() for t in tensors)
+        return tuple(torch.from_numpy(t.numpy().copy()) if t.device.type == "cpu" else t.clone() for t in tensors)
 
     def _restore(self, weights: tuple[torch.Tensor, ...], engine: Engine | None = None) -> None:
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]

@@ -445,7 +445,10 @@ class FittingMixin:
         self.device_ = device
         # the live state: kept whatever the epochs do
         self._optimizer_state = (None, None) if ials else (opt_u.state, opt_i.state)
-        self._run_epochs(engine, epochs, data, eval_data, search)
+        try:
+            self._run_epochs(engine, epochs, data, eval_data, search)
+        finally:
+            self.n_threads_ = engine.threads_used
 
     def _earlier_positives(self, shape: tuple[int, int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """``train_positives_`` and ``confidences_`` of the fitted model, in a grown id space of ``shape``."""

@@ -214,7 +214,12 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         cpu_count // n_jobs`` (unless the parent sets it), which torch reads
         at import, so ``None`` does not oversubscribe the machine.
         ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``
-        sets another share. The compiled kernel uses as many threads.
+        sets another share. An explicit ``n_threads`` is cut to the budget
+        the process has when the fit starts (torch's thread count then, at
+        most one per CPU it may run on: :func:`skbpr.training.thread_budget`),
+        so inside such a worker, or under a ``threadpoolctl`` limit, it takes
+        its share rather than oversubscribing the cores. The compiled kernel
+        uses as many threads (``n_threads_`` says how many ran).
     backend : {"auto", "native", "torch"}, default="auto"
         Training engine. ``native``: a compiled CPU kernel (an extension
         module built when skbpr is installed) for the built-in losses;
@@ -296,6 +301,11 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         Resolved likewise (``None`` where the loss does not use them).
     unobserved_weight_, reg_exponent_ : float or None
         Resolved likewise: numbers for ``ials``, ``None`` for the others.
+    n_threads_ : int
+        The threads the last epoch trained on: ``n_threads`` within the
+        process's thread budget (see ``n_threads``); the compiled kernel's
+        deterministic mode runs fewer on batches too small to share (64
+        samples per thread at least). 0 when no epoch ran.
     device_ : torch.device
         Where the model lives.
 

@@ -9,7 +9,7 @@ negatives from one counter-based random stream
 (:mod:`skbpr.training.stream`, :mod:`skbpr.training.sampling`).
 """
 
-from skbpr.training.devices import DEVICES, resolve_device, torch_threads
+from skbpr.training.devices import DEVICES, resolve_device, thread_budget, torch_threads
 from skbpr.training.optimizers import OPTIMIZERS, RowAdagrad, RowAdam, RowSGD, make_optimizer
 from skbpr.training.problem import TrainingProblem
 
@@ -22,5 +22,6 @@ __all__ = [
     "TrainingProblem",
     "make_optimizer",
     "resolve_device",
+    "thread_budget",
     "torch_threads",
 ]

@@ -109,6 +109,7 @@ class Engine:
         deterministic: bool = True,
     ) -> None:
         self.problem, self.model, self.backend = problem, model, backend
+        self.threads_used = 0  # the threads of the last epoch
         self.user_optimizer, self.item_optimizer = user_optimizer, item_optimizer
         if isinstance(problem.loss, str) and problem.loss == "ials":
             self._runner = AlternatingSolver(problem, model)
@@ -128,8 +129,13 @@ class Engine:
         """One pass over the samples in the order of the epoch ``seed``; the mean batch loss.
 
         For ``loss="ials"``: one alternating sweep, and the objective per
-        positive after it.
+        positive after it. The kernel runs torch's thread count, within the
+        thread budget of its OpenMP runtime (:func:`native.thread_budget`: a
+        joblib worker's share of the cores, a ``threadpoolctl`` limit).
         """
         if isinstance(self._runner, native.NativeKernel):
-            return self._runner.epoch(seed, n_threads=torch.get_num_threads())
+            loss = self._runner.epoch(seed, n_threads=native.thread_budget(torch.get_num_threads()))
+            self.threads_used = self._runner.threads_used
+            return loss
+        self.threads_used = torch.get_num_threads()
         return self._runner.epoch(seed)

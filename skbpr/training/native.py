@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import time
 import warnings
 from types import ModuleType
 
@@ -77,6 +78,102 @@ def _array(a: np.ndarray | torch.Tensor, dtype: type) -> np.ndarray:
     if isinstance(a, torch.Tensor):
         a = a.cpu().numpy()
     return np.array(a, dtype=dtype, order="C", copy=True)
+
+
+def thread_budget(requested: int) -> int:
+    """The threads the kernel may run for a request of ``requested``: at most its OpenMP runtime's budget.
+
+    The budget is ``omp_get_max_threads()`` of the runtime the kernel runs
+    on, which ``OMP_NUM_THREADS`` (joblib's ``loky`` workers set it to their
+    share of the cores, or to ``inner_max_num_threads``) and
+    ``omp_set_num_threads`` (``threadpoolctl.threadpool_limits``, and
+    torch's ``set_num_threads`` where torch shares the runtime) set, and at
+    most one thread per CPU the process may run on. The deterministic
+    mode's weights do not depend on the count.
+
+    Examples
+    --------
+    >>> from skbpr.training import native
+    >>> 1 <= native.thread_budget(64) <= 64
+    True
+    """
+    requested = max(1, int(requested))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    ext = _extension()[0]
+    runtime = int(ext.max_threads()) if ext is not None and hasattr(ext, "max_threads") else requested
+    return max(1, min(requested, runtime, cores))
+
+
+class ThreadTuner:
+    """The team size of each kernel call, picked by measured speed: the threads asked, or one.
+
+    When other processes hold the cores, a thread of the kernel waits in the
+    OS's run queue and the others wait for it (at the deterministic mode's
+    per-batch barriers, at the end of each call): two threads can then train
+    several times slower than one. The tuner times every call, keeps the
+    seconds per sample of both team sizes (an average of the recent calls),
+    runs the faster, and tries the other again ``probe_every`` calls later,
+    twice as many calls after each try that confirms the choice (up to
+    ``max_interval``), so that it follows a load that comes and goes at a
+    small cost on a quiet machine. The first call warms up and is not
+    counted. The deterministic mode's weights do not depend on the team
+    size, so the choice changes only the speed.
+
+    Parameters
+    ----------
+    requested : int
+        The threads asked for; 1 leaves nothing to choose.
+    probe_every : int, default=8
+        Calls between a change of team size and the next try of the other.
+    max_interval : int, default=64
+        The most calls between two tries.
+
+    Examples
+    --------
+    >>> from skbpr.training.native import ThreadTuner
+    >>> tuner = ThreadTuner(2)
+    >>> tuner.record(tuner.next(), 1.0, 1000)  # the warm-up call: not counted
+    >>> tuner.record(tuner.next(), 3e-3, 1000)  # two threads: 3 microseconds a sample
+    >>> tuner.next()  # then one thread, to compare
+    1
+    >>> tuner.record(1, 1e-3, 1000)
+    >>> tuner.next(), tuner.current  # one thread was faster: it stays until the next probe
+    (1, 1)
+    """
+
+    def __init__(self, requested: int, probe_every: int = 8, max_interval: int = 64) -> None:
+        self.requested = max(1, int(requested))
+        self.probe_every, self.max_interval = int(probe_every), int(max_interval)
+        self.interval = self.probe_every
+        self.current = self.requested
+        self.seconds_per_sample: dict[int, float] = {}
+        self.calls = 0
+        self.next_probe = 2  # right after the warm-up call and one timed call of the threads asked
+
+    def _other(self) -> int:
+        return 1 if self.current != 1 else self.requested
+
+    def next(self) -> int:
+        """The team size of the next call."""
+        if self.requested == 1 or self.calls < 2:
+            return self.requested
+        return self._other() if self.calls >= self.next_probe else self.current
+
+    def record(self, threads: int, seconds: float, samples: int) -> None:
+        """Count a call of ``threads`` threads that took ``seconds`` for ``samples`` samples."""
+        self.calls += 1
+        if self.calls == 1 or samples <= 0 or threads not in (1, self.requested):
+            return
+        rate = seconds / samples
+        before = self.seconds_per_sample.get(threads)
+        self.seconds_per_sample[threads] = rate if before is None else (before + rate) / 2
+        if threads == self.current or len(self.seconds_per_sample) < 2:
+            return
+        # a try of the other team size: switch if it was faster, and try again sooner after a switch
+        best = min(self.seconds_per_sample, key=self.seconds_per_sample.__getitem__)
+        self.interval = self.probe_every if best != self.current else min(2 * self.interval, self.max_interval)
+        self.current = best
+        self.next_probe = self.calls + self.interval
 
 
 def _writable(t: torch.Tensor | None) -> np.ndarray | None:
@@ -189,6 +286,16 @@ class NativeKernel:
         self.isa = self._kernel.isa
         self._openmp = bool(ext.OPENMP)
 
+    @property
+    def threads_used(self) -> int:
+        """The number of threads the last :meth:`train` call ran (0 before the first).
+
+        It may be below the ``n_threads`` asked: the deterministic mode runs
+        at most one thread per 64 samples of a batch, and a build without
+        OpenMP runs one.
+        """
+        return int(self._kernel.threads_used)
+
     def train(
         self,
         start: int,
@@ -216,16 +323,29 @@ class NativeKernel:
             start=start, count=count, seed=seed % 2**64, n_threads=n_threads, shuffle=shuffle, negatives=fixed
         )
 
-    def epoch(self, seed: int, *, n_threads: int, chunk: int = 1 << 20) -> float:
+    def epoch(self, seed: int, *, n_threads: int, chunk: int = 1 << 20, adapt: bool = True) -> float:
         """One pass over the samples in a seeded random order; the mean batch loss.
 
         The work is cut into chunks of whole batches so that Ctrl-C is seen
-        between them.
+        between them. With ``adapt``, a :class:`ThreadTuner` kept across
+        epochs runs each chunk on ``n_threads`` threads or on one, whichever
+        it measured faster (one wins when other processes hold the cores).
         """
         step = max(self.batch_size, chunk // self.batch_size * self.batch_size)
+        if not adapt or n_threads <= 1:
+            tuner = None
+        elif getattr(self, "_tuner", None) is None or self._tuner.requested != n_threads:
+            tuner = self._tuner = ThreadTuner(n_threads)
+        else:
+            tuner = self._tuner
         total = 0.0
         for start in range(0, self.n_samples, step):
-            total += self.train(start, min(step, self.n_samples - start), seed, n_threads=n_threads)
+            count = min(step, self.n_samples - start)
+            threads = n_threads if tuner is None else tuner.next()
+            began = time.perf_counter()
+            total += self.train(start, count, seed, n_threads=threads)
+            if tuner is not None:
+                tuner.record(threads, time.perf_counter() - began, count)
         return total / max(self.n_samples, 1)
 
     def sample(self, users: np.ndarray | torch.Tensor, seed: int) -> torch.Tensor:
