@@ -1150,10 +1150,14 @@ double train_shared(const Problem& P, int64_t start, int64_t count, uint64_t see
             // every gradient of the batch is written; phase 2 as per positive, Adam counts one step per batch
             ++user_step;
             ++item_step;
-            update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, tid, team,
-                         adam_step_size(P, user_step), chain, rows, sum);
-            update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b + S, tid, team,
-                         adam_step_size(P, item_step), chain, rows, sum);
+            // one thread per table (each row's contributions chained in entry order, so the
+            // weights do not depend on which thread or how many)
+            if (tid == 0)
+                update_table(P, P.user, P.user_rows, P.batch_users, P.grad_user, b, nullptr, 0, 0, 1,
+                             adam_step_size(P, user_step), chain, rows, sum);
+            if (tid == team - 1)
+                update_table(P, P.item, P.item_rows, P.batch_items, P.grad_item, b + S, nullptr, 0, 0, 1,
+                             adam_step_size(P, item_step), chain, rows, sum);
             if (tid == 0) {
                 double batch_loss = 0.0;
                 for (int64_t j = 0; j < b; ++j) batch_loss += P.sample_loss[j];
