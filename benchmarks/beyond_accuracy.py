@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from skbpr import HybridBPR, __version__
 from skbpr.datasets import load_movielens
 from skbpr.metrics import evaluate
 from skbpr.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import load_text, machine_load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_HOME = ROOT.parent / "shared" / "data"
@@ -78,8 +82,10 @@ def main(argv: list[str] | None = None) -> dict:
             lambda: evaluate(model, test, metrics=ACCURACY + BEYOND), args.repeats
         ),
     }
+    load = machine_load()  # right after the timings
     values = evaluate(model, test, metrics=ACCURACY + BEYOND, item_vectors=genres)
     print(f"MovieLens 100K: {n_users} test users x {data.n_items} items, {args.threads} threads, {args.device}")
+    print(f"timed at {load_text(load)}")
     print(f"| metrics | seconds (best of {args.repeats}) |")
     print("|---|---|")
     for name, seconds in timings.items():
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         "device": args.device,
         "repeats": args.repeats,
         "seconds": timings,
+        "load": load,
         "metrics": values,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
         "skbpr": __version__,

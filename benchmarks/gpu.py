@@ -34,6 +34,9 @@ from skbpr.datasets import load_movielens, make_interactions
 from skbpr.metrics import evaluate
 from skbpr.model_selection import train_test_split
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers, when loaded by path
+from _timing import machine_load  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 IDENTITY = {"user_features_mode": "identity", "item_features_mode": "identity"}
 SETTINGS = {
@@ -46,7 +49,7 @@ SETTINGS = {
 
 
 def _load() -> float:
-    return os.getloadavg()[0]
+    return machine_load()["load_1m"]
 
 
 def _fit(data, device: str, epochs: int, params: dict) -> tuple[HybridBPR, float]:
