@@ -115,7 +115,8 @@ def test_loss_defaults_apply_only_to_parameters_left_at_auto():
     bpr = HybridBPR(4, epochs=1, random_state=0, n_threads=1).fit(data)
     assert _used(bpr) == {
         "learning_rate": 0.1, "alpha": 0.01, "n_negatives": 16, "init_std": 0.1, "batch_size": 4096,
-        "initial_accumulator": 0.0, "max_sampled": 10, "unobserved_weight": None, "reg_exponent": None,
+        "initial_accumulator": 0.0, "max_sampled": 10, "shared_negatives": 0, "unobserved_weight": None,
+        "reg_exponent": None,
     }  # fmt: skip
     # Adagrad's accumulators start where asked: rows no positive touched keep the start value
     # (in units of one positive's squared gradient: divided by batch_size**2)
