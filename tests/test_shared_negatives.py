@@ -317,6 +317,8 @@ def test_shared_negatives_train_a_useful_model():
         ({"shared_negatives": 8, "loss": lambda p, n: (n - p[:, None]).mean()}, "shared_negatives", "callable"),
         ({"loss": "softmax", "negatives": "implicit"}, "shared_negatives", "negatives='implicit'"),
         ({"loss": "softmaxx"}, "loss", "softmax"),
+        ({"loss": "softmax", "deterministic": False}, "deterministic", "no lock-free mode"),
+        ({"shared_negatives": 8, "deterministic": False}, "deterministic", "resolves to 8"),
     ],
 )
 def test_bad_shared_parameters_are_refused_before_any_work(params, name, message):

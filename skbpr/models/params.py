@@ -142,6 +142,12 @@ def _check_shared(estimator: Any) -> None:
             "not from implicit negatives"
         )
         raise invalid("shared_negatives", what, estimator.shared_negatives)
+    if shared > 0 and estimator.deterministic is False:
+        what = (
+            "True with shared negatives: the shared-negatives step has no lock-free mode (it is deterministic "
+            f"whatever the thread count; shared_negatives resolves to {shared} for loss={estimator.loss!r})"
+        )
+        raise invalid("deterministic", what, estimator.deterministic)
     if shared == 0 and estimator.shared_sampling != "uniform":
         what = (
             f"'uniform' when no shared negative is drawn (shared_negatives resolves to 0 for loss={estimator.loss!r})"
