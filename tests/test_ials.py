@@ -266,8 +266,12 @@ def test_sampled_loss_parameters_are_ignored(split):
     train, _ = split
     base = HybridBPR(**FAST).fit(train)
     ignored = {"optimizer": "adam", "learning_rate": 0.5, "batch_size": 7, "n_negatives": 3, "negatives": "mixed"}
-    other = HybridBPR(**FAST, **ignored, deterministic=False).fit(train)
+    with pytest.warns(UserWarning, match="are ignored") as record:
+        other = HybridBPR(**FAST, **ignored, deterministic=False).fit(train)
     np.testing.assert_array_equal(base.item_embeddings_, other.item_embeddings_)
+    said = str(next(w.message for w in record if "are ignored" in str(w.message)))
+    for text in ("learning_rate=0.5", "batch_size=7", "n_negatives=3", "optimizer='adam'", "deterministic=False"):
+        assert text in said  # every parameter given that the loss does not use is named
 
 
 def test_implicit_negatives_are_not_used_and_the_user_is_told():

@@ -79,9 +79,8 @@ class EpochLoopMixin:
 
         CPU tensors are copied by numpy, on the calling thread: torch's
         ``clone`` splits a copy of this size over its intra-op threads, and
-        when another process holds a core it waits for the thread the OS
-        put aside (8 ms instead of 0.03 ms for a MovieLens 100K table, at
-        every epoch).
+        when another process holds a core it waits, at every epoch, for the
+        thread the OS put aside.
         """
         tensors = [self.model_.user_weight.data, self.model_.item_weight.data]
         if engine is not None:

@@ -24,11 +24,14 @@ from skbpr.models.base import check_interaction_matrix, ignore_target, warn_if_w
 from skbpr.models.params import check_table_memory
 from skbpr.training import TrainingProblem, make_optimizer, resolve_device, torch_threads
 from skbpr.training.callbacks import Callback
-from skbpr.training.defaults import AUTO_PARAMS, resolve
+from skbpr.training.defaults import AUTO_PARAMS, loss_defaults, resolve
 from skbpr.training.engine import Engine, choose_backend
 from skbpr.training.model import FeatureMap, HybridFactorization, build_feature_matrix
 from skbpr.training.sampling import users_without_candidates
 from skbpr.training.weighting import confidences
+
+# parameters of the sampled losses that are no "auto" entry of the defaults table
+_SAMPLING_ONLY = ("optimizer", "negatives", "implicit_ratio", "sigma", "margin", "deterministic")
 
 
 def search_context(data: Any, made_by_search: bool = False) -> dict[str, Any]:
@@ -149,7 +152,22 @@ class FittingMixin:
         return isinstance(self.loss, str) and self.loss == "ials"
 
     def _warn_unused_negatives(self, negatives: sp.csr_matrix | None) -> None:
-        """``loss="ials"`` takes no implicit negatives: say so when some are given."""
+        """``loss="ials"`` takes no implicit negatives nor sampling settings: say so when some are given."""
+        row = loss_defaults("ials")
+        given = [
+            f"{name}={getattr(self, name)!r}"
+            for name in AUTO_PARAMS
+            if row[name] is None and getattr(self, name) is not None and getattr(self, name) != "auto"
+        ]
+        defaults = type(self)().get_params(deep=False)
+        given += [f"{name}={getattr(self, name)!r}" for name in _SAMPLING_ONLY if getattr(self, name) != defaults[name]]
+        if given:
+            warnings.warn(
+                f"loss='ials' samples nothing and has no optimiser step: {', '.join(given)} "
+                "are ignored (leave them at 'auto')",
+                UserWarning,
+                stacklevel=4,
+            )
         if negatives is not None and negatives.nnz:
             warnings.warn(
                 f"loss='ials' does not use the {negatives.nnz} implicit negatives (Rneg): every pair that is not "

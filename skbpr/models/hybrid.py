@@ -54,7 +54,8 @@ class HybridBPR(RecommenderTagsMixin, ServingMixin, FittingMixin, EpochLoopMixin
         ``negatives``, ``implicit_ratio``, ``n_negatives``, ``max_sampled``,
         ``sigma``, ``margin``, ``optimizer``, ``learning_rate``,
         ``batch_size``, ``initial_accumulator`` and ``deterministic`` are
-        ignored (their ``"auto"`` resolves to ``None``), implicit
+        ignored (their ``"auto"`` resolves to ``None``; values given to them
+        draw a ``UserWarning`` naming them), implicit
         negatives (``Rneg``) are not used (with a ``UserWarning``), and it
         runs in torch on any device (``backend="native"`` raises).
     negatives : {"uniform", "implicit", "mixed", "auto"}, default="uniform"
